@@ -1,0 +1,136 @@
+//! Command-line interface: argument definitions and dispatch to the stages.
+//!
+//! Owns the clap types and the mapping of each subcommand to the module that serves it.
+//! Must not contain stage logic: each arm calls one function of its module.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cosell",
+    version,
+    about = "Batch workflow engine for the AWS Partner Central Selling API",
+    long_about = "Validate, plan, run and resume co-sell campaigns (playbook + CSV) against \
+                  AWS Partner Central, or against a faithful local emulator."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a playbook and every row of its input offline; send nothing.
+    Validate(ValidateArgs),
+    /// Validate, then show calls per action and quota class and the run's minimum duration.
+    Plan(PlanArgs),
+    /// Print the JSON Schema of playbooks (for editors with the YAML language server).
+    Schema,
+    /// Execute a playbook against Partner Central (or the embedded emulator).
+    Run(RunArgs),
+    /// Continue a stopped run from its journal.
+    Resume(ResumeArgs),
+    /// Show the progress of a run directory.
+    Status(StatusArgs),
+    /// Serve a local Partner Central Selling API (AWS JSON 1.0) for tests and rehearsals.
+    Emulator(crate::emulator::EmulatorArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The playbook and what feeds it: shared by validate, plan and run.
+#[derive(Debug, Clone, Args)]
+pub struct CampaignArgs {
+    /// The playbook (YAML).
+    pub playbook: PathBuf,
+    /// The CSV input; overrides the playbook's `input.csv`.
+    #[arg(long, value_name = "CSV")]
+    pub input: Option<PathBuf>,
+    /// Set a playbook variable (repeatable); overrides `vars` in the playbook.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
+    /// Output format of the diagnostics.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Print the first N rendered requests as JSON.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub show: usize,
+}
+
+/// Where requests go and with which identity: shared by run and resume.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// Run against an embedded emulator on an ephemeral loopback port (no AWS account needed).
+    #[arg(long, conflicts_with_all = ["endpoint_url", "profile"])]
+    pub emulate: bool,
+    /// Send requests to this endpoint instead of AWS (for example a running `cosell emulator`).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// AWS profile (default: the standard credential chain).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// AWS region.
+    #[arg(long, value_name = "REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// At most N rows in flight (overrides `limits.concurrency`).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Override a rate, per quota class or operation: `write=1/s`, `GetEngagementInvitation=5/s`.
+    #[arg(long = "rate", value_name = "CLASS_OR_OPERATION=N/s")]
+    pub rates: Vec<String>,
+    /// Do not ask for confirmation before sending to catalog AWS.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// The run directory (default `runs/<playbook name>-<UTC timestamp>`).
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run directory of the stopped run.
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Resume even though the playbook, input or vars changed since the run started.
+    #[arg(long)]
+    pub force: bool,
+    /// Run again only the rows that failed (their successful steps are kept).
+    #[arg(long)]
+    pub retry_failed: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    pub run_dir: PathBuf,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
