@@ -5,3 +5,4 @@
 //! parsing (it asks `plan` to render), on-disk formats (it asks `journal` and `ledger`).
 
 pub mod api;
+pub mod limits;
