@@ -1,2 +1,4 @@
 //! The one integration-test binary: drives the real `cosell` binary and the real SDK.
+mod resume;
+mod run;
 mod support;

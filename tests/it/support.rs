@@ -15,8 +15,24 @@ pub fn repo() -> PathBuf {
 pub struct Cosell {
     args: Vec<OsString>,
     env: Vec<(String, String)>,
-    dir: tempfile::TempDir,
+    dir: Dir,
     stdin: Option<String>,
+}
+
+/// The working directory: a fresh temporary one, or one a test keeps across several runs.
+#[derive(Debug)]
+pub enum Dir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl Dir {
+    pub fn path(&self) -> &Path {
+        match self {
+            Dir::Temp(t) => t.path(),
+            Dir::Kept(p) => p,
+        }
+    }
 }
 
 /// What one run of `cosell` did.
@@ -25,7 +41,7 @@ pub struct Outcome {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
-    pub dir: tempfile::TempDir,
+    pub dir: Dir,
 }
 
 impl Cosell {
@@ -33,9 +49,27 @@ impl Cosell {
         Cosell {
             args: Vec::new(),
             env: Vec::new(),
-            dir: tempfile::tempdir().expect("temp dir"),
+            dir: Dir::Temp(tempfile::tempdir().expect("temp dir")),
             stdin: None,
         }
+    }
+    /// Run in an existing directory (several runs share it: a run, then its resume).
+    pub fn in_dir(dir: &Path) -> Self {
+        Cosell {
+            dir: Dir::Kept(dir.to_path_buf()),
+            ..Cosell::new()
+        }
+    }
+    /// Call Partner Central at `endpoint` as partner account `account` (static credentials
+    /// in the environment, no shared config, no instance metadata).
+    pub fn as_account(self, endpoint: &str, account: &str) -> Self {
+        self.arg("--endpoint-url")
+            .arg(endpoint)
+            .env("AWS_ACCESS_KEY_ID", account)
+            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+            .env("AWS_CONFIG_FILE", "/nonexistent/cosell-test")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/cosell-test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
     }
     pub fn arg(mut self, a: impl Into<OsString>) -> Self {
         self.args.push(a.into());
@@ -65,22 +99,30 @@ impl Cosell {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
-    pub fn run(self) -> Outcome {
+    /// The configured command, to spawn by hand (kill tests).
+    pub fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosell"));
         cmd.args(&self.args)
             .current_dir(self.dir.path())
             .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(if self.stdin.is_some() {
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING")
+            .env("NO_COLOR", "1");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+    pub fn run(self) -> Outcome {
+        let mut cmd = self.command();
+        cmd.stdin(if self.stdin.is_some() {
                 Stdio::piped()
             } else {
                 Stdio::null()
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
         let mut child = cmd.spawn().expect("spawn cosell");
         if let Some(input) = &self.stdin {
             use std::io::Write;
@@ -149,4 +191,80 @@ pub fn sdk_client(endpoint: &str, access_key_id: &str) -> aws_sdk_partnercentral
         .retry_config(aws_sdk_partnercentralselling::config::retry::RetryConfig::disabled())
         .build();
     aws_sdk_partnercentralselling::Client::from_conf(conf)
+}
+
+/// An emulator running in-process on an ephemeral loopback port, for as long as it lives.
+pub struct Emu {
+    rt: tokio::runtime::Runtime,
+    handle: Option<cosell::emulator::EmulatorHandle>,
+    url: String,
+}
+
+impl Emu {
+    /// `quotas` as the `--quotas` flag, `faults` as `--faults`, `task_delay` as `--task-delay`.
+    pub fn start(quotas: &str, faults: &str, seed: u64, task_delay: &str) -> Emu {
+        let args = cosell::emulator::EmulatorArgs {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            default_account: "111122223333".into(),
+            invitation_ttl: "15d".into(),
+            task_delay: task_delay.into(),
+            quotas: quotas.into(),
+            faults: faults.into(),
+            seed,
+            state: None,
+        };
+        let config = cosell::emulator::EmulatorConfig::from_args(&args).expect("emulator flags");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = rt
+            .block_on(cosell::emulator::start(config, args.bind))
+            .expect("start emulator");
+        let url = handle.url();
+        Emu {
+            rt,
+            handle: Some(handle),
+            url,
+        }
+    }
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+    pub fn stats(&self) -> serde_json::Value {
+        self.handle.as_ref().unwrap().stats()
+    }
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+}
+
+impl Drop for Emu {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = self.rt.block_on(h.shutdown());
+        }
+    }
+}
+
+/// A ledger.csv as a list of rows keyed by column name.
+pub fn read_ledger(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let headers: Vec<String> = r
+        .headers()
+        .unwrap()
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_string())
+        .collect();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            headers
+                .iter()
+                .cloned()
+                .zip(rec.iter().map(str::to_string))
+                .collect()
+        })
+        .collect()
 }

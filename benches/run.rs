@@ -1,0 +1,151 @@
+//! Run benchmark (a bench binary, not a timed test): `cargo bench --bench run`.
+//!
+//! 1. Quota-bound campaign: a 400-row invite-and-check campaign against the emulator with
+//!    `--quotas x20`, client rates set to the same x20 quotas. Reports elapsed time against
+//!    the quota lower bound (400 writes at 20/s = 20 s) and the ThrottlingExceptions served.
+//! 2. Engine overhead: the same campaign shape with 2,000 rows, `--quotas none` and client
+//!    limits lifted; reports the `cosell` process's CPU time (user + system) per API call.
+//!
+//! Both run the real release binary as a child process, so the CPU figure is the engine's
+//! alone (the emulator runs in this process).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn partners(n: usize, dir: &Path) -> PathBuf {
+    let mut r = csv::Reader::from_path(repo().join("examples/partners.csv")).unwrap();
+    let headers = r.headers().unwrap().clone();
+    let template = r.records().next().unwrap().unwrap();
+    let acc = headers.iter().position(|h| h.contains("account")).unwrap();
+    let path = dir.join(format!("partners-{n}.csv"));
+    let mut w = csv::Writer::from_path(&path).unwrap();
+    w.write_record(&headers).unwrap();
+    for i in 0..n {
+        let rec: Vec<String> = template
+            .iter()
+            .enumerate()
+            .map(|(c, v)| {
+                if c == acc {
+                    format!("{:012}", 222_222_222_222u64 + (i as u64 % 50))
+                } else {
+                    v.to_string()
+                }
+            })
+            .collect();
+        w.write_record(&rec).unwrap();
+    }
+    w.flush().unwrap();
+    path
+}
+
+fn children_cpu() -> f64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+fn emulator(quotas: &str) -> (tokio::runtime::Runtime, cosell::emulator::EmulatorHandle) {
+    let args = cosell::emulator::EmulatorArgs {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        default_account: "111122223333".into(),
+        invitation_ttl: "15d".into(),
+        task_delay: "1s".into(),
+        quotas: quotas.into(),
+        faults: String::new(),
+        seed: 0,
+        state: None,
+    };
+    let cfg = cosell::emulator::EmulatorConfig::from_args(&args).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let h = rt.block_on(cosell::emulator::start(cfg, args.bind)).unwrap();
+    (rt, h)
+}
+
+fn run(url: &str, csv: &Path, dir: &Path, rates: &[&str]) -> (f64, f64, i32) {
+    let cpu0 = children_cpu();
+    let t0 = Instant::now();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosell"));
+    cmd.arg("run")
+        .arg(repo().join("playbooks/invite-partners.yaml"))
+        .arg("--input")
+        .arg(csv)
+        .arg("--run-dir")
+        .arg(dir)
+        .args(["--endpoint-url", url, "--concurrency", "16"])
+        .env("AWS_ACCESS_KEY_ID", "111111111111")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::process::Stdio::null());
+    for r in rates {
+        cmd.args(["--rate", r]);
+    }
+    let status = cmd.status().unwrap();
+    (
+        t0.elapsed().as_secs_f64(),
+        children_cpu() - cpu0,
+        status.code().unwrap_or(-1),
+    )
+}
+
+fn total_calls(stats: &serde_json::Value) -> u64 {
+    stats["calls"]
+        .as_object()
+        .map(|m| m.values().filter_map(|v| v.as_u64()).sum())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let tmp = tempfile::tempdir().unwrap();
+
+    // 1. quota bound
+    let rows = 400;
+    let csv = partners(rows, tmp.path());
+    let (_rt, h) = emulator("x20");
+    let (elapsed, _, code) = run(
+        &h.url(),
+        &csv,
+        &tmp.path().join("bound"),
+        &["write=20/s", "read=200/s", "engagement-write=300/s"],
+    );
+    let stats = h.stats();
+    let bound = rows as f64 / 20.0;
+    println!(
+        "quota-bound: {rows} rows invite+check, quotas x20: {elapsed:.2} s vs lower bound {bound:.2} s \
+         = {:.3}x; throttled {}; exit {code}",
+        elapsed / bound,
+        stats["throttled"]
+    );
+
+    // 2. engine CPU per call
+    let rows = 2000;
+    let csv = partners(rows, tmp.path());
+    let (_rt2, h2) = emulator("none");
+    let (elapsed, cpu, code) = run(
+        &h2.url(),
+        &csv,
+        &tmp.path().join("cpu"),
+        &[
+            "write=1000000/s",
+            "read=1000000/s",
+            "engagement-write=1000000/s",
+        ],
+    );
+    let calls = total_calls(&h2.stats());
+    println!(
+        "engine-cpu: {rows} rows, {calls} calls in {elapsed:.2} s ({:.0} calls/s): \
+         {:.1} µs CPU per call (user+sys of the cosell process, incl. startup and validation); exit {code}",
+        calls as f64 / elapsed,
+        cpu / calls as f64 * 1e6
+    );
+}

@@ -1,0 +1,870 @@
+//! The run loop: one coordinator that owns all run state.
+//!
+//! It renders each step's request (through `plan`), journals it, and hands the call to a
+//! worker task; workers own nothing but their request, wait for the rate limiters, call the
+//! API with retries, and send the result back. The coordinator `select!`s over worker results,
+//! the task-poll timer, the progress timer and signals. Records are group-committed: every
+//! record produced while handling one event is appended, then the journal is fsynced once,
+//! and only then are the calls that depend on those records started.
+
+use super::api::{ApiClient, ApiError, ErrorKind};
+use super::limits::{backoff, DailyExhausted, Limits};
+use super::progress::Progress;
+use crate::journal::{JournalWriter, Record, RowRef, RowStatus, RunState, StepState};
+use crate::model::QuotaClass;
+use crate::plan::{Campaign, MaxFailures, RenderContext, Row};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+/// How the run is driven.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub concurrency: usize,
+    pub max_failures: MaxFailures,
+    /// Rows in the input (for percentages and progress).
+    pub total_rows: u64,
+    pub poll_interval: Duration,
+    /// Attempts per call for retryable errors (throttling, 5xx, transport).
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Only rows whose index is in this set run (for `--retry-failed`); None = all.
+    pub only_rows: Option<std::collections::HashSet<u64>>,
+}
+
+impl Options {
+    pub fn new(concurrency: usize, max_failures: MaxFailures, total_rows: u64) -> Self {
+        Options {
+            concurrency: concurrency.max(1),
+            max_failures,
+            total_rows,
+            poll_interval: Duration::from_millis(1000),
+            max_attempts: 8,
+            backoff_base: Duration::from_millis(200),
+            backoff_cap: Duration::from_secs(20),
+            only_rows: None,
+        }
+    }
+}
+
+/// Why the run ended before every row was processed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    MaxFailures { failed: u64, allowed: String },
+    Daily(DailyExhausted),
+    SetupFailed { step: String, error: String },
+    Interrupted,
+    /// A second signal: leave at once.
+    Aborted,
+}
+
+/// What happened, for the summary table.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    /// Rows finished by an earlier process of this run (resume).
+    pub already_done: u64,
+    pub calls: BTreeMap<String, u64>,
+    pub calls_per_class: BTreeMap<QuotaClass, u64>,
+    pub throttles: u64,
+    pub retries: u64,
+    pub elapsed: Duration,
+    pub stop: Option<Stop>,
+}
+
+/// An engine failure that is not a row's failure.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot write the journal {path}: {source}")]
+    Journal {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Input(String),
+    #[error("credentials or configuration: {0}")]
+    Config(String),
+}
+
+struct Active {
+    rref: RowRef,
+    row: Option<Row>,
+    /// Index of the next step to run.
+    next: usize,
+    outputs: Map<String, Value>,
+    any_ran: bool,
+}
+
+struct Waiting {
+    rref: RowRef,
+    step: usize,
+    task_id: String,
+    list_op: &'static str,
+    deadline: Instant,
+}
+
+enum Done {
+    Call {
+        rref: RowRef,
+        step: usize,
+        result: Result<Value, CallFailure>,
+    },
+    Poll {
+        list_op: &'static str,
+        ids: Vec<String>,
+        result: Result<Value, CallFailure>,
+    },
+}
+
+#[derive(Debug)]
+enum CallFailure {
+    Api(ApiError),
+    Daily(DailyExhausted),
+}
+
+struct WorkerStats {
+    throttles: u64,
+    retries: u64,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn digest(v: &Value) -> String {
+    let mut h = Sha256::new();
+    h.update(v.to_string().as_bytes());
+    format!("{:x}", h.finalize())
+}
+
+/// The List…Tasks operation that reports on a Start…Task action.
+pub fn poll_operation(action: &str) -> Option<&'static str> {
+    match action {
+        "StartEngagementByAcceptingInvitationTask" => {
+            Some("ListEngagementByAcceptingInvitationTasks")
+        }
+        "StartEngagementFromOpportunityTask" => Some("ListEngagementFromOpportunityTasks"),
+        _ => None,
+    }
+}
+
+/// One worker: wait for the limiters, call, retry retryable errors with backoff.
+async fn call_with_retries<C: ApiClient>(
+    client: Arc<C>,
+    limits: Arc<Limits>,
+    op: String,
+    request: Value,
+    opts: (u32, Duration, Duration),
+) -> (Result<Value, CallFailure>, WorkerStats) {
+    let (max_attempts, base, cap) = opts;
+    let mut stats = WorkerStats {
+        throttles: 0,
+        retries: 0,
+    };
+    let mut attempt = 0u32;
+    loop {
+        if let Err(d) = limits.acquire(&op).await {
+            return (Err(CallFailure::Daily(d)), stats);
+        }
+        match client.call(&op, request.clone()).await {
+            Ok(v) => {
+                limits.succeeded(&op);
+                return (Ok(v), stats);
+            }
+            Err(e) => {
+                if e.kind == ErrorKind::Throttling {
+                    stats.throttles += 1;
+                    limits.throttled(&op);
+                }
+                attempt += 1;
+                if !e.retryable() || attempt >= max_attempts {
+                    return (Err(CallFailure::Api(e)), stats);
+                }
+                stats.retries += 1;
+                tracing::debug!(op, code = %e.code, attempt, "retrying");
+                tokio::time::sleep(backoff(attempt - 1, base, cap)).await;
+            }
+        }
+    }
+}
+
+/// The coordinator. `prior` is the replayed journal (empty for a new run).
+pub struct Coordinator<C: ApiClient> {
+    campaign: Arc<Campaign>,
+    client: Arc<C>,
+    limits: Arc<Limits>,
+    journal: JournalWriter,
+    journal_path: String,
+    opts: Options,
+    progress: Progress,
+    setup_outputs: Map<String, Value>,
+    active: HashMap<RowRef, Active>,
+    waiting: Vec<Waiting>,
+    polls_in_flight: usize,
+    workers: JoinSet<(Done, WorkerStats)>,
+    to_spawn: Vec<(RowRef, usize, String, Value)>,
+    summary: Summary,
+    stop: Option<Stop>,
+    dirty: bool,
+}
+
+impl<C: ApiClient> Coordinator<C> {
+    pub fn new(
+        campaign: Arc<Campaign>,
+        client: Arc<C>,
+        limits: Arc<Limits>,
+        journal: JournalWriter,
+        journal_path: String,
+        opts: Options,
+        progress: Progress,
+    ) -> Self {
+        Coordinator {
+            campaign,
+            client,
+            limits,
+            journal,
+            journal_path,
+            opts,
+            progress,
+            setup_outputs: Map::new(),
+            active: HashMap::new(),
+            waiting: Vec::new(),
+            polls_in_flight: 0,
+            workers: JoinSet::new(),
+            to_spawn: Vec::new(),
+            summary: Summary::default(),
+            stop: None,
+            dirty: false,
+        }
+    }
+
+    fn record(&mut self, rec: Record) -> Result<(), EngineError> {
+        self.dirty = true;
+        self.journal
+            .append(&rec)
+            .map_err(|source| EngineError::Journal {
+                path: self.journal_path.clone(),
+                source,
+            })
+    }
+
+    /// Make every appended record durable, then start the calls that depended on them.
+    fn commit_and_spawn(&mut self) -> Result<(), EngineError> {
+        if self.dirty {
+            self.journal.commit().map_err(|source| EngineError::Journal {
+                path: self.journal_path.clone(),
+                source,
+            })?;
+            self.dirty = false;
+        }
+        for (rref, step, op, request) in self.to_spawn.drain(..) {
+            *self.summary.calls.entry(op.clone()).or_default() += 1;
+            *self
+                .summary
+                .calls_per_class
+                .entry(QuotaClass::of(&op))
+                .or_default() += 1;
+            self.progress.call(QuotaClass::of(&op));
+            let (client, limits) = (self.client.clone(), self.limits.clone());
+            let o = (
+                self.opts.max_attempts,
+                self.opts.backoff_base,
+                self.opts.backoff_cap,
+            );
+            self.workers.spawn(async move {
+                let (result, stats) = call_with_retries(client, limits, op, request, o).await;
+                (Done::Call { rref, step, result }, stats)
+            });
+        }
+        Ok(())
+    }
+
+    fn steps_of(&self, rref: RowRef) -> &[crate::plan::Step] {
+        match rref {
+            RowRef::Setup => self.campaign.setup(),
+            RowRef::Row(_) => self.campaign.steps(),
+        }
+    }
+
+    /// Run a row forward until it needs a call, waits for a task, or finishes.
+    fn advance(&mut self, rref: RowRef) -> Result<(), EngineError> {
+        loop {
+            let campaign = self.campaign.clone();
+            let steps = match rref {
+                RowRef::Setup => campaign.setup(),
+                RowRef::Row(_) => campaign.steps(),
+            };
+            let Some(a) = self.active.get(&rref) else {
+                return Ok(());
+            };
+            if a.next >= steps.len() {
+                let status = if a.any_ran || steps.is_empty() {
+                    RowStatus::Succeeded
+                } else {
+                    RowStatus::Skipped
+                };
+                return self.finish_row(rref, status);
+            }
+            if self.stop.is_some() {
+                // stopping: no new calls; the row stays unfinished in the journal
+                self.active.remove(&rref);
+                return Ok(());
+            }
+            let step = &steps[a.next];
+            let step_idx = a.next;
+            let ctx = RenderContext {
+                row: a.row.as_ref(),
+                setup: &self.setup_outputs,
+                steps: &a.outputs,
+            };
+            match campaign.when(step, &ctx) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.record(Record::StepSkipped {
+                        row: rref,
+                        step: step.id.clone(),
+                        reason: "when is false".into(),
+                        at: now(),
+                    })?;
+                    self.active.get_mut(&rref).unwrap().next += 1;
+                    continue;
+                }
+                Err(d) => {
+                    let msg = d.to_string();
+                    return self.fail_step(rref, step_idx, "TemplateError", &msg);
+                }
+            }
+            let request = match campaign.render(step, &ctx) {
+                Ok(r) => r,
+                Err(d) => {
+                    let msg = d.to_string();
+                    return self.fail_step(rref, step_idx, "TemplateError", &msg);
+                }
+            };
+            // The offline validation covered every row; run-time values (earlier outputs)
+            // are checked here, before anything is sent.
+            let violations = crate::model::model().validate_input(&step.action, &request);
+            if let Some(v) = violations.first() {
+                let msg = format!("{}: {}", v.path, v.message);
+                return self.fail_step(rref, step_idx, v.code.as_str(), &msg);
+            }
+            let token = request
+                .get("ClientToken")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            self.record(Record::StepStarted {
+                row: rref,
+                step: step.id.clone(),
+                token,
+                digest: digest(&request),
+                at: now(),
+            })?;
+            self.active.get_mut(&rref).unwrap().any_ran = true;
+            self.to_spawn
+                .push((rref, step_idx, step.action.clone(), request));
+            return Ok(());
+        }
+    }
+
+    fn fail_step(
+        &mut self,
+        rref: RowRef,
+        step_idx: usize,
+        code: &str,
+        message: &str,
+    ) -> Result<(), EngineError> {
+        let step_id = self.steps_of(rref)[step_idx].id.clone();
+        self.record(Record::StepFailed {
+            row: rref,
+            step: step_id.clone(),
+            code: code.to_string(),
+            message: message.to_string(),
+            at: now(),
+        })?;
+        if rref == RowRef::Setup {
+            self.stop = Some(Stop::SetupFailed {
+                step: step_id,
+                error: format!("{code}: {message}"),
+            });
+        }
+        self.finish_row(rref, RowStatus::Failed)
+    }
+
+    fn finish_row(&mut self, rref: RowRef, status: RowStatus) -> Result<(), EngineError> {
+        self.active.remove(&rref);
+        self.record(Record::RowFinished {
+            row: rref,
+            status,
+            at: now(),
+        })?;
+        if rref == RowRef::Setup {
+            return Ok(());
+        }
+        match status {
+            RowStatus::Succeeded => self.summary.succeeded += 1,
+            RowStatus::Skipped => self.summary.skipped += 1,
+            RowStatus::Failed => {
+                self.summary.failed += 1;
+                let failed = self.summary.failed;
+                let (over, allowed) = match self.opts.max_failures {
+                    MaxFailures::Count(n) => (failed > n, format!("{n} rows")),
+                    MaxFailures::Percent(p) => (
+                        (failed as f64) > p / 100.0 * self.opts.total_rows as f64,
+                        format!("{p}% of {} rows", self.opts.total_rows),
+                    ),
+                };
+                if over && self.stop.is_none() {
+                    self.stop = Some(Stop::MaxFailures { failed, allowed });
+                }
+            }
+        }
+        self.progress.row_finished(status);
+        Ok(())
+    }
+
+    fn step_succeeded(
+        &mut self,
+        rref: RowRef,
+        step_idx: usize,
+        output: Value,
+    ) -> Result<(), EngineError> {
+        let campaign = self.campaign.clone();
+        let step = &self.steps_of(rref)[step_idx];
+        let step_id = step.id.clone();
+        let Some(a) = self.active.get(&rref) else {
+            return Ok(());
+        };
+        let ctx = RenderContext {
+            row: a.row.as_ref(),
+            setup: &self.setup_outputs,
+            steps: &a.outputs,
+        };
+        let expect = campaign.check_expect(step, &output, &ctx);
+        self.record(Record::StepSucceeded {
+            row: rref,
+            step: step_id.clone(),
+            output: output.clone(),
+            at: now(),
+        })?;
+        if let Err(mismatch) = expect {
+            return self.fail_step(rref, step_idx, "ExpectationFailed", &mismatch);
+        }
+        if rref == RowRef::Setup {
+            self.setup_outputs.insert(step_id.clone(), output.clone());
+        }
+        let a = self.active.get_mut(&rref).unwrap();
+        a.outputs.insert(step_id, output);
+        a.next = step_idx + 1;
+        self.advance(rref)
+    }
+
+    fn on_call(
+        &mut self,
+        rref: RowRef,
+        step_idx: usize,
+        result: Result<Value, CallFailure>,
+    ) -> Result<(), EngineError> {
+        let step = self.steps_of(rref)[step_idx].clone();
+        match result {
+            Ok(output) => {
+                if let (Some(timeout), Some(list_op)) = (step.wait, poll_operation(&step.action))
+                {
+                    let task_id = output.get("TaskId").and_then(Value::as_str);
+                    let status = output.get("TaskStatus").and_then(Value::as_str);
+                    match (task_id, status) {
+                        (Some(id), Some("IN_PROGRESS")) | (Some(id), None) => {
+                            let id = id.to_string();
+                            self.record(Record::TaskWaiting {
+                                row: rref,
+                                step: step.id.clone(),
+                                task_id: id.clone(),
+                                at: now(),
+                            })?;
+                            self.waiting.push(Waiting {
+                                rref,
+                                step: step_idx,
+                                task_id: id,
+                                list_op,
+                                deadline: Instant::now() + timeout,
+                            });
+                            return Ok(());
+                        }
+                        _ => return self.task_settled(rref, step_idx, output),
+                    }
+                }
+                self.step_succeeded(rref, step_idx, output)
+            }
+            Err(CallFailure::Api(e)) => self.fail_step(rref, step_idx, &e.code, &e.message),
+            Err(CallFailure::Daily(d)) => {
+                if self.stop.is_none() {
+                    self.stop = Some(Stop::Daily(d));
+                }
+                // the step was journaled as started and never sent: resume sends it
+                self.active.remove(&rref);
+                Ok(())
+            }
+        }
+    }
+
+    /// A task reached COMPLETE or FAILED (or its Start call answered with a final status).
+    fn task_settled(
+        &mut self,
+        rref: RowRef,
+        step_idx: usize,
+        summary: Value,
+    ) -> Result<(), EngineError> {
+        match summary.get("TaskStatus").and_then(Value::as_str) {
+            Some("FAILED") => {
+                let code = summary
+                    .get("ReasonCode")
+                    .and_then(Value::as_str)
+                    .unwrap_or("TaskFailed")
+                    .to_string();
+                let msg = summary
+                    .get("Message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("the task failed")
+                    .to_string();
+                let id = summary.get("TaskId").and_then(Value::as_str).unwrap_or("");
+                self.fail_step(rref, step_idx, &code, &format!("task {id}: {msg}"))
+            }
+            _ => self.step_succeeded(rref, step_idx, summary),
+        }
+    }
+
+    fn spawn_polls(&mut self) {
+        let now_i = Instant::now();
+        // time-outs first
+        let mut expired = Vec::new();
+        self.waiting.retain(|w| {
+            if w.deadline <= now_i {
+                expired.push((w.rref, w.step, w.task_id.clone()));
+                false
+            } else {
+                true
+            }
+        });
+        for (rref, step, id) in expired {
+            let _ = self.fail_step(
+                rref,
+                step,
+                "WaitTimeout",
+                &format!("task {id} did not finish within the step's wait timeout"),
+            );
+        }
+        let mut by_op: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        for w in &self.waiting {
+            by_op.entry(w.list_op).or_default().push(w.task_id.clone());
+        }
+        let catalog = self.campaign.catalog().to_string();
+        for (op, ids) in by_op {
+            for chunk in ids.chunks(10) {
+                let ids = chunk.to_vec();
+                let request = json!({"Catalog": catalog, "TaskIdentifier": ids, "MaxResults": 10});
+                *self.summary.calls.entry(op.to_string()).or_default() += 1;
+                *self
+                    .summary
+                    .calls_per_class
+                    .entry(QuotaClass::of(op))
+                    .or_default() += 1;
+                self.progress.call(QuotaClass::of(op));
+                let (client, limits) = (self.client.clone(), self.limits.clone());
+                let o = (
+                    self.opts.max_attempts,
+                    self.opts.backoff_base,
+                    self.opts.backoff_cap,
+                );
+                self.polls_in_flight += 1;
+                self.workers.spawn(async move {
+                    let (result, stats) =
+                        call_with_retries(client, limits, op.to_string(), request, o).await;
+                    (
+                        Done::Poll {
+                            list_op: op,
+                            ids,
+                            result,
+                        },
+                        stats,
+                    )
+                });
+            }
+        }
+    }
+
+    fn on_poll(
+        &mut self,
+        _list_op: &'static str,
+        ids: Vec<String>,
+        result: Result<Value, CallFailure>,
+    ) -> Result<(), EngineError> {
+        self.polls_in_flight -= 1;
+        let out = match result {
+            Ok(v) => v,
+            Err(CallFailure::Daily(d)) => {
+                if self.stop.is_none() {
+                    self.stop = Some(Stop::Daily(d));
+                }
+                return Ok(());
+            }
+            Err(CallFailure::Api(e)) => {
+                // a failed poll is not a failed task: the next tick polls again
+                tracing::warn!(code = %e.code, "task poll failed: {}", e.message);
+                return Ok(());
+            }
+        };
+        let summaries = out
+            .get("TaskSummaries")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for s in summaries {
+            let Some(id) = s.get("TaskId").and_then(Value::as_str) else {
+                continue;
+            };
+            if !ids.iter().any(|i| i == id) {
+                continue;
+            }
+            let status = s.get("TaskStatus").and_then(Value::as_str).unwrap_or("");
+            if status == "COMPLETE" || status == "FAILED" {
+                if let Some(pos) = self.waiting.iter().position(|w| w.task_id == id) {
+                    let w = self.waiting.swap_remove(pos);
+                    self.task_settled(w.rref, w.step, s)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Bring a row into the active set, restoring what the journal says of it.
+    fn activate(
+        &mut self,
+        rref: RowRef,
+        row: Option<Row>,
+        prior: Option<&crate::journal::RowState>,
+    ) -> Result<(), EngineError> {
+        let mut a = Active {
+            rref,
+            row,
+            next: 0,
+            outputs: Map::new(),
+            any_ran: false,
+        };
+        let mut resume_wait = None;
+        if let Some(p) = prior {
+            let steps = self.steps_of(rref);
+            for (i, s) in steps.iter().enumerate() {
+                match p.steps.get(&s.id) {
+                    Some(StepState::Succeeded { output }) => {
+                        a.outputs.insert(s.id.clone(), output.clone());
+                        a.next = i + 1;
+                        a.any_ran = true;
+                    }
+                    Some(StepState::Skipped { .. }) => a.next = i + 1,
+                    Some(StepState::Waiting { task_id, .. }) => {
+                        a.any_ran = true;
+                        resume_wait = Some((i, task_id.clone(), s.action.clone(), s.wait));
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        debug_assert_eq!(a.rref, rref);
+        self.active.insert(rref, a);
+        if let Some((i, task_id, action, wait)) = resume_wait {
+            if let Some(list_op) = poll_operation(&action) {
+                self.waiting.push(Waiting {
+                    rref,
+                    step: i,
+                    task_id,
+                    list_op,
+                    deadline: Instant::now() + wait.unwrap_or(Duration::from_secs(600)),
+                });
+                return Ok(());
+            }
+        }
+        self.advance(rref)
+    }
+
+    fn absorb(&mut self, stats: WorkerStats) {
+        self.summary.throttles += stats.throttles;
+        self.summary.retries += stats.retries;
+        self.progress.throttled(stats.throttles);
+    }
+
+    /// Run setup, then every row. Returns the summary; the journal is committed.
+    pub async fn run(mut self, prior: RunState) -> Result<Summary, EngineError> {
+        let started = Instant::now();
+        let mut signals = Signals::new();
+        let mut poll_tick = tokio::time::interval(self.opts.poll_interval);
+        poll_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut progress_tick = tokio::time::interval(Duration::from_millis(250));
+
+        // ---- setup
+        let setup_done = prior.setup.status == Some(RowStatus::Succeeded);
+        if setup_done {
+            for s in self.campaign.setup() {
+                if let Some(StepState::Succeeded { output }) = prior.setup.steps.get(&s.id) {
+                    self.setup_outputs.insert(s.id.clone(), output.clone());
+                }
+            }
+        } else if !self.campaign.setup().is_empty() {
+            for s in self.campaign.setup().to_vec() {
+                if let Some(StepState::Succeeded { output }) = prior.setup.steps.get(&s.id) {
+                    self.setup_outputs.insert(s.id.clone(), output.clone());
+                }
+            }
+            self.activate(RowRef::Setup, None, Some(&prior.setup))?;
+            self.commit_and_spawn()?;
+            while self.active.contains_key(&RowRef::Setup) {
+                tokio::select! {
+                    Some(joined) = self.workers.join_next() => {
+                        let (done, stats) = joined.expect("worker panicked");
+                        self.absorb(stats);
+                        self.dispatch(done)?;
+                    }
+                    _ = poll_tick.tick(), if !self.waiting.is_empty() && self.polls_in_flight == 0 => self.spawn_polls(),
+                    sig = signals.next() => {
+                        if sig { self.stop = Some(Stop::Aborted); break; }
+                        self.stop = Some(Stop::Interrupted);
+                    }
+                }
+                self.commit_and_spawn()?;
+                if self.stop.is_some() && self.workers.is_empty() {
+                    break;
+                }
+            }
+            if self.stop.is_some() {
+                self.journal_commit()?;
+                self.summary.stop = self.stop.take();
+                self.summary.elapsed = started.elapsed();
+                return Ok(self.summary);
+            }
+        }
+
+        // ---- rows
+        let mut rows = self
+            .campaign
+            .rows()
+            .map_err(|d| EngineError::Input(d.render_text()))?;
+        let mut rows_exhausted = false;
+        loop {
+            // fill the window
+            while !rows_exhausted && self.stop.is_none() && self.active.len() < self.opts.concurrency
+            {
+                match rows.next() {
+                    None => rows_exhausted = true,
+                    Some(Err(d)) => return Err(EngineError::Input(d.to_string())),
+                    Some(Ok(row)) => {
+                        let idx = row.index;
+                        if let Some(only) = &self.opts.only_rows {
+                            if !only.contains(&idx) {
+                                self.summary.already_done += 1;
+                                self.progress.row_already_done();
+                                continue;
+                            }
+                        }
+                        let p = prior.rows.get(&idx);
+                        if p.is_some_and(|p| p.status.is_some()) {
+                            self.summary.already_done += 1;
+                            self.progress.row_already_done();
+                            continue;
+                        }
+                        self.activate(RowRef::Row(idx), Some(row), p)?;
+                    }
+                }
+            }
+            self.commit_and_spawn()?;
+            if self.active.is_empty() && (rows_exhausted || self.stop.is_some()) {
+                break;
+            }
+            if self.stop.is_some() && self.workers.is_empty() {
+                // only waiting tasks remain: they stay waiting in the journal
+                break;
+            }
+            tokio::select! {
+                Some(joined) = self.workers.join_next() => {
+                    let (done, stats) = joined.expect("worker panicked");
+                    self.absorb(stats);
+                    self.dispatch(done)?;
+                }
+                _ = poll_tick.tick(), if !self.waiting.is_empty() && self.polls_in_flight == 0 && self.stop.is_none() => self.spawn_polls(),
+                _ = progress_tick.tick() => self.progress.tick(&self.limits),
+                sig = signals.next() => {
+                    if sig {
+                        self.stop = Some(Stop::Aborted);
+                        break;
+                    }
+                    if self.stop.is_none() { self.stop = Some(Stop::Interrupted); }
+                    self.progress.note("interrupted: finishing calls in flight (press Ctrl-C again to leave at once)");
+                }
+            }
+        }
+        self.journal_commit()?;
+        self.progress.finish();
+        self.summary.stop = self.stop.take();
+        self.summary.elapsed = started.elapsed();
+        Ok(self.summary)
+    }
+
+    fn journal_commit(&mut self) -> Result<(), EngineError> {
+        self.journal
+            .commit()
+            .map_err(|source| EngineError::Journal {
+                path: self.journal_path.clone(),
+                source,
+            })
+    }
+
+    fn dispatch(&mut self, done: Done) -> Result<(), EngineError> {
+        match done {
+            Done::Call { rref, step, result } => self.on_call(rref, step, result),
+            Done::Poll {
+                list_op,
+                ids,
+                result,
+            } => self.on_poll(list_op, ids, result),
+        }
+    }
+}
+
+/// SIGINT / SIGTERM: `next()` resolves with `false` on the first signal, `true` on the second.
+struct Signals {
+    count: u32,
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            count: 0,
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+    async fn next(&mut self) -> bool {
+        let int = async {
+            match self.int.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let term = async {
+            match self.term.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! { _ = int => {}, _ = term => {} }
+        self.count += 1;
+        self.count > 1
+    }
+}

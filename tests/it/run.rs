@@ -1,0 +1,273 @@
+//! `cosell run` end to end: the real binary, the real SDK, an emulator over loopback.
+
+use crate::support::{read_ledger, repo, Cosell, Emu};
+use std::path::Path;
+
+pub const SENDER: &str = "111111111111";
+pub const RECEIVER: &str = "222222222222";
+
+/// Client rates that match an emulator started with `--quotas x50`.
+pub const X50: [&str; 6] = [
+    "--rate",
+    "write=50/s",
+    "--rate",
+    "read=500/s",
+    "--rate",
+    "engagement-write=750/s",
+];
+
+/// `n` partner rows in the shape of `examples/partners.csv`, every one inviting `receiver`.
+pub fn partners_csv(n: usize, receiver: &str) -> String {
+    let mut r = csv::Reader::from_path(repo().join("examples/partners.csv")).unwrap();
+    let headers = r.headers().unwrap().clone();
+    let template = r.records().next().unwrap().unwrap();
+    let account_col = headers
+        .iter()
+        .position(|h| h.contains("account"))
+        .expect("partners.csv has an account id column");
+    let key_col = headers.iter().position(|h| h.contains("company") || h.contains("name"));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&headers).unwrap();
+    for i in 0..n {
+        let rec: Vec<String> = template
+            .iter()
+            .enumerate()
+            .map(|(c, v)| {
+                if c == account_col {
+                    receiver.to_string()
+                } else if Some(c) == key_col {
+                    format!("{v} {i}")
+                } else {
+                    v.to_string()
+                }
+            })
+            .collect();
+        w.write_record(&rec).unwrap();
+    }
+    String::from_utf8(w.into_inner().unwrap()).unwrap()
+}
+
+/// The invitation ids of a sender's ledger, as the CSV the accept playbook reads.
+pub fn invitations_csv(ledger: &Path) -> String {
+    let mut r = csv::Reader::from_path(repo().join("examples/invitations.csv")).unwrap();
+    let headers = r.headers().unwrap().clone();
+    let template = r.records().next().unwrap().unwrap();
+    let id_col = headers
+        .iter()
+        .position(|h| h.contains("invitation"))
+        .expect("invitations.csv has an invitation id column");
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&headers).unwrap();
+    for row in read_ledger(ledger) {
+        let id = row
+            .get("invitation_id")
+            .or_else(|| row.get("invite_id"))
+            .cloned()
+            .expect("the invite ledger has the invitation id");
+        let rec: Vec<String> = template
+            .iter()
+            .enumerate()
+            .map(|(c, v)| if c == id_col { id.clone() } else { v.to_string() })
+            .collect();
+        w.write_record(&rec).unwrap();
+    }
+    String::from_utf8(w.into_inner().unwrap()).unwrap()
+}
+
+pub fn invite(emu: &Emu, dir: &Path, run_dir: &str) -> Cosell {
+    Cosell::in_dir(dir)
+        .arg("run")
+        .arg(repo().join("playbooks/invite-partners.yaml"))
+        .args(["--input", "partners.csv", "--run-dir", run_dir])
+        .args(X50)
+        .as_account(emu.url(), SENDER)
+}
+
+fn count(stats: &serde_json::Value, path: &[&str]) -> u64 {
+    let mut v = stats;
+    for p in path {
+        v = &v[*p];
+    }
+    v.as_u64().unwrap_or(0)
+}
+
+#[test]
+fn invite_then_accept_across_two_accounts_through_faults() {
+    let emu = Emu::start(
+        "x50",
+        "throttle=0.05,internal=0.03,reset=0.03,latency=20ms@0.05",
+        11,
+        "200ms",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let n = 40;
+    std::fs::write(dir.path().join("partners.csv"), partners_csv(n, RECEIVER)).unwrap();
+
+    let out = invite(&emu, dir.path(), "send").run();
+    out.code(0).stdout_has("40 succeeded, 0 failed");
+    let ledger = read_ledger(&dir.path().join("send/ledger.csv"));
+    assert_eq!(ledger.len(), n);
+    assert!(ledger.iter().all(|r| r["status"] == "succeeded"), "{ledger:#?}");
+    let stats = emu.stats();
+    assert_eq!(count(&stats, &["resources", "invitations"]), n as u64, "{stats:#}");
+    assert_eq!(count(&stats, &["resources", "engagements"]), 1, "{stats:#}");
+    let faults = &stats["faults"];
+    assert!(
+        faults.as_object().map(|f| f.values().any(|v| v.as_u64() > Some(0))).unwrap_or(false),
+        "faults were injected: {stats:#}"
+    );
+
+    // the receiver accepts every invitation, as a second partner account
+    std::fs::write(
+        dir.path().join("invitations.csv"),
+        invitations_csv(&dir.path().join("send/ledger.csv")),
+    )
+    .unwrap();
+    let out = Cosell::in_dir(dir.path())
+        .arg("run")
+        .arg(repo().join("playbooks/accept-invitations.yaml"))
+        .args(["--input", "invitations.csv", "--run-dir", "accept"])
+        .args(X50)
+        .as_account(emu.url(), RECEIVER)
+        .run();
+    out.code(0);
+    let ledger = read_ledger(&dir.path().join("accept/ledger.csv"));
+    assert!(ledger.iter().all(|r| r["status"] == "succeeded"), "{ledger:#?}");
+    let stats = emu.stats();
+    assert_eq!(count(&stats, &["invitations_by_status", "ACCEPTED"]), n as u64, "{stats:#}");
+    assert_eq!(count(&stats, &["tasks_started_per_invitation_max"]), 1, "{stats:#}");
+}
+
+#[test]
+fn a_failed_expectation_and_a_failed_task_land_in_the_ledger_with_the_reason() {
+    let emu = Emu::start("x50", "", 1, "100ms");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("partners.csv"), partners_csv(3, RECEIVER)).unwrap();
+    invite(&emu, dir.path(), "send").run().code(0);
+    let invitations = invitations_csv(&dir.path().join("send/ledger.csv"));
+    std::fs::write(dir.path().join("invitations.csv"), &invitations).unwrap();
+    // accept once: succeeds
+    Cosell::in_dir(dir.path())
+        .arg("run")
+        .arg(repo().join("playbooks/accept-invitations.yaml"))
+        .args(["--input", "invitations.csv", "--run-dir", "a1"])
+        .args(X50)
+        .as_account(emu.url(), RECEIVER)
+        .run()
+        .code(0);
+    // the sender checks again: the invite playbook's `expect: Status PENDING` no longer holds
+    let check = r#"version: 1
+name: recheck
+catalog: Sandbox
+input:
+  csv: invitations.csv
+steps:
+  - id: check
+    action: GetEngagementInvitation
+    input: { Identifier: "{{ row.invitation_id }}" }
+    expect: { Status: PENDING }
+"#;
+    std::fs::write(dir.path().join("recheck.yaml"), check).unwrap();
+    let out = Cosell::in_dir(dir.path())
+        .args(["run", "recheck.yaml", "--run-dir", "r1"])
+        .args(X50)
+        .as_account(emu.url(), SENDER)
+        .run();
+    out.code(1);
+    let ledger = read_ledger(&dir.path().join("r1/ledger.csv"));
+    assert_eq!(ledger.len(), 3);
+    for r in &ledger {
+        assert_eq!(r["status"], "failed");
+        assert_eq!(r["error_step"], "check");
+        assert_eq!(r["error_code"], "ExpectationFailed");
+        assert!(r["error_message"].contains("ACCEPTED"), "{r:?}");
+    }
+}
+
+#[test]
+fn an_invalid_campaign_sends_nothing_and_exits_2() {
+    let emu = Emu::start("none", "", 1, "100ms");
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = partners_csv(3, RECEIVER);
+    csv = csv.replacen(RECEIVER, "12345", 1); // not an account id
+    std::fs::write(dir.path().join("partners.csv"), csv).unwrap();
+    let out = invite(&emu, dir.path(), "bad").run();
+    out.code(2).stderr_has("nothing was sent");
+    let stats = emu.stats();
+    let calls: u64 = stats["calls"]
+        .as_object()
+        .map(|m| m.values().filter_map(|v| v.as_u64()).sum())
+        .unwrap_or(0);
+    assert_eq!(calls, 0, "{stats:#}");
+}
+
+#[test]
+fn catalog_aws_needs_confirmation_when_not_interactive() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = std::fs::read_to_string(repo().join("playbooks/invite-partners.yaml"))
+        .unwrap()
+        .replace("catalog: Sandbox", "catalog: AWS");
+    std::fs::write(dir.path().join("aws.yaml"), pb).unwrap();
+    std::fs::write(dir.path().join("partners.csv"), partners_csv(2, RECEIVER)).unwrap();
+    let out = Cosell::in_dir(dir.path())
+        .args(["run", "aws.yaml", "--input", "partners.csv"])
+        .as_account("http://127.0.0.1:9", SENDER)
+        .run();
+    out.code(2).stderr_has("--yes");
+    assert!(!dir.path().join("runs").exists(), "no run directory for a refused run");
+}
+
+#[test]
+fn max_failures_stops_the_run_with_exit_3() {
+    let emu = Emu::start("x50", "", 1, "100ms");
+    let dir = tempfile::tempdir().unwrap();
+    // invitations that do not exist: every row fails with ResourceNotFoundException
+    let ids: String = (0..20)
+        .map(|i| format!("engi-{:013}\n", i))
+        .collect();
+    let pb = r#"version: 1
+name: missing
+catalog: Sandbox
+input:
+  csv: ids.csv
+limits:
+  concurrency: 1
+  max_failures: 3
+steps:
+  - id: get
+    action: GetEngagementInvitation
+    input: { Identifier: "{{ row.id }}" }
+"#;
+    std::fs::write(dir.path().join("ids.csv"), format!("id\n{ids}")).unwrap();
+    std::fs::write(dir.path().join("missing.yaml"), pb).unwrap();
+    let out = Cosell::in_dir(dir.path())
+        .args(["run", "missing.yaml", "--run-dir", "m"])
+        .args(X50)
+        .as_account(emu.url(), SENDER)
+        .run();
+    out.code(3).stderr_has("max_failures");
+    let ledger = read_ledger(&dir.path().join("m/ledger.csv"));
+    assert_eq!(ledger.len(), 20);
+    let failed = ledger.iter().filter(|r| r["status"] == "failed").count();
+    assert_eq!(failed, 4, "stops at the first failure over the limit");
+    assert!(ledger.iter().any(|r| r["status"] == "pending"));
+    assert_eq!(
+        ledger.iter().find(|r| r["status"] == "failed").unwrap()["error_code"],
+        "ResourceNotFoundException"
+    );
+}
+
+#[test]
+fn emulate_runs_the_example_campaign_with_no_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Cosell::in_dir(dir.path())
+        .arg("run")
+        .arg(repo().join("playbooks/invite-partners.yaml"))
+        .args(["--emulate", "--run-dir", "demo"])
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .run();
+    out.code(0).stdout_has("0 failed");
+    assert!(dir.path().join("demo/ledger.csv").exists());
+    assert!(dir.path().join("demo/ledger.jsonl").exists());
+}
