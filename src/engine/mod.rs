@@ -5,3 +5,5 @@
 //! parsing (it asks `plan` to render), on-disk formats (it asks `journal` and `ledger`).
 
 pub mod api;
+pub mod sdk;
+mod sdk_gen;
