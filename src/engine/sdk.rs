@@ -27,7 +27,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use super::sdk_gen::SUPPORTED_OPERATIONS;
+pub use super::sdk_gen::{SDK_DEFAULTED_MEMBERS, SUPPORTED_OPERATIONS};
 
 /// How long establishing a TCP/TLS connection may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -180,7 +180,7 @@ impl BodyCapture {
         let body = self.0.lock().expect("capture lock").take();
         let Some(body) = body else {
             return Err(ApiError {
-                kind: ErrorKind::Server,
+                kind: ErrorKind::Transport,
                 code: "InvalidResponse".into(),
                 message: "the response body was not available after deserialization".into(),
             });
@@ -189,7 +189,7 @@ impl BodyCapture {
             return Ok(Value::Object(Default::default()));
         }
         serde_json::from_slice(&body).map_err(|e| ApiError {
-            kind: ErrorKind::Server,
+            kind: ErrorKind::Transport,
             code: "InvalidResponse".into(),
             message: format!("the response body is not JSON: {e}"),
         })
@@ -241,6 +241,16 @@ where
         };
     }
     match &err {
+        // The SDK reports an unparseable success response as an "unhandled" operation error.
+        SdkError::ServiceError(ctx) if ctx.raw().status().is_success() => ApiError {
+            kind: ErrorKind::Transport,
+            code: "InvalidResponse".into(),
+            message: format!(
+                "the response (HTTP {}) could not be read: {}",
+                ctx.raw().status().as_u16(),
+                DisplayErrorContext(&err)
+            ),
+        },
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status().as_u16();
             let body = ctx
@@ -515,11 +525,13 @@ pub(super) mod conv {
         i32::try_from(n).map_err(|_| ConvError::new(path, format!("{n} does not fit in 32 bits")))
     }
 
+    #[allow(dead_code)] // for generated code once the supported operations reach such a shape
     pub fn double(v: &Value, path: &str) -> Result<f64, ConvError> {
         v.as_f64()
             .ok_or_else(|| ConvError::new(path, format!("expected number, got {}", type_name(v))))
     }
 
+    #[allow(dead_code)] // for generated code once the supported operations reach such a shape
     pub fn boolean(v: &Value, path: &str) -> Result<bool, ConvError> {
         v.as_bool()
             .ok_or_else(|| ConvError::new(path, format!("expected boolean, got {}", type_name(v))))
@@ -560,6 +572,7 @@ pub(super) mod conv {
             .collect()
     }
 
+    #[allow(dead_code)] // for generated code once the supported operations reach such a shape
     pub fn map<T>(
         v: &Value,
         path: &str,

@@ -36,6 +36,21 @@ pub const SUPPORTED_OPERATIONS: &[&str] = &[
     "GetOpportunity",
 ];
 
+/// `(shape, member)` pairs the model marks optional but the SDK holds as a plain, required
+/// field: when the request omits one, the SDK's serializer still writes it, as `""`.
+pub const SDK_DEFAULTED_MEMBERS: &[(&str, &str)] = &[
+    ("ExpectedCustomerSpend", "Amount"),
+    ("LeadContext", "QualificationStatus"),
+    ("LeadInteraction", "SourceType"),
+    ("LeadInteraction", "SourceId"),
+    ("LeadInteraction", "SourceName"),
+    ("LeadInteraction", "CustomerAction"),
+    ("LeadInvitationCustomer", "CountryCode"),
+    ("LeadInvitationInteraction", "SourceType"),
+    ("LeadInvitationInteraction", "SourceId"),
+    ("LeadInvitationInteraction", "SourceName"),
+];
+
 /// Convert and send one request; `None` when the operation is not supported.
 pub(super) async fn dispatch(
     client: &Client,
