@@ -14,7 +14,7 @@ use super::sdk_gen;
 use aws_sdk_partnercentralselling::config::retry::RetryConfig;
 use aws_sdk_partnercentralselling::config::timeout::TimeoutConfig;
 use aws_sdk_partnercentralselling::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_partnercentralselling::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_partnercentralselling::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_partnercentralselling::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::AfterDeserializationInterceptorContextRef;
@@ -71,7 +71,14 @@ impl SdkClient {
                     .build(),
             );
         if let Some(profile) = &opts.profile {
-            loader = loader.profile_name(profile);
+            // Like the AWS CLI's --profile: the named profile's credentials (static, SSO,
+            // credential_process, assume-role) win over AWS_ACCESS_KEY_ID & co. in the
+            // environment, and a missing profile is reported as such.
+            loader = loader.profile_name(profile).credentials_provider(
+                aws_config::profile::ProfileFileCredentialsProvider::builder()
+                    .profile_name(profile)
+                    .build(),
+            );
         }
         if let Some(url) = &opts.endpoint_url {
             loader = loader.endpoint_url(url);
@@ -99,13 +106,21 @@ impl SdkClient {
                 }
             }
             Err(e) => {
-                return Err(config_error(
-                    opts,
-                    &format!(
-                        "credentials could not be loaded: {}",
-                        DisplayErrorContext(&e)
+                use aws_credential_types::provider::error::CredentialsError;
+                let what = match (&e, &opts.profile) {
+                    (CredentialsError::CredentialsNotLoaded(_), Some(p)) => format!(
+                        "no credentials found for profile {p} (is it defined in \
+                         ~/.aws/config or ~/.aws/credentials?){}",
+                        std::error::Error::source(&e)
+                            .map(|s| format!(": {s}"))
+                            .unwrap_or_default()
                     ),
-                ))
+                    (CredentialsError::CredentialsNotLoaded(_), None) => {
+                        format!("no credentials found: {}", chain(&e))
+                    }
+                    _ => format!("credentials could not be loaded: {}", chain(&e)),
+                };
+                return Err(config_error(opts, &what));
             }
         }
         Ok(SdkClient {
@@ -156,8 +171,8 @@ impl ApiClient for SdkClient {
 fn config_error(opts: &ConnectOptions, what: &str) -> ApiError {
     let fix = match &opts.profile {
         Some(p) => format!(
-            "run `aws sso login --profile {p}` (or fix profile {p} in ~/.aws/config), \
-             or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+            "run `aws sso login --profile {p}`, or define profile {p} \
+             (`aws configure sso --profile {p}` or `aws configure --profile {p}`)"
         ),
         None => "run `aws sso login`, pass --profile NAME, or set AWS_PROFILE or \
                  AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
@@ -215,6 +230,21 @@ impl Intercept for BodyCapture {
     }
 }
 
+/// An error and its sources as one line of their `Display` texts (no `Debug` dumps, which
+/// can carry whole HTTP responses), skipping texts a source merely repeats.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
 /// Service error codes that mean the caller's credentials are bad, not the request.
 const CREDENTIAL_CODES: &[&str] = &[
     "ExpiredTokenException",
@@ -248,7 +278,7 @@ where
             message: format!(
                 "the response (HTTP {}) could not be read: {}",
                 ctx.raw().status().as_u16(),
-                DisplayErrorContext(&err)
+                chain(&err)
             ),
         },
         SdkError::ServiceError(ctx) => {
@@ -266,22 +296,25 @@ where
             message: format!(
                 "no complete response within {}s: {}",
                 ATTEMPT_TIMEOUT.as_secs(),
-                DisplayErrorContext(&err)
+                chain(&err)
             ),
+        },
+        SdkError::DispatchFailure(d) if d.is_user() => ApiError {
+            kind: ErrorKind::Config,
+            code: "EndpointError".into(),
+            message: format!("the request could not be sent: {}", chain(&err)),
         },
         SdkError::DispatchFailure(d) => ApiError {
             kind: ErrorKind::Transport,
             code: if d.is_timeout() {
                 "Timeout"
-            } else if d.is_io() {
-                "ConnectionError"
             } else {
-                "DispatchFailure"
+                "ConnectionError"
             }
             .into(),
             message: format!(
                 "the request could not be sent or its response not received: {}",
-                DisplayErrorContext(&err)
+                chain(&err)
             ),
         },
         SdkError::ResponseError(r) => ApiError {
@@ -290,21 +323,18 @@ where
             message: format!(
                 "unreadable response (HTTP {}): {}",
                 r.raw().status().as_u16(),
-                DisplayErrorContext(&err)
+                chain(&err)
             ),
         },
         SdkError::ConstructionFailure(_) => ApiError {
             kind: ErrorKind::Client,
             code: "ConstructionFailure".into(),
-            message: format!(
-                "the request could not be built: {}",
-                DisplayErrorContext(&err)
-            ),
+            message: format!("the request could not be built: {}", chain(&err)),
         },
         _ => ApiError {
             kind: ErrorKind::Client,
             code: "SdkError".into(),
-            message: DisplayErrorContext(&err).to_string(),
+            message: chain(&err).to_string(),
         },
     }
 }
@@ -379,16 +409,18 @@ where
         if e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
             .is_some()
         {
-            return Some(DisplayErrorContext(e).to_string());
+            return Some(chain(e).to_string());
         }
         let text = e.to_string().to_ascii_lowercase();
+        if text.contains("no identity resolver") || text.contains("wasn't a valid option") {
+            return Some("no credentials were found".into());
+        }
         if text.contains("no auth scheme")
-            || text.contains("identity resolver")
             || text.contains("credentials")
             || text.contains("no region")
             || text.contains("signing region")
         {
-            return Some(DisplayErrorContext(e).to_string());
+            return Some(chain(e).to_string());
         }
         source = e.source();
     }

@@ -602,6 +602,7 @@ async fn a_malformed_response_is_an_error() {
         )
         .await
         .unwrap_err();
+    eprintln!("{err}");
     assert_eq!(err.kind, ErrorKind::Transport, "{err:?}");
     assert_eq!(err.code, "InvalidResponse");
     assert!(err.retryable());
@@ -731,6 +732,7 @@ async fn a_dropped_connection_is_a_transport_error() {
         )
         .await
         .unwrap_err();
+    eprintln!("{err}");
     assert_eq!(err.kind, ErrorKind::Transport, "{err:?}");
     assert!(err.retryable());
     assert!(!err.message.is_empty());
@@ -751,6 +753,7 @@ async fn a_refused_connection_is_a_transport_error() {
         )
         .await
         .unwrap_err();
+    eprintln!("{err}");
     assert_eq!(err.kind, ErrorKind::Transport, "{err:?}");
 }
 
@@ -799,6 +802,7 @@ async fn missing_credentials_are_config_errors_with_a_fix() {
     })
     .await
     .unwrap_err();
+    eprintln!("{err}");
     assert_eq!(err.kind, ErrorKind::Config, "{err:?}");
     assert!(err.message.contains("cosell-no-such-profile"), "{err}");
     assert!(err.message.contains("aws sso login"), "{err}");
@@ -824,4 +828,27 @@ async fn from_client_wraps_an_sdk_client_built_elsewhere() {
 fn sdk_client_is_cheap_to_share() {
     fn shareable<T: Clone + Send + Sync + 'static>() {}
     shareable::<SdkClient>();
+}
+
+#[tokio::test]
+async fn a_client_without_credentials_fails_with_a_config_error() {
+    use aws_sdk_partnercentralselling::config::{BehaviorVersion, Region};
+    let server = Server::start(Canned::ok(json!({}))).await;
+    let conf = aws_sdk_partnercentralselling::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&server.endpoint)
+        .build();
+    let sdk = SdkClient::from_client(aws_sdk_partnercentralselling::Client::from_conf(conf));
+    let err = sdk
+        .call(
+            "GetOpportunity",
+            json!({"Catalog": "AWS", "Identifier": "O1"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Config, "{err:?}");
+    assert!(err.message.contains("aws sso login"), "{err}");
+    assert!(err.message.contains("no credentials were found"), "{err}");
+    assert!(server.seen().is_empty());
 }
