@@ -14,8 +14,9 @@ Run from the repository root:
 It also reads the SDK's own source (the version pinned in Cargo.lock, from the cargo registry
 under $CARGO_HOME, so run `cargo build` once first) to check that every setter and union
 variant it emits exists, and to list the members the SDK treats as required-with-default
-although the model says optional: the SDK's serializer always writes those (as `""`), so they
-appear on the wire even when the request omits them (`SDK_DEFAULTED_MEMBERS`).
+although the model says optional: the SDK's serializer always writes those (with the SDK
+model's `@default`, usually `""`), so they appear on the wire even when the request omits them
+(`SDK_DEFAULTED_MEMBERS`).
 """
 
 import glob
@@ -258,11 +259,12 @@ class Gen:
             out.append(f"    {rust_str(op)},")
         out.append("];")
         out.append("")
-        out.append("/// `(shape, member)` pairs the model marks optional but the SDK holds as a plain, required")
-        out.append("/// field: when the request omits one, the SDK's serializer still writes it, as `\"\"`.")
-        out.append("pub const SDK_DEFAULTED_MEMBERS: &[(&str, &str)] = &[")
-        for shape, member in self.defaulted:
-            out.append(f"    ({rust_str(shape)}, {rust_str(member)}),")
+        out.append("/// `(shape, member, default as JSON)`: members the model marks optional but the SDK holds")
+        out.append("/// as plain fields with a default (its newer model says `@default`): when the request omits")
+        out.append("/// one, the SDK's serializer still writes it, with that default.")
+        out.append("pub const SDK_DEFAULTED_MEMBERS: &[(&str, &str, &str)] = &[")
+        for shape, member, default in self.defaulted:
+            out.append(f"    ({rust_str(shape)}, {rust_str(member)}, {rust_str(default)}),")
         out.append("];")
         out.append("")
         out.append("/// Convert and send one request; `None` when the operation is not supported.")
@@ -310,14 +312,34 @@ def sdk_defaulted(gen, sdk_dir):
         sh = gen.shape(name)
         if sh.get("union"):
             continue
-        fields = struct_fields(os.path.join(sdk_dir, "src", "types", f"_{snake(name)}.rs"), pascal(name))
+        path = os.path.join(sdk_dir, "src", "types", f"_{snake(name)}.rs")
+        src = open(path).read()
+        fields = struct_fields(path, pascal(name))
         for mname in sh.get("members", {}):
             ty = fields.get(snake(mname))
             if ty is None:
                 raise SystemExit(f"{name}.{mname}: no field {snake(mname)} in the SDK")
             if "Option<" not in ty and mname not in sh.get("required", []):
-                out.append((name, mname))
+                out.append((name, mname, builder_default(src, snake(mname), ty)))
     return out
+
+
+def builder_default(src, field, ty):
+    """The JSON text of the value `build()` fills in for an unset `field`."""
+    mm = re.search(
+        rf"\b{field}: self\.{field}\.(unwrap_or_default\(\)|unwrap_or_else\(\|\| (.*?)\)),", src
+    )
+    if not mm:
+        raise SystemExit(f"no default for {field} in the SDK builder")
+    if mm.group(2) is None:
+        zero = {"::std::string::String": '""', "i32": "0", "i64": "0", "bool": "false", "f64": "0.0"}
+        if ty not in zero:
+            raise SystemExit(f"no known zero value for {ty}")
+        return zero[ty]
+    lit = re.fullmatch(r'"((?:[^"\\]|\\.)*)"\.to_owned\(\)', mm.group(2))
+    if not lit:
+        raise SystemExit(f"unrecognised default {mm.group(2)} for {field}")
+    return json.dumps(json.loads('"' + lit.group(1) + '"'))
 
 
 def check_sdk(gen, sdk_dir):

@@ -36,19 +36,20 @@ pub const SUPPORTED_OPERATIONS: &[&str] = &[
     "GetOpportunity",
 ];
 
-/// `(shape, member)` pairs the model marks optional but the SDK holds as a plain, required
-/// field: when the request omits one, the SDK's serializer still writes it, as `""`.
-pub const SDK_DEFAULTED_MEMBERS: &[(&str, &str)] = &[
-    ("ExpectedCustomerSpend", "Amount"),
-    ("LeadContext", "QualificationStatus"),
-    ("LeadInteraction", "SourceType"),
-    ("LeadInteraction", "SourceId"),
-    ("LeadInteraction", "SourceName"),
-    ("LeadInteraction", "CustomerAction"),
-    ("LeadInvitationCustomer", "CountryCode"),
-    ("LeadInvitationInteraction", "SourceType"),
-    ("LeadInvitationInteraction", "SourceId"),
-    ("LeadInvitationInteraction", "SourceName"),
+/// `(shape, member, default as JSON)`: members the model marks optional but the SDK holds
+/// as plain fields with a default (its newer model says `@default`): when the request omits
+/// one, the SDK's serializer still writes it, with that default.
+pub const SDK_DEFAULTED_MEMBERS: &[(&str, &str, &str)] = &[
+    ("ExpectedCustomerSpend", "Amount", "\"\""),
+    ("LeadContext", "QualificationStatus", "\"Unqualified\""),
+    ("LeadInteraction", "SourceType", "\"\""),
+    ("LeadInteraction", "SourceId", "\"\""),
+    ("LeadInteraction", "SourceName", "\"\""),
+    ("LeadInteraction", "CustomerAction", "\"\""),
+    ("LeadInvitationCustomer", "CountryCode", "\"\""),
+    ("LeadInvitationInteraction", "SourceType", "\"\""),
+    ("LeadInvitationInteraction", "SourceId", "\"\""),
+    ("LeadInvitationInteraction", "SourceName", "\"\""),
 ];
 
 /// Convert and send one request; `None` when the operation is not supported.

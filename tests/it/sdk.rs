@@ -30,6 +30,8 @@ struct Canned {
     status: u16,
     body: String,
     headers: Vec<(&'static str, String)>,
+    /// Answer with the request body instead of `body`.
+    echo: bool,
 }
 
 impl Canned {
@@ -38,6 +40,13 @@ impl Canned {
             status: 200,
             body: body.to_string(),
             headers: vec![],
+            echo: false,
+        }
+    }
+    fn echo() -> Self {
+        Canned {
+            echo: true,
+            ..Canned::ok(json!({}))
         }
     }
     fn error(status: u16, kind: &str, body: Value) -> Self {
@@ -47,6 +56,7 @@ impl Canned {
             status,
             body: body.to_string(),
             headers: vec![("x-amzn-errortype", kind.to_owned())],
+            echo: false,
         }
     }
 }
@@ -98,10 +108,12 @@ impl Server {
                             for (k, v) in &canned.headers {
                                 resp = resp.header(*k, v);
                             }
-                            Ok::<_, hyper::Error>(
-                                resp.body(Full::new(Bytes::from(canned.body.clone())))
-                                    .unwrap(),
-                            )
+                            let body = if canned.echo {
+                                bytes
+                            } else {
+                                Bytes::from(canned.body.clone())
+                            };
+                            Ok::<_, hyper::Error>(resp.body(Full::new(body)).unwrap())
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -150,18 +162,20 @@ fn assert_model_valid(op: &str, req: &Value) {
     assert!(v.is_empty(), "{op} fixture is not model-valid: {v:#?}");
 }
 
-/// `req` plus the members the SDK always writes (as `""`) although the model lets them be
-/// omitted (`SDK_DEFAULTED_MEMBERS`, read from the SDK source by the generator).
+/// `req` plus the members the SDK always writes (with its default) although the model lets
+/// them be omitted (`SDK_DEFAULTED_MEMBERS`, read from the SDK source by the generator).
 fn with_sdk_defaults(op: &str, req: &Value) -> Value {
     fn fill(id: ShapeId, v: &mut Value) {
         let sh = model().shape(id);
         match (&sh.kind, v) {
             (ShapeKind::Structure { members, union, .. }, Value::Object(o)) => {
                 for m in members {
-                    let defaulted =
-                        SDK_DEFAULTED_MEMBERS.contains(&(sh.name.as_str(), m.name.as_str()));
-                    if !union && defaulted && !o.contains_key(&m.name) {
-                        o.insert(m.name.clone(), json!(""));
+                    let default = SDK_DEFAULTED_MEMBERS
+                        .iter()
+                        .find(|(s, mm, _)| *s == sh.name && *mm == m.name)
+                        .map(|(_, _, d)| serde_json::from_str::<Value>(d).unwrap());
+                    if let (false, Some(d), false) = (*union, default, o.contains_key(&m.name)) {
+                        o.insert(m.name.clone(), d);
                     }
                     if let Some(child) = o.get_mut(&m.name) {
                         fill(m.shape, child);
@@ -573,6 +587,7 @@ async fn an_empty_response_body_is_an_empty_object() {
         status: 200,
         body: String::new(),
         headers: vec![],
+        echo: false,
     })
     .await;
     let sdk = client(&server.endpoint).await;
@@ -592,6 +607,7 @@ async fn a_malformed_response_is_an_error() {
         status: 200,
         body: "{\"Id\": ".into(),
         headers: vec![],
+        echo: false,
     })
     .await;
     let sdk = client(&server.endpoint).await;
@@ -654,6 +670,7 @@ async fn internal_server_errors_are_retryable_server_errors() {
         status: 503,
         body: "Service Unavailable".into(),
         headers: vec![],
+        echo: false,
     })
     .await;
     assert_eq!(err.kind, ErrorKind::Server, "{err:?}");
@@ -851,4 +868,176 @@ async fn a_client_without_credentials_fails_with_a_config_error() {
     assert!(err.message.contains("aws sso login"), "{err}");
     assert!(err.message.contains("no credentials were found"), "{err}");
     assert!(server.seen().is_empty());
+}
+
+/// Random model-valid requests, generated from the model itself, round-trip through the SDK:
+/// the wire body is the request (plus the SDK's documented defaults), and the response the
+/// server echoes back comes out of `call` unchanged.
+mod roundtrip {
+    use super::*;
+    use cosell::model::Shape;
+    use proptest::prelude::*;
+    use std::sync::LazyLock;
+
+    static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    });
+    static ECHO: LazyLock<(Server, SdkClient)> = LazyLock::new(|| {
+        RT.block_on(async {
+            let server = Server::start(Canned::echo()).await;
+            let sdk = client(&server.endpoint).await;
+            (server, sdk)
+        })
+    });
+
+    /// Cap long repetition bounds so cases stay small (`.{20,2000}` → `.{20,64}`).
+    fn shorten(pattern: &str) -> String {
+        let re = regex::Regex::new(r"\{(\d+),(\d+)\}").unwrap();
+        re.replace_all(pattern, |c: &regex::Captures| {
+            let (a, b): (u64, u64) = (c[1].parse().unwrap(), c[2].parse().unwrap());
+            format!("{{{a},{}}}", b.min(a.max(64)))
+        })
+        .into_owned()
+    }
+
+    fn string_strategy(sh: &'static Shape) -> BoxedStrategy<Value> {
+        let ShapeKind::String {
+            enum_values,
+            pattern,
+            min,
+            max,
+        } = &sh.kind
+        else {
+            unreachable!()
+        };
+        if let Some(values) = enum_values {
+            return proptest::sample::select(values.clone())
+                .prop_map(Value::String)
+                .boxed();
+        }
+        // Without a pattern, cap the length (the model allows up to thousands of characters);
+        // with one, the (shortened) pattern bounds it.
+        let min = min.unwrap_or(0);
+        let max = match (max, pattern) {
+            (Some(m), _) => (*m).min(min.max(64)),
+            (None, None) => min.max(64),
+            (None, Some(_)) => u64::MAX,
+        };
+        let source = match pattern {
+            // A leading length look-ahead is checked by the filter below instead.
+            Some(p) => {
+                let la = regex::Regex::new(r"^\(\?=\.\{\d+,\d+\}\$\)").unwrap();
+                shorten(&la.replace(&p.source, ""))
+            }
+            None => format!("(?s).{{{min},{max}}}"),
+        };
+        let gen = proptest::string::string_regex(&source)
+            .unwrap_or_else(|e| panic!("{}: cannot generate from {source}: {e}", sh.name));
+        gen.prop_filter(format!("{} constraints", sh.name), move |s| {
+            let n = s.chars().count() as u64;
+            n >= min && n <= max.max(min) && pattern.as_ref().is_none_or(|p| p.is_match(s))
+        })
+        .prop_map(Value::String)
+        .boxed()
+    }
+
+    fn strategy(id: ShapeId) -> BoxedStrategy<Value> {
+        let sh: &'static Shape = model().shape(id);
+        match &sh.kind {
+            ShapeKind::String { .. } => string_strategy(sh),
+            ShapeKind::Structure {
+                members,
+                union: true,
+                ..
+            } => {
+                let arms: Vec<BoxedStrategy<Value>> = members
+                    .iter()
+                    .map(|m| {
+                        let name = m.name.clone();
+                        strategy(m.shape)
+                            .prop_map(move |v| json!({ name.clone(): v }))
+                            .boxed()
+                    })
+                    .collect();
+                proptest::strategy::Union::new(arms).boxed()
+            }
+            ShapeKind::Structure { members, .. } => {
+                let fields: Vec<BoxedStrategy<Option<(String, Value)>>> = members
+                    .iter()
+                    .map(|m| {
+                        let name = m.name.clone();
+                        let s = strategy(m.shape).prop_map(move |v| (name.clone(), v));
+                        if m.required {
+                            s.prop_map(Some).boxed()
+                        } else {
+                            proptest::option::of(s).boxed()
+                        }
+                    })
+                    .collect();
+                fields
+                    .prop_map(|fs| Value::Object(fs.into_iter().flatten().collect()))
+                    .boxed()
+            }
+            ShapeKind::List { member, min, max } => {
+                let lo = min.unwrap_or(0) as usize;
+                let hi = (max.unwrap_or(3) as usize).min(lo + 3);
+                proptest::collection::vec(strategy(*member), lo..=hi)
+                    .prop_map(Value::Array)
+                    .boxed()
+            }
+            ShapeKind::Integer { min, max } => (min.unwrap_or(i32::MIN as i64)
+                ..=max.unwrap_or(i32::MAX as i64))
+                .prop_map(|n| json!(n))
+                .boxed(),
+            ShapeKind::Timestamp => (0i64..4_102_444_800)
+                .prop_map(|s| {
+                    let t = chrono::DateTime::from_timestamp(s, 0).unwrap();
+                    json!(t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                })
+                .boxed(),
+            other => panic!("{}: no strategy for {other:?}", sh.name),
+        }
+    }
+
+    fn request(op: &str) -> BoxedStrategy<Value> {
+        strategy(model().operation(op).unwrap().input.unwrap())
+    }
+
+    fn roundtrip(op: &str, req: &Value) -> Result<(), TestCaseError> {
+        let violations = model().validate_input(op, req);
+        prop_assert!(violations.is_empty(), "not model-valid: {violations:#?}");
+        let (server, sdk) = &*ECHO;
+        let got = RT
+            .block_on(sdk.call(op, req.clone()))
+            .map_err(|e| TestCaseError::fail(format!("{op}: {e}")))?;
+        let want = with_sdk_defaults(op, req);
+        // The echo server answers with the exact bytes it received.
+        prop_assert_eq!(&got, &want);
+        let seen = server.seen.lock().unwrap();
+        prop_assert!(seen.iter().any(|s| s.body == want));
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn create_engagement_invitation(req in request("CreateEngagementInvitation")) {
+            roundtrip("CreateEngagementInvitation", &req)?;
+        }
+
+        #[test]
+        fn create_engagement(req in request("CreateEngagement")) {
+            roundtrip("CreateEngagement", &req)?;
+        }
+
+        #[test]
+        fn create_opportunity(req in request("CreateOpportunity")) {
+            roundtrip("CreateOpportunity", &req)?;
+        }
+    }
 }
