@@ -294,8 +294,7 @@ where
             kind: ErrorKind::Transport,
             code: "Timeout".into(),
             message: format!(
-                "no complete response within {}s: {}",
-                ATTEMPT_TIMEOUT.as_secs(),
+                "no complete response within the attempt timeout: {}",
                 chain(&err)
             ),
         },
@@ -616,5 +615,133 @@ pub(super) mod conv {
         o.iter()
             .map(|(k, e)| Ok((k.clone(), f(e, &join(path, k))?)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::conv::*;
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn service_errors_are_classified_by_code_then_status() {
+        let k = |status, code: Option<&str>| service_error(status, code, Some("m"), None).kind;
+        assert_eq!(k(400, Some("ThrottlingException")), ErrorKind::Throttling);
+        assert_eq!(k(429, None), ErrorKind::Throttling);
+        assert_eq!(k(500, Some("InternalServerException")), ErrorKind::Server);
+        assert_eq!(k(502, None), ErrorKind::Server);
+        assert_eq!(k(503, Some("ServiceUnavailable")), ErrorKind::Server);
+        assert_eq!(k(400, Some("ValidationException")), ErrorKind::Client);
+        assert_eq!(k(409, Some("ConflictException")), ErrorKind::Client);
+        assert_eq!(k(403, Some("AccessDeniedException")), ErrorKind::Client);
+        assert_eq!(k(400, Some("ExpiredTokenException")), ErrorKind::Config);
+        assert_eq!(
+            k(403, Some("UnrecognizedClientException")),
+            ErrorKind::Config
+        );
+        let e = service_error(404, None, None, None);
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            ("HTTP404", "HTTP 404")
+        );
+    }
+
+    #[test]
+    fn validation_messages_list_every_field_error() {
+        let body = json!({
+            "Message": "bad",
+            "Reason": "BUSINESS_VALIDATION_FAILED",
+            "ErrorList": [
+                {"FieldName": "Customer.Account.Duns", "Code": "INVALID_VALUE", "Message": "9 digits"},
+                {"FieldName": "LifeCycle.Stage", "Code": "REQUIRED_FIELD_MISSING"}
+            ]
+        });
+        let e = service_error(400, Some("ValidationException"), Some("bad"), Some(&body));
+        assert_eq!(
+            e.message,
+            "bad (reason: BUSINESS_VALIDATION_FAILED) [Customer.Account.Duns: INVALID_VALUE 9 \
+             digits; LifeCycle.Stage: REQUIRED_FIELD_MISSING]"
+        );
+    }
+
+    #[test]
+    fn error_chains_are_one_line_without_repeats() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: inner failed")]
+        struct Outer(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("inner failed")]
+        struct Inner;
+        #[derive(Debug, thiserror::Error)]
+        #[error("top")]
+        struct Top(#[source] Outer);
+        assert_eq!(chain(&Top(Outer(Inner))), "top: outer: inner failed");
+    }
+
+    #[test]
+    fn objects_reject_members_the_shape_lacks() {
+        let v = json!({"A": 1, "B": 2});
+        assert!(object(&v, "X", &["A", "B"]).is_ok());
+        let e = object(&v, "X", &["A"]).unwrap_err();
+        assert_eq!(e.path, "X.B");
+        let e = object(&json!([1]), "", &["A"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "request member (body): expected object, got list"
+        );
+    }
+
+    #[test]
+    fn unions_need_exactly_one_member() {
+        let m = &["A", "B"];
+        let u = json!({"B": {"x": 1}, "A": null});
+        let (name, v, p) = union(&u, "U", m).unwrap();
+        assert_eq!((name, v, p.as_str()), ("B", &json!({"x": 1}), "U.B"));
+        assert!(union(&json!({}), "U", m).is_err());
+        assert!(union(&json!({"A": 1, "B": 2}), "U", m).is_err());
+        assert!(union(&json!({"C": 1}), "U", m).is_err());
+    }
+
+    #[test]
+    fn scalars_convert_with_paths_in_errors() {
+        assert_eq!(integer(&json!(42), "p").unwrap(), 42);
+        assert!(integer(&json!(1u64 << 40), "p").is_err());
+        assert!(integer(&json!(1.5), "p").is_err());
+        assert_eq!(long(&json!(1i64 << 40), "p").unwrap(), 1 << 40);
+        assert!(boolean(&json!(true), "p").unwrap());
+        assert_eq!(double(&json!(2.5), "p").unwrap(), 2.5);
+        assert_eq!(string(&json!("s"), "p").unwrap(), "s");
+        let e = string(&json!(1), "a.b").unwrap_err();
+        assert_eq!(e.path, "a.b");
+        let l = list(&json!(["x", 2]), "L", string).unwrap_err();
+        assert_eq!(l.path, "L[1]");
+        let m = map(&json!({"k": "v"}), "M", string).unwrap();
+        assert_eq!(m["k"], "v");
+        let o = json!({"A": null});
+        let o = o.as_object().unwrap();
+        assert_eq!(member(o, "", "A", string).unwrap(), None);
+        assert_eq!(member(o, "", "B", string).unwrap(), None);
+    }
+
+    #[test]
+    fn timestamps_accept_iso_8601_with_offsets_and_epoch_seconds() {
+        let secs = |v: Value| timestamp(&v, "t").unwrap().secs();
+        assert_eq!(secs(json!("2026-11-22T10:00:00Z")), 1_795_341_600);
+        assert_eq!(secs(json!("2026-11-22T10:00:00.250Z")), 1_795_341_600);
+        assert_eq!(secs(json!("2026-11-22T12:00:00+02:00")), 1_795_341_600);
+        assert_eq!(secs(json!(1_795_341_600)), 1_795_341_600);
+        assert!(timestamp(&json!("22/11/2026"), "t").is_err());
+        assert!(timestamp(&json!(true), "t").is_err());
+    }
+
+    #[test]
+    fn conversion_errors_are_client_errors() {
+        let e = string(&json!(1), "Catalog").unwrap_err().into_api();
+        assert_eq!(
+            (e.kind, e.code.as_str()),
+            (ErrorKind::Client, "InvalidRequest")
+        );
+        assert!(e.message.contains("Catalog"));
     }
 }

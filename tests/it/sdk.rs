@@ -1041,3 +1041,42 @@ mod roundtrip {
         }
     }
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_as_a_transport_error() {
+    use aws_sdk_partnercentralselling::config::timeout::TimeoutConfig;
+    use std::time::Duration;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            open.push(stream); // keep it open, never answer
+        }
+    });
+    let conf = crate::support::sdk_client(&endpoint, "123456789012")
+        .config()
+        .to_builder()
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_millis(300))
+                .build(),
+        )
+        .build();
+    let sdk = SdkClient::from_client(aws_sdk_partnercentralselling::Client::from_conf(conf));
+    let started = std::time::Instant::now();
+    let err = sdk
+        .call(
+            "GetOpportunity",
+            json!({"Catalog": "AWS", "Identifier": "O1"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        (err.kind, err.code.as_str()),
+        (ErrorKind::Transport, "Timeout"),
+        "{err:?}"
+    );
+    assert!(err.retryable());
+}
