@@ -20,6 +20,7 @@ model's `@default`, usually `""`), so they appear on the wire even when the requ
 """
 
 import glob
+import hashlib
 import json
 import os
 import re
@@ -253,6 +254,9 @@ class Gen:
         out.append("use aws_sdk_partnercentralselling::{types, Client};")
         out.append("use serde_json::Value;")
         out.append("")
+        out.append("/// SHA-256 of the schemas/model.json this file was generated from (a test compares it).")
+        out.append(f"pub(super) const MODEL_SHA256: &str = {rust_str(self.fingerprint)};")
+        out.append("")
         out.append("/// The operations this bridge can send, in the API's names.")
         out.append("pub const SUPPORTED_OPERATIONS: &[&str] = &[")
         for op in SUPPORTED:
@@ -366,9 +370,11 @@ def check_sdk(gen, sdk_dir):
 
 def main():
     root = os.path.dirname(os.path.abspath(__file__))
-    with open(os.path.join(root, "model.json")) as fh:
-        model = json.load(fh)
+    with open(os.path.join(root, "model.json"), "rb") as fh:
+        raw = fh.read()
+    model = json.loads(raw)
     gen = Gen(model)
+    gen.fingerprint = hashlib.sha256(raw).hexdigest()
     gen.sdk_dir = find_sdk_source()
     text = gen.generate()
     if check_sdk(gen, gen.sdk_dir):

@@ -745,3 +745,26 @@ mod tests {
         assert!(e.message.contains("Catalog"));
     }
 }
+
+#[cfg(test)]
+mod generated {
+    #[test]
+    fn sdk_gen_matches_the_embedded_model() {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(crate::model::MODEL_JSON.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            super::super::sdk_gen::MODEL_SHA256,
+            "schemas/model.json changed: run `python3 schemas/gen_sdk.py > src/engine/sdk_gen.rs \
+             && cargo fmt`"
+        );
+    }
+
+    #[test]
+    fn every_supported_operation_is_in_the_model() {
+        for op in super::SUPPORTED_OPERATIONS {
+            assert!(crate::model::model().operation(op).is_some(), "{op}");
+        }
+    }
+}
