@@ -255,6 +255,7 @@ class Gen:
         out.append("use serde_json::Value;")
         out.append("")
         out.append("/// SHA-256 of the schemas/model.json this file was generated from (a test compares it).")
+        out.append("#[cfg(test)]")
         out.append(f"pub(super) const MODEL_SHA256: &str = {rust_str(self.fingerprint)};")
         out.append("")
         out.append("/// The operations this bridge can send, in the API's names.")

@@ -20,6 +20,7 @@ use aws_sdk_partnercentralselling::{types, Client};
 use serde_json::Value;
 
 /// SHA-256 of the schemas/model.json this file was generated from (a test compares it).
+#[cfg(test)]
 pub(super) const MODEL_SHA256: &str =
     "f6ddc90e3be803bf782518f85961c4381317c29efb90df334939bcf0b7337e29";
 
