@@ -6,12 +6,7 @@
 //!
 //! Owns nothing by hand: edit `schemas/gen_sdk.py` (or the model) and regenerate.
 //! Must not touch: retries, error classification, response capture (`sdk.rs`).
-#![allow(
-    non_snake_case,
-    clippy::redundant_closure,
-    clippy::needless_question_mark,
-    unused_imports
-)]
+#![allow(non_snake_case)] // conv_<ShapeName> keeps the model's shape names
 
 use super::api::ApiError;
 use super::sdk::conv::*;
