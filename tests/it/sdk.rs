@@ -1080,3 +1080,19 @@ async fn a_server_that_never_answers_times_out_as_a_transport_error() {
     );
     assert!(err.retryable());
 }
+
+#[tokio::test]
+async fn enum_values_the_sdk_does_not_know_are_sent_verbatim() {
+    // Not model-valid on purpose: a value added to the API after this SDK was built.
+    let server = Server::start(Canned::ok(json!({}))).await;
+    let sdk = client(&server.endpoint).await;
+    let req = json!({
+        "Catalog": "AWS",
+        "ParticipantType": "OBSERVER",
+        "Status": ["PENDING", "PARKED"]
+    });
+    sdk.call("ListEngagementInvitations", req.clone())
+        .await
+        .unwrap();
+    assert_eq!(server.seen()[0].body, req);
+}
