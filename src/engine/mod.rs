@@ -5,4 +5,9 @@
 //! parsing (it asks `plan` to render), on-disk formats (it asks `journal` and `ledger`).
 
 pub mod api;
+pub mod command;
+pub mod coordinator;
 pub mod limits;
+pub mod progress;
+pub mod sdk;
+mod sdk_gen;
