@@ -206,7 +206,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("15d").unwrap(), Duration::from_secs(15 * 86400));
+        assert_eq!(
+            parse_duration("15d").unwrap(),
+            Duration::from_secs(15 * 86400)
+        );
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
@@ -235,7 +238,9 @@ mod tests {
         assert_eq!(f.pick(0.55), Fault::None);
         assert_eq!(Faults::parse("").unwrap(), Faults::default());
         assert!(Faults::parse("throttle=2").is_err());
-        assert!(Faults::parse("boom=0.1").unwrap_err().contains("unknown fault"));
+        assert!(Faults::parse("boom=0.1")
+            .unwrap_err()
+            .contains("unknown fault"));
         assert!(Faults::parse("throttle=0.6,internal=0.6")
             .unwrap_err()
             .contains("more than 1"));

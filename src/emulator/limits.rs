@@ -105,11 +105,7 @@ impl FaultGen {
         if !self.faults.any() {
             return Fault::None;
         }
-        let u: f64 = self
-            .rng
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .random();
+        let u: f64 = self.rng.lock().unwrap_or_else(|p| p.into_inner()).random();
         self.faults.pick(u)
     }
 }
@@ -131,7 +127,9 @@ mod tests {
             assert!(l.charge("a", "GetOpportunity").is_ok());
         }
         assert!(l.charge("a", "GetOpportunity").is_err());
-        assert!(Limiter::new(Quotas::None).charge("a", "GetOpportunity").is_ok());
+        assert!(Limiter::new(Quotas::None)
+            .charge("a", "GetOpportunity")
+            .is_ok());
     }
 
     #[test]

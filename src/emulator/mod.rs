@@ -137,7 +137,11 @@ pub async fn start(config: EmulatorConfig, bind: SocketAddr) -> std::io::Result<
     })
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<server::Shared>, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<server::Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let conn = tokio::select! {
             c = listener.accept() => c,
@@ -156,7 +160,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<server::Shared>, mut sto
         let shared = shared.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| server::handle(shared.clone(), req));
+            let service =
+                hyper::service::service_fn(move |req| server::handle(shared.clone(), req));
             let conn = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service);
@@ -208,7 +213,10 @@ pub fn main(args: EmulatorArgs) -> i32 {
             return crate::exit::INVALID;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

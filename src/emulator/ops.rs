@@ -62,7 +62,12 @@ fn to_body(v: &Value) -> Vec<u8> {
 }
 
 /// Run one validated request. `body` has passed `model().validate_input`.
-pub fn execute(state: &mut State, op: &str, ctx: &Ctx<'_>, body: &Value) -> Result<Outcome, ApiError> {
+pub fn execute(
+    state: &mut State,
+    op: &str,
+    ctx: &Ctx<'_>,
+    body: &Value,
+) -> Result<Outcome, ApiError> {
     settle(state, ctx.now, ctx.ttl_ms);
     let catalog = s(body, "Catalog");
     if catalog != "AWS" && catalog != "Sandbox" {
@@ -74,7 +79,10 @@ pub fn execute(state: &mut State, op: &str, ctx: &Ctx<'_>, body: &Value) -> Resu
     }
     let token_member = model().operation(op).and_then(|o| o.idempotency_member());
     let Some(member) = token_member else {
-        return run(state, op, ctx, body).map(|(v, _)| Outcome { body: v, replay: false });
+        return run(state, op, ctx, body).map(|(v, _)| Outcome {
+            body: v,
+            replay: false,
+        });
     };
     let key = format!("{}\u{1f}{op}\u{1f}{}", ctx.account, s(body, member));
     let hash = canonical_hash(body);
@@ -195,7 +203,11 @@ fn opportunity_arn(account: &str, catalog: &str, id: &str) -> String {
 // ---- pagination ----------------------------------------------------------------------------
 
 /// One page of `items` (already filtered and sorted) from `NextToken`.
-fn page<T>(body: &Value, items: Vec<T>, default_max: usize) -> Result<(Vec<T>, Option<String>), ApiError> {
+fn page<T>(
+    body: &Value,
+    items: Vec<T>,
+    default_max: usize,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
     let max = body
         .get("MaxResults")
         .and_then(Value::as_u64)
@@ -245,7 +257,10 @@ fn create_engagement(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<V
         id: id.clone(),
         catalog,
         seq,
-        title: body.get("Title").and_then(Value::as_str).map(str::to_string),
+        title: body
+            .get("Title")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         description: body
             .get("Description")
             .and_then(Value::as_str)
@@ -275,7 +290,9 @@ fn member_engagement<'s>(
         .get(id)
         .filter(|e| e.catalog == catalog)
         .ok_or_else(|| {
-            ApiError::not_found(format!("Engagement {id} was not found in catalog {catalog}"))
+            ApiError::not_found(format!(
+                "Engagement {id} was not found in catalog {catalog}"
+            ))
         })?;
     if !e.members.iter().any(|m| m == account) {
         return Err(ApiError::access_denied(format!(
@@ -300,7 +317,12 @@ fn context_types(e: &Engagement) -> Vec<Value> {
 }
 
 fn get_engagement(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<Value, ApiError> {
-    let e = member_engagement(state, s(body, "Catalog"), s(body, "Identifier"), ctx.account)?;
+    let e = member_engagement(
+        state,
+        s(body, "Catalog"),
+        s(body, "Identifier"),
+        ctx.account,
+    )?;
     let mut out = json!({
         "Id": e.id, "Arn": e.arn,
         "CreatedAt": iso(e.created_at), "CreatedBy": e.created_by,
@@ -331,7 +353,11 @@ fn list_engagements(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<Va
         .engagements
         .values()
         .filter(|e| e.catalog == catalog && e.members.iter().any(|m| m == ctx.account))
-        .filter(|e| created_by.as_ref().is_none_or(|l| l.contains(&e.created_by.as_str())))
+        .filter(|e| {
+            created_by
+                .as_ref()
+                .is_none_or(|l| l.contains(&e.created_by.as_str()))
+        })
         .filter(|e| {
             exclude_created_by
                 .as_ref()
@@ -341,7 +367,9 @@ fn list_engagements(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<Va
         .filter(|e| {
             let types = context_types(e);
             let has = |t: &&str| types.iter().any(|x| x == *t);
-            ctx_types.as_ref().is_none_or(|l| l.is_empty() || l.iter().any(has))
+            ctx_types
+                .as_ref()
+                .is_none_or(|l| l.is_empty() || l.iter().any(has))
                 && exclude_ctx.as_ref().is_none_or(|l| !l.iter().any(has))
         })
         .collect();
@@ -375,7 +403,12 @@ fn list_engagements(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<Va
 
 fn create_invitation(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<Value, ApiError> {
     let catalog = s(body, "Catalog").to_string();
-    let e = member_engagement(state, &catalog, s(body, "EngagementIdentifier"), ctx.account)?;
+    let e = member_engagement(
+        state,
+        &catalog,
+        s(body, "EngagementIdentifier"),
+        ctx.account,
+    )?;
     let engagement_id = e.id.clone();
     let inv = &body["Invitation"];
     let receiver = inv["Receiver"]["Account"]["AwsAccountId"]
@@ -466,7 +499,12 @@ struct InvitationOut<'a> {
 
 /// The hot path: one lookup, serialised straight from borrowed state.
 fn get_invitation(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<Vec<u8>, ApiError> {
-    let i = visible_invitation(state, s(body, "Catalog"), s(body, "Identifier"), ctx.account)?;
+    let i = visible_invitation(
+        state,
+        s(body, "Catalog"),
+        s(body, "Identifier"),
+        ctx.account,
+    )?;
     let e = state.engagements.get(&i.engagement_id);
     let out = InvitationOut {
         arn: &i.arn,
@@ -523,11 +561,17 @@ fn list_invitations(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<Va
                 .as_ref()
                 .is_none_or(|l| l.contains(&i.engagement_id.as_str()))
         })
-        .filter(|i| senders.as_ref().is_none_or(|l| l.contains(&i.sender.as_str())))
+        .filter(|i| {
+            senders
+                .as_ref()
+                .is_none_or(|l| l.contains(&i.sender.as_str()))
+        })
         .collect();
     found.sort_by_key(|i| (i.invited_at, i.seq));
     // newest first unless asked otherwise
-    let ascending = body.get("Sort").is_some_and(|s| s["SortOrder"] == "ASCENDING");
+    let ascending = body
+        .get("Sort")
+        .is_some_and(|s| s["SortOrder"] == "ASCENDING");
     if !ascending {
         found.reverse();
     }
@@ -566,7 +610,12 @@ fn receiver_invitation<'s>(
     body: &Value,
     action: &str,
 ) -> Result<&'s Invitation, ApiError> {
-    let i = visible_invitation(state, s(body, "Catalog"), s(body, "Identifier"), ctx.account)?;
+    let i = visible_invitation(
+        state,
+        s(body, "Catalog"),
+        s(body, "Identifier"),
+        ctx.account,
+    )?;
     if i.receiver != ctx.account {
         return Err(ApiError::access_denied(format!(
             "Only the receiver ({}) may {action} engagement invitation {}; account {} is its sender",
@@ -674,7 +723,9 @@ fn owned_opportunity<'s>(
         .get(id)
         .filter(|o| o.catalog == catalog && o.owner == account)
         .ok_or_else(|| {
-            ApiError::not_found(format!("Opportunity {id} was not found in catalog {catalog}"))
+            ApiError::not_found(format!(
+                "Opportunity {id} was not found in catalog {catalog}"
+            ))
         })
 }
 
@@ -693,7 +744,12 @@ fn start_from_opportunity(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Run
     schedule(state, task)
 }
 
-fn list_tasks(state: &mut State, ctx: &Ctx<'_>, body: &Value, kind: TaskKind) -> Result<Value, ApiError> {
+fn list_tasks(
+    state: &mut State,
+    ctx: &Ctx<'_>,
+    body: &Value,
+    kind: TaskKind,
+) -> Result<Value, ApiError> {
     let catalog = s(body, "Catalog");
     let ids: Option<Vec<&str>> =
         str_list(body, "TaskIdentifier").map(|v| v.into_iter().map(bare_id).collect());
@@ -712,7 +768,11 @@ fn list_tasks(state: &mut State, ctx: &Ctx<'_>, body: &Value, kind: TaskKind) ->
         .values()
         .filter(|t| t.kind == kind && t.catalog == catalog && t.owner == ctx.account)
         .filter(|t| ids.as_ref().is_none_or(|l| l.contains(&t.id.as_str())))
-        .filter(|t| statuses.as_ref().is_none_or(|l| l.contains(&t.status.as_str())))
+        .filter(|t| {
+            statuses
+                .as_ref()
+                .is_none_or(|l| l.contains(&t.status.as_str()))
+        })
         .filter(|t| matches(&invitations, &t.invitation_id))
         .filter(|t| matches(&opportunities, &t.opportunity_id))
         .filter(|t| matches(&engagements, &t.engagement_id))
@@ -983,10 +1043,7 @@ fn complete_from_opportunity(state: &mut State, task: &Task, now: Millis, ttl_ms
     if let Some(o) = state.opportunities.get_mut(&opp_id) {
         o.engagement_id = Some(eng_id.clone());
         o.modified_at = now;
-        let life = o
-            .fields
-            .entry("LifeCycle")
-            .or_insert_with(|| json!({}));
+        let life = o.fields.entry("LifeCycle").or_insert_with(|| json!({}));
         if life.is_object() {
             life["ReviewStatus"] = "Submitted".into();
         }
@@ -1038,7 +1095,12 @@ fn create_opportunity(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<
 }
 
 fn get_opportunity(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<Value, ApiError> {
-    let o = owned_opportunity(state, s(body, "Catalog"), s(body, "Identifier"), ctx.account)?;
+    let o = owned_opportunity(
+        state,
+        s(body, "Catalog"),
+        s(body, "Identifier"),
+        ctx.account,
+    )?;
     let mut out = Map::new();
     out.insert("Catalog".into(), o.catalog.clone().into());
     for (k, v) in &o.fields {

@@ -98,7 +98,11 @@ impl Shared {
             by_status.insert(status.as_str().into(), n.into());
         }
         let mut tasks_by_status = serde_json::Map::new();
-        for status in [TaskStatus::InProgress, TaskStatus::Complete, TaskStatus::Failed] {
+        for status in [
+            TaskStatus::InProgress,
+            TaskStatus::Complete,
+            TaskStatus::Failed,
+        ] {
             let n = st.tasks.values().filter(|t| t.status == status).count();
             tasks_by_status.insert(status.as_str().into(), n.into());
         }
@@ -296,10 +300,14 @@ async fn api(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full<By
     let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 return Err(ApiError::too_large(MAX_BODY).into());
             }
-            return Err(ApiError::serialization(format!("could not read the request body: {e}")).into());
+            return Err(
+                ApiError::serialization(format!("could not read the request body: {e}")).into(),
+            );
         }
     };
 

@@ -208,6 +208,9 @@ fn default_rng() -> StdRng {
     StdRng::seed_from_u64(0)
 }
 
+/// Keeps the id generator independent of the fault generator under one --seed.
+const ID_SEED_SALT: u64 = 0x05ee_d1d5;
+
 const ALNUM: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
 impl State {
@@ -223,7 +226,7 @@ impl State {
             accept_tasks_per_invitation: HashMap::new(),
             pending: VecDeque::new(),
             // ids come from their own generator so that the fault sequence is independent
-            rng: StdRng::seed_from_u64(seed ^ 0x5eed_1d5),
+            rng: StdRng::seed_from_u64(seed ^ ID_SEED_SALT),
         }
     }
 
@@ -251,7 +254,7 @@ impl State {
             )));
         }
         let mut st: State = serde_json::from_value(head).map_err(|e| bad(e.to_string()))?;
-        st.rng = StdRng::seed_from_u64(seed ^ 0x5eed_1d5 ^ st.seq);
+        st.rng = StdRng::seed_from_u64(seed ^ ID_SEED_SALT ^ st.seq);
         let mut pending: Vec<(Millis, u64, String)> = st
             .tasks
             .values()
@@ -342,7 +345,10 @@ mod tests {
         assert!(re("task-[0-9a-z]{13}").is_match(&s.new_task_id()));
         assert!(re("job-[0-9a-z]{13}").is_match(&s.new_job_id()));
         assert!(re("O[0-9]{1,19}").is_match(&s.new_opportunity_id()));
-        assert_eq!(bare_id("arn:aws:partnercentral::1:AWS/engagement-invitation/engi-x"), "engi-x");
+        assert_eq!(
+            bare_id("arn:aws:partnercentral::1:AWS/engagement-invitation/engi-x"),
+            "engi-x"
+        );
         assert_eq!(bare_id("engi-x"), "engi-x");
     }
 

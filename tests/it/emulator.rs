@@ -103,7 +103,10 @@ async fn invite(c: &Client, eng: &str, receiver: &str, token: &str) -> String {
 }
 
 /// Poll an accepting task until it leaves IN_PROGRESS.
-async fn accept_task_done(c: &Client, task: &str) -> ListEngagementByAcceptingInvitationTaskSummary {
+async fn accept_task_done(
+    c: &Client,
+    task: &str,
+) -> ListEngagementByAcceptingInvitationTaskSummary {
     let until = Instant::now() + Duration::from_secs(10);
     loop {
         let out = c
@@ -182,7 +185,10 @@ fn assert_conforms(op: &str, body: &Value) {
         Some(shape) => {
             let mut v = Vec::new();
             m.validate_shape(shape, body, &mut v);
-            assert!(v.is_empty(), "{op} response does not conform: {v:#?}\n{body:#}");
+            assert!(
+                v.is_empty(),
+                "{op} response does not conform: {v:#?}\n{body:#}"
+            );
         }
         None => assert_eq!(body, &json!({}), "{op} has no output members"),
     }
@@ -242,7 +248,10 @@ async fn sender_and_receiver_flow_across_two_accounts_with_the_sdk() {
         assert_eq!(g.status(), Some(&InvitationStatus::Pending));
         assert_eq!(g.sender_aws_account_id(), Some(A));
         assert_eq!(g.engagement_id(), Some(eng.as_str()));
-        assert_eq!(g.payload_type(), Some(&EngagementInvitationPayloadType::OpportunityInvitation));
+        assert_eq!(
+            g.payload_type(),
+            Some(&EngagementInvitationPayloadType::OpportunityInvitation)
+        );
         assert!(g.expiration_date().unwrap().secs() > g.invitation_date().unwrap().secs());
     }
     let nf = c
@@ -262,7 +271,10 @@ async fn sender_and_receiver_flow_across_two_accounts_with_the_sdk() {
         .await
         .unwrap();
     let s = &sent.engagement_invitation_summaries()[0];
-    assert_eq!((s.id(), s.participant_type()), (inv.as_str(), Some(&ParticipantType::Sender)));
+    assert_eq!(
+        (s.id(), s.participant_type()),
+        (inv.as_str(), Some(&ParticipantType::Sender))
+    );
     let received = b
         .list_engagement_invitations()
         .catalog("Sandbox")
@@ -272,7 +284,10 @@ async fn sender_and_receiver_flow_across_two_accounts_with_the_sdk() {
         .await
         .unwrap();
     let r = &received.engagement_invitation_summaries()[0];
-    assert_eq!((r.id(), r.participant_type()), (inv.as_str(), Some(&ParticipantType::Receiver)));
+    assert_eq!(
+        (r.id(), r.participant_type()),
+        (inv.as_str(), Some(&ParticipantType::Receiver))
+    );
     assert!(b
         .list_engagement_invitations()
         .catalog("Sandbox")
@@ -315,7 +330,9 @@ async fn sender_and_receiver_flow_across_two_accounts_with_the_sdk() {
     assert!(task.starts_with("task-"), "{task}");
     let done = accept_task_done(&b, &task).await;
     assert_eq!(done.task_status(), Some(&TaskStatus::Complete));
-    let opp = done.opportunity_id().expect("an opportunity for the receiver");
+    let opp = done
+        .opportunity_id()
+        .expect("an opportunity for the receiver");
     assert!(done.resource_snapshot_job_id().unwrap().starts_with("job-"));
     assert_eq!(done.engagement_invitation_id(), Some(inv.as_str()));
 
@@ -328,7 +345,9 @@ async fn sender_and_receiver_flow_across_two_accounts_with_the_sdk() {
         .unwrap();
     assert_eq!(o.id(), opp);
     assert_eq!(
-        o.customer().and_then(|c| c.account()).map(|a| a.company_name()),
+        o.customer()
+            .and_then(|c| c.account())
+            .map(|a| a.company_name()),
         Some("Acme")
     );
     let g = a
@@ -532,7 +551,10 @@ async fn engagement_from_opportunity_creates_an_engagement_and_an_invitation_to_
     assert_eq!(t[0].task_id(), started.task_id());
     assert_eq!(t[0].task_status(), Some(&TaskStatus::Complete));
     let eng = t[0].engagement_id().expect("engagement id");
-    assert!(t[0].engagement_invitation_id().unwrap().starts_with("engi-"));
+    assert!(t[0]
+        .engagement_invitation_id()
+        .unwrap()
+        .starts_with("engi-"));
     assert!(t[0].resource_snapshot_job_id().unwrap().starts_with("job-"));
     assert_eq!(t[1].task_id(), second.task_id());
     assert_eq!(t[1].task_status(), Some(&TaskStatus::Failed));
@@ -614,26 +636,86 @@ async fn every_response_conforms_to_the_model_output_shape() {
         .as_str()
         .unwrap()
         .to_string();
-    ok(call(&u, A, "GetEngagement", &json!({"Catalog": "Sandbox", "Identifier": eng})).await, "GetEngagement");
-    ok(call(&u, A, "ListEngagements", &json!({"Catalog": "Sandbox", "ContextTypes": ["CustomerProject"]})).await, "ListEngagements");
+    ok(
+        call(
+            &u,
+            A,
+            "GetEngagement",
+            &json!({"Catalog": "Sandbox", "Identifier": eng}),
+        )
+        .await,
+        "GetEngagement",
+    );
+    ok(
+        call(
+            &u,
+            A,
+            "ListEngagements",
+            &json!({"Catalog": "Sandbox", "ContextTypes": ["CustomerProject"]}),
+        )
+        .await,
+        "ListEngagements",
+    );
     let invitation = json!({"Message": "m", "Receiver": {"Account": {"AwsAccountId": B}},
         "Payload": {"OpportunityInvitation": {"ReceiverResponsibilities": ["Distributor"],
             "Customer": {"CompanyName": "Acme", "CountryCode": "US", "Industry": "Aerospace", "WebsiteUrl": "https://acme.example.com"},
             "Project": {"BusinessProblem": "They need a much better data platform", "Title": "DP", "TargetCompletionDate": "2027-01-31",
                 "ExpectedCustomerSpend": [{"Amount": "1000", "CurrencyCode": "USD", "Frequency": "Monthly", "TargetCompany": "AWS"}]}}}});
     let mk = |t: &str| json!({"Catalog": "Sandbox", "ClientToken": t, "EngagementIdentifier": eng, "Invitation": invitation});
-    let inv = ok(call(&u, A, "CreateEngagementInvitation", &mk("i1")).await, "CreateEngagementInvitation")["Id"]
+    let inv = ok(
+        call(&u, A, "CreateEngagementInvitation", &mk("i1")).await,
+        "CreateEngagementInvitation",
+    )["Id"]
         .as_str()
         .unwrap()
         .to_string();
-    let inv2 = ok(call(&u, A, "CreateEngagementInvitation", &mk("i2")).await, "CreateEngagementInvitation")["Id"]
+    let inv2 = ok(
+        call(&u, A, "CreateEngagementInvitation", &mk("i2")).await,
+        "CreateEngagementInvitation",
+    )["Id"]
         .as_str()
         .unwrap()
         .to_string();
-    ok(call(&u, B, "GetEngagementInvitation", &json!({"Catalog": "Sandbox", "Identifier": inv})).await, "GetEngagementInvitation");
-    ok(call(&u, B, "ListEngagementInvitations", &json!({"Catalog": "Sandbox", "ParticipantType": "RECEIVER"})).await, "ListEngagementInvitations");
-    ok(call(&u, B, "RejectEngagementInvitation", &json!({"Catalog": "Sandbox", "Identifier": inv2, "RejectionReason": "no"})).await, "RejectEngagementInvitation");
-    ok(call(&u, B, "StartEngagementByAcceptingInvitationTask", &json!({"Catalog": "Sandbox", "ClientToken": "a1", "Identifier": inv})).await, "StartEngagementByAcceptingInvitationTask");
+    ok(
+        call(
+            &u,
+            B,
+            "GetEngagementInvitation",
+            &json!({"Catalog": "Sandbox", "Identifier": inv}),
+        )
+        .await,
+        "GetEngagementInvitation",
+    );
+    ok(
+        call(
+            &u,
+            B,
+            "ListEngagementInvitations",
+            &json!({"Catalog": "Sandbox", "ParticipantType": "RECEIVER"}),
+        )
+        .await,
+        "ListEngagementInvitations",
+    );
+    ok(
+        call(
+            &u,
+            B,
+            "RejectEngagementInvitation",
+            &json!({"Catalog": "Sandbox", "Identifier": inv2, "RejectionReason": "no"}),
+        )
+        .await,
+        "RejectEngagementInvitation",
+    );
+    ok(
+        call(
+            &u,
+            B,
+            "StartEngagementByAcceptingInvitationTask",
+            &json!({"Catalog": "Sandbox", "ClientToken": "a1", "Identifier": inv}),
+        )
+        .await,
+        "StartEngagementByAcceptingInvitationTask",
+    );
     let opp = ok(call(&u, A, "CreateOpportunity", &json!({"Catalog": "Sandbox", "ClientToken": "o1", "Origin": "Partner Referral",
         "Customer": {"Account": {"CompanyName": "Acme", "Address": {"CountryCode": "US"}}}, "Project": {"Title": "P"}, "Tags": [{"Key": "k", "Value": "v"}]})).await, "CreateOpportunity")["Id"]
         .as_str()
@@ -641,16 +723,65 @@ async fn every_response_conforms_to_the_model_output_shape() {
         .to_string();
     ok(call(&u, A, "StartEngagementFromOpportunityTask", &json!({"Catalog": "Sandbox", "ClientToken": "s1", "Identifier": opp, "AwsSubmission": {"InvolvementType": "Co-Sell"}})).await, "StartEngagementFromOpportunityTask");
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let accepted = ok(call(&u, B, "ListEngagementByAcceptingInvitationTasks", &json!({"Catalog": "Sandbox"})).await, "ListEngagementByAcceptingInvitationTasks");
+    let accepted = ok(
+        call(
+            &u,
+            B,
+            "ListEngagementByAcceptingInvitationTasks",
+            &json!({"Catalog": "Sandbox"}),
+        )
+        .await,
+        "ListEngagementByAcceptingInvitationTasks",
+    );
     assert_eq!(accepted["TaskSummaries"][0]["TaskStatus"], "COMPLETE");
-    let from = ok(call(&u, A, "ListEngagementFromOpportunityTasks", &json!({"Catalog": "Sandbox"})).await, "ListEngagementFromOpportunityTasks");
+    let from = ok(
+        call(
+            &u,
+            A,
+            "ListEngagementFromOpportunityTasks",
+            &json!({"Catalog": "Sandbox"}),
+        )
+        .await,
+        "ListEngagementFromOpportunityTasks",
+    );
     assert_eq!(from["TaskSummaries"][0]["TaskStatus"], "COMPLETE");
-    ok(call(&u, A, "GetOpportunity", &json!({"Catalog": "Sandbox", "Identifier": opp})).await, "GetOpportunity");
-    let recv_opp = accepted["TaskSummaries"][0]["OpportunityId"].as_str().unwrap();
-    ok(call(&u, B, "GetOpportunity", &json!({"Catalog": "Sandbox", "Identifier": recv_opp})).await, "GetOpportunity");
+    ok(
+        call(
+            &u,
+            A,
+            "GetOpportunity",
+            &json!({"Catalog": "Sandbox", "Identifier": opp}),
+        )
+        .await,
+        "GetOpportunity",
+    );
+    let recv_opp = accepted["TaskSummaries"][0]["OpportunityId"]
+        .as_str()
+        .unwrap();
+    ok(
+        call(
+            &u,
+            B,
+            "GetOpportunity",
+            &json!({"Catalog": "Sandbox", "Identifier": recv_opp}),
+        )
+        .await,
+        "GetOpportunity",
+    );
     // the AWS-bound invitation made by the from-opportunity task conforms too
-    let aws_inv = from["TaskSummaries"][0]["EngagementInvitationId"].as_str().unwrap();
-    ok(call(&u, A, "GetEngagementInvitation", &json!({"Catalog": "Sandbox", "Identifier": aws_inv})).await, "GetEngagementInvitation");
+    let aws_inv = from["TaskSummaries"][0]["EngagementInvitationId"]
+        .as_str()
+        .unwrap();
+    ok(
+        call(
+            &u,
+            A,
+            "GetEngagementInvitation",
+            &json!({"Catalog": "Sandbox", "Identifier": aws_inv}),
+        )
+        .await,
+        "GetEngagementInvitation",
+    );
     e.shutdown().await.unwrap();
 }
 
@@ -664,7 +795,12 @@ async fn list_tasks_violations(
             v.reason().as_str().to_string(),
             v.error_list()
                 .iter()
-                .map(|x| (x.field_name().unwrap_or("").to_string(), x.code().as_str().to_string()))
+                .map(|x| {
+                    (
+                        x.field_name().unwrap_or("").to_string(),
+                        x.code().as_str().to_string(),
+                    )
+                })
                 .collect(),
         ),
         other => panic!("expected ValidationException, got {other:?}"),
@@ -675,16 +811,33 @@ async fn list_tasks_violations(
 async fn each_validation_code_reaches_the_sdk_as_a_parsed_error_list() {
     let e = emu(config()).await;
     let a = sdk_client(&e.url(), A);
-    let base = || a.list_engagement_by_accepting_invitation_tasks().catalog("Sandbox");
+    let base = || {
+        a.list_engagement_by_accepting_invitation_tasks()
+            .catalog("Sandbox")
+    };
     let cases: Vec<(_, &str, &str)> = vec![
-        (a.list_engagement_by_accepting_invitation_tasks(), "Catalog", "REQUIRED_FIELD_MISSING"),
-        (base().task_status(TaskStatus::from("DONE")), "TaskStatus[0]", "INVALID_ENUM_VALUE"),
-        (base().task_identifier("nope"), "TaskIdentifier[0]", "INVALID_STRING_FORMAT"),
-        (base().set_task_identifier(Some(vec![])), "TaskIdentifier", "NOT_ENOUGH_VALUES"),
         (
-            base().set_task_identifier(Some(
-                (0..11).map(|i| format!("task-{i:013}")).collect(),
-            )),
+            a.list_engagement_by_accepting_invitation_tasks(),
+            "Catalog",
+            "REQUIRED_FIELD_MISSING",
+        ),
+        (
+            base().task_status(TaskStatus::from("DONE")),
+            "TaskStatus[0]",
+            "INVALID_ENUM_VALUE",
+        ),
+        (
+            base().task_identifier("nope"),
+            "TaskIdentifier[0]",
+            "INVALID_STRING_FORMAT",
+        ),
+        (
+            base().set_task_identifier(Some(vec![])),
+            "TaskIdentifier",
+            "NOT_ENOUGH_VALUES",
+        ),
+        (
+            base().set_task_identifier(Some((0..11).map(|i| format!("task-{i:013}")).collect())),
             "TaskIdentifier",
             "TOO_MANY_VALUES",
         ),
@@ -732,7 +885,10 @@ async fn each_validation_code_reaches_the_sdk_as_a_parsed_error_list() {
                 v.error_list()[0].field_name(),
                 Some("Invitation.Receiver.Account.AwsAccountId")
             );
-            assert_eq!(v.error_list()[0].code(), &ValidationExceptionErrorCode::InvalidStringFormat);
+            assert_eq!(
+                v.error_list()[0].code(),
+                &ValidationExceptionErrorCode::InvalidStringFormat
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -746,7 +902,10 @@ async fn each_validation_code_reaches_the_sdk_as_a_parsed_error_list() {
     use aws_sdk_partnercentralselling::operation::list_engagements::ListEngagementsError as LE;
     match biz.into_service_error() {
         LE::ValidationException(v) => {
-            assert_eq!(v.reason(), &ValidationExceptionReason::BusinessValidationFailed);
+            assert_eq!(
+                v.reason(),
+                &ValidationExceptionReason::BusinessValidationFailed
+            );
             assert_eq!(v.error_list()[0].field_name(), Some("Catalog"));
         }
         other => panic!("{other:?}"),
@@ -817,9 +976,16 @@ async fn quotas_throttle_a_burst_at_the_configured_rate() {
             .await;
         outcomes.push(r.map(|_| "ok".to_string()).unwrap_or_else(|e| code(&e)));
     }
-    assert_eq!(outcomes, ["ok", "ok", "ThrottlingException", "ThrottlingException"]);
+    assert_eq!(
+        outcomes,
+        ["ok", "ok", "ThrottlingException", "ThrottlingException"]
+    );
     // reads are another class; another account has its own bucket
-    a.list_engagements().catalog("Sandbox").send().await.unwrap();
+    a.list_engagements()
+        .catalog("Sandbox")
+        .send()
+        .await
+        .unwrap();
     sdk_client(&e.url(), B)
         .create_opportunity()
         .catalog("Sandbox")
@@ -854,8 +1020,15 @@ async fn invitations_expire_and_a_task_fails_when_its_invitation_expires_first()
         .unwrap();
     let done = accept_task_done(&b, started.task_id().unwrap()).await;
     assert_eq!(done.task_status(), Some(&TaskStatus::Failed));
-    assert_eq!(done.reason_code(), Some(&ReasonCode::InvitationValidationFailed));
-    assert!(done.message().unwrap().contains("expired"), "{:?}", done.message());
+    assert_eq!(
+        done.reason_code(),
+        Some(&ReasonCode::InvitationValidationFailed)
+    );
+    assert!(
+        done.message().unwrap().contains("expired"),
+        "{:?}",
+        done.message()
+    );
     assert!(done.opportunity_id().is_none());
     let g = b
         .get_engagement_invitation()
@@ -909,7 +1082,10 @@ async fn a_second_accepting_task_for_one_invitation_fails_at_completion() {
     let second = accept_task_done(&b, &ids[1]).await;
     assert_eq!(first.task_status(), Some(&TaskStatus::Complete));
     assert_eq!(second.task_status(), Some(&TaskStatus::Failed));
-    assert_eq!(second.reason_code(), Some(&ReasonCode::EngagementInvitationConflict));
+    assert_eq!(
+        second.reason_code(),
+        Some(&ReasonCode::EngagementInvitationConflict)
+    );
     assert_eq!(e.stats()["tasks_started_per_invitation_max"], 2);
     // filter by invitation and status
     let failed = b
@@ -955,7 +1131,11 @@ async fn lists_paginate_with_next_token_and_sort() {
             .await
             .unwrap();
         pages += 1;
-        seen.extend(out.engagement_invitation_summaries().iter().map(|s| s.id().to_string()));
+        seen.extend(
+            out.engagement_invitation_summaries()
+                .iter()
+                .map(|s| s.id().to_string()),
+        );
         token = out.next_token().map(str::to_string);
         if token.is_none() {
             break;
@@ -984,7 +1164,11 @@ async fn lists_paginate_with_next_token_and_sort() {
             .send()
             .await
             .unwrap();
-        seen.extend(out.engagement_summary_list().iter().map(|s| s.id().unwrap().to_string()));
+        seen.extend(
+            out.engagement_summary_list()
+                .iter()
+                .map(|s| s.id().unwrap().to_string()),
+        );
         token = out.next_token().map(str::to_string);
         if token.is_none() {
             break;
@@ -1060,38 +1244,66 @@ async fn unsigned_malformed_and_hostile_requests_get_aws_errors_and_the_server_k
     let r = raw(&u, &head(""), ok_body).await.unwrap();
     assert_eq!(r.status, 403);
     assert_eq!(r.body["__type"], "MissingAuthenticationTokenException");
-    assert!(r.body["message"].as_str().unwrap().contains("Authentication"));
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("Authentication"));
 
     let r = raw(&u, &head(&signed), ok_body).await.unwrap();
     assert_eq!(r.body["__type"], "ResourceNotFoundException");
     assert!(r.headers.contains("x-amzn-requestid"));
 
     let r = raw(&u, &head(&signed), b"{\"Catalog\": ").await.unwrap();
-    assert_eq!((r.status, r.body["__type"].as_str()), (400, Some("SerializationException")));
+    assert_eq!(
+        (r.status, r.body["__type"].as_str()),
+        (400, Some("SerializationException"))
+    );
     let r = raw(&u, &head(&signed), b"[1,2]").await.unwrap();
     assert_eq!(r.body["__type"], "SerializationException");
 
     let wrong_ct = format!("POST / HTTP/1.1\r\nContent-Type: text/plain\r\nX-Amz-Target: AWSPartnerCentralSelling.GetEngagementInvitation\r\n{signed}");
     let r = raw(&u, &wrong_ct, ok_body).await.unwrap();
-    assert_eq!((r.status, r.body["__type"].as_str()), (400, Some("SerializationException")));
+    assert_eq!(
+        (r.status, r.body["__type"].as_str()),
+        (400, Some("SerializationException"))
+    );
     assert!(r.body["message"].as_str().unwrap().contains("Content-Type"));
 
-    for target in ["AWSPartnerCentralSelling.DeleteEverything", "AWSPartnerCentralSelling.ListOpportunities", "Other.GetEngagement"] {
+    for target in [
+        "AWSPartnerCentralSelling.DeleteEverything",
+        "AWSPartnerCentralSelling.ListOpportunities",
+        "Other.GetEngagement",
+    ] {
         let h = format!("POST / HTTP/1.1\r\nContent-Type: application/x-amz-json-1.0\r\nX-Amz-Target: {target}\r\n{signed}");
         let r = raw(&u, &h, b"{}").await.unwrap();
-        assert_eq!((r.status, r.body["__type"].as_str()), (400, Some("UnknownOperationException")), "{target}");
+        assert_eq!(
+            (r.status, r.body["__type"].as_str()),
+            (400, Some("UnknownOperationException")),
+            "{target}"
+        );
     }
 
     // oversized: refused from the declared length, without reading the body
     let big = head(&format!("{signed}Content-Length: {}\r\n", 2 << 20));
     let r = raw(&u, &big, b"").await.unwrap();
-    assert_eq!((r.status, r.body["__type"].as_str()), (413, Some("RequestEntityTooLargeException")));
+    assert_eq!(
+        (r.status, r.body["__type"].as_str()),
+        (413, Some("RequestEntityTooLargeException"))
+    );
 
     // deep nesting: serde_json's recursion limit answers, the stack survives
-    let deep = format!("{{\"Catalog\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    let deep = format!(
+        "{{\"Catalog\":{}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
     let r = raw(&u, &head(&signed), deep.as_bytes()).await.unwrap();
     assert_eq!(r.body["__type"], "SerializationException");
-    assert!(r.body["message"].as_str().unwrap().contains("recursion"), "{}", r.body);
+    assert!(
+        r.body["message"].as_str().unwrap().contains("recursion"),
+        "{}",
+        r.body
+    );
     // nesting within serde's limit is a validation error, not a crash
     let nested = format!("{{\"Catalog\":{}1{}}}", "[".repeat(100), "]".repeat(100));
     let r = raw(&u, &head(&signed), nested.as_bytes()).await.unwrap();
@@ -1099,11 +1311,18 @@ async fn unsigned_malformed_and_hostile_requests_get_aws_errors_and_the_server_k
 
     // the SDK sees an unknown operation as such
     let sdk = sdk_client(&u, A);
-    let unknown = sdk.list_opportunities().catalog("Sandbox").send().await.unwrap_err();
+    let unknown = sdk
+        .list_opportunities()
+        .catalog("Sandbox")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&unknown), "UnknownOperationException");
 
     // still answering, over keep-alive too
-    let r = raw(&u, "GET /_emulator/stats HTTP/1.1\r\n", b"").await.unwrap();
+    let r = raw(&u, "GET /_emulator/stats HTTP/1.1\r\n", b"")
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     // every signed call with the target counts (the unsigned one is refused before)
     assert_eq!(r.body["calls"]["GetEngagementInvitation"], 7);
@@ -1179,7 +1398,12 @@ async fn faults_are_deterministic_under_a_seed_and_resets_straddle_the_effect() 
     assert_eq!(s1["faults"], s2["faults"]);
     let (other, _) = fault_run(8).await;
     assert_ne!(one, other, "another seed, another sequence");
-    for kind in ["ThrottlingException", "InternalServerException", "dropped", "ok"] {
+    for kind in [
+        "ThrottlingException",
+        "InternalServerException",
+        "dropped",
+        "ok",
+    ] {
         assert!(one.iter().any(|o| o == kind), "{kind} missing from {one:?}");
     }
     let f = &s1["faults"];
@@ -1232,11 +1456,18 @@ async fn a_lost_response_is_recovered_by_retrying_with_the_same_client_token() {
     assert!(created.is_some());
     let s = e.stats();
     assert_eq!(s["resources"]["engagements"], 1, "{s}");
-    assert!(s["faults"]["reset_after_effect"].as_u64().unwrap() >= 1, "{s}");
+    assert!(
+        s["faults"]["reset_after_effect"].as_u64().unwrap() >= 1,
+        "{s}"
+    );
     // every call that got past the reset-before point, except the first, was a replay
     let calls = s["calls"]["CreateEngagement"].as_u64().unwrap();
     let before = s["faults"]["reset_before_effect"].as_u64().unwrap();
-    assert_eq!(s["idempotent_replays"].as_u64().unwrap(), calls - before - 1, "{s}");
+    assert_eq!(
+        s["idempotent_replays"].as_u64().unwrap(),
+        calls - before - 1,
+        "{s}"
+    );
     e.shutdown().await.unwrap();
 }
 
@@ -1276,8 +1507,18 @@ async fn state_survives_a_restart_through_the_state_file() {
 fn the_cli_starts_serves_and_rejects_bad_flags() {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_cosell"))
-        .args(["emulator", "--bind", "127.0.0.1:0", "--task-delay", "100ms"])
+        .args([
+            "emulator",
+            "--bind",
+            "127.0.0.1:0",
+            "--task-delay",
+            "100ms",
+            "--state",
+        ])
+        .arg(&state)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1286,7 +1527,10 @@ fn the_cli_starts_serves_and_rejects_bad_flags() {
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert!(line.starts_with("cosell emulator listening on http://127.0.0.1:"), "{line}");
+    assert!(
+        line.starts_with("cosell emulator listening on http://127.0.0.1:"),
+        "{line}"
+    );
     assert!(line.contains("account rule"), "{line}");
     let url = line.split_whitespace().nth(4).unwrap().to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -1303,9 +1547,21 @@ fn the_cli_starts_serves_and_rejects_bad_flags() {
             .unwrap()
             .to_string()
     });
-    assert_eq!(id, "111122223333", "a non-numeric key is the default account");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    assert_eq!(
+        id, "111122223333",
+        "a non-numeric key is the default account"
+    );
+    // Ctrl-C: a clean stop that writes the state file
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(cosell::exit::OK));
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["format"], 1);
+    assert_eq!(saved["engagements"].as_object().unwrap().len(), 1);
 
     let out = crate::support::Cosell::new()
         .args(["emulator", "--quotas", "fast"])
