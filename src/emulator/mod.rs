@@ -4,6 +4,21 @@
 //! validation through `model`, the in-memory resources (engagements, invitations,
 //! opportunities, tasks), idempotency, quotas, fault injection, state files and stats.
 //! Must not touch: playbooks, CSV, the engine, journal or ledger. It shares only `model`.
+//!
+//! Rules the emulator keeps (documented for users in the README):
+//! - Identity: a request without a SigV4 `Authorization` header is refused
+//!   (`MissingAuthenticationTokenException`, 403). The caller's partner account is the access
+//!   key id when it is 12 digits, otherwise `--default-account`. Signatures are not checked.
+//! - Order of checks: route, signature, target, content type, declared length, fault draw,
+//!   body (≤ 1 MiB), quota, JSON, model validation, catalog (`AWS`/`Sandbox`), idempotency,
+//!   business rules.
+//! - Tasks complete lazily: the first request (or stats read) after `--task-delay` completes
+//!   them. An accepting task FAILS when, at completion, its invitation has expired
+//!   (`InvitationValidationFailed`) or is no longer PENDING because another task or a rejection
+//!   got there first (`EngagementInvitationConflict`). A from-opportunity task FAILS when its
+//!   opportunity already started an engagement in the meantime (`OpportunityConflict`).
+//! - Faults: each request that passes the framing checks draws once from the seeded generator;
+//!   a `reset` drops the connection before the effect (first half of its slice) or after it.
 
 mod config;
 mod error;

@@ -450,7 +450,12 @@ async fn sender_and_receiver_flow_across_two_accounts_with_the_sdk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engagement_from_opportunity_creates_an_engagement_and_an_invitation_to_aws() {
-    let e = emu(config()).await;
+    // long enough that the second task surely starts before the first completes
+    let e = emu(EmulatorConfig {
+        task_delay: Duration::from_millis(800),
+        ..config()
+    })
+    .await;
     let a = sdk_client(&e.url(), A);
     let created = a
         .create_opportunity()
@@ -531,7 +536,7 @@ async fn engagement_from_opportunity_creates_an_engagement_and_an_invitation_to_
         .send()
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let tasks = a
         .list_engagement_from_opportunity_tasks()
         .catalog("Sandbox")
@@ -1002,8 +1007,8 @@ async fn quotas_throttle_a_burst_at_the_configured_rate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invitations_expire_and_a_task_fails_when_its_invitation_expires_first() {
     let e = emu(EmulatorConfig {
-        invitation_ttl: Duration::from_millis(400),
-        task_delay: Duration::from_millis(700),
+        invitation_ttl: Duration::from_millis(800),
+        task_delay: Duration::from_millis(1200),
         ..config()
     })
     .await;
@@ -1062,7 +1067,11 @@ async fn invitations_expire_and_a_task_fails_when_its_invitation_expires_first()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_accepting_task_for_one_invitation_fails_at_completion() {
-    let e = emu(config()).await;
+    let e = emu(EmulatorConfig {
+        task_delay: Duration::from_millis(800),
+        ..config()
+    })
+    .await;
     let (a, b) = (sdk_client(&e.url(), A), sdk_client(&e.url(), B));
     let eng = engagement(&a, "e").await;
     let inv = invite(&a, &eng, B, "i1").await;
