@@ -697,8 +697,9 @@ fn new_task(state: &mut State, ctx: &Ctx<'_>, catalog: &str, kind: TaskKind) -> 
 fn schedule(state: &mut State, task: Task) -> RunResult {
     let out = start_task_response(&task);
     let id = task.id.clone();
-    // the delay is constant, so appending keeps `pending` ordered by due time
-    state.pending.push_back((task.due_at, id.clone()));
+    state
+        .pending
+        .push(std::cmp::Reverse((task.due_at, task.seq, id.clone())));
     state.tasks.insert(id.clone(), task);
     Ok((to_body(&out), Some(id)))
 }
@@ -790,11 +791,11 @@ fn list_tasks(
 
 /// Complete every task whose delay has passed (lazily, on the next request or stats read).
 pub fn settle(state: &mut State, now: Millis, ttl_ms: i64) {
-    while let Some((due, _)) = state.pending.front() {
+    while let Some(std::cmp::Reverse((due, _, _))) = state.pending.peek() {
         if *due > now {
             break;
         }
-        let Some((_, id)) = state.pending.pop_front() else {
+        let Some(std::cmp::Reverse((_, _, id))) = state.pending.pop() else {
             break;
         };
         complete(state, &id, now, ttl_ms);

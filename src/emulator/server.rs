@@ -7,7 +7,7 @@ use super::limits::{FaultGen, Limiter};
 use super::ops::{self, Ctx, OPERATIONS};
 use super::state::{now_ms, InvitationStatus, State, TaskStatus};
 use super::EmulatorConfig;
-use crate::model::model;
+use crate::model::{model, ErrorCode, Violation, DEFERRED_PREFIX};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -326,7 +326,8 @@ async fn api(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full<By
     if !body.is_object() {
         return Err(ApiError::serialization("The request body must be a JSON object").into());
     }
-    let violations = model().validate_input(op, &body);
+    let mut violations = model().validate_input(op, &body);
+    deferred_placeholders(&body, &mut String::new(), &mut violations);
     if !violations.is_empty() {
         return Err(ApiError::request_validation(&violations).into());
     }
@@ -350,9 +351,58 @@ async fn api(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full<By
     Ok(respond(200, outcome.body))
 }
 
+/// The model validator lets the engine's run-time placeholders (`DEFERRED_PREFIX`) through for
+/// offline checks; the service must not: a placeholder on the wire is a malformed value.
+fn deferred_placeholders(v: &Value, path: &mut String, out: &mut Vec<Violation>) {
+    match v {
+        Value::String(s) if s.starts_with(DEFERRED_PREFIX) => out.push(Violation {
+            path: path.clone(),
+            code: ErrorCode::InvalidStringFormat,
+            message: "is an unresolved run-time placeholder, not a value".into(),
+            suggestion: None,
+        }),
+        Value::Object(m) => {
+            for (k, x) in m {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                deferred_placeholders(x, path, out);
+                path.truncate(len);
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                deferred_placeholders(x, path, out);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_time_placeholders_are_refused_on_the_wire() {
+        let body = json!({"Catalog": "AWS", "Identifier": format!("{DEFERRED_PREFIX}steps.a.Id"),
+            "List": [1, {"X": format!("{DEFERRED_PREFIX}y")}]});
+        let mut out = Vec::new();
+        deferred_placeholders(&body, &mut String::new(), &mut out);
+        let paths: Vec<&str> = out.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["Identifier", "List[1].X"]);
+        assert!(
+            model()
+                .validate_input("GetEngagementInvitation", &body)
+                .len()
+                == 1
+        );
+    }
 
     #[test]
     fn account_rule() {

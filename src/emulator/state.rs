@@ -5,7 +5,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::path::Path;
 
 /// The state-file format this build reads and writes.
@@ -197,9 +198,9 @@ pub struct State {
     pub idempotency: HashMap<String, IdempotencyRecord>,
     /// Accepting tasks ever started per invitation id.
     pub accept_tasks_per_invitation: HashMap<String, u32>,
-    /// IN_PROGRESS tasks by due time (rebuilt on load).
+    /// IN_PROGRESS tasks, earliest due first (rebuilt on load).
     #[serde(skip)]
-    pub pending: VecDeque<(Millis, String)>,
+    pub pending: BinaryHeap<Reverse<(Millis, u64, String)>>,
     #[serde(skip, default = "default_rng")]
     pub rng: StdRng,
 }
@@ -224,7 +225,7 @@ impl State {
             tasks: HashMap::new(),
             idempotency: HashMap::new(),
             accept_tasks_per_invitation: HashMap::new(),
-            pending: VecDeque::new(),
+            pending: BinaryHeap::new(),
             // ids come from their own generator so that the fault sequence is independent
             rng: StdRng::seed_from_u64(seed ^ ID_SEED_SALT),
         }
@@ -255,14 +256,12 @@ impl State {
         }
         let mut st: State = serde_json::from_value(head).map_err(|e| bad(e.to_string()))?;
         st.rng = StdRng::seed_from_u64(seed ^ ID_SEED_SALT ^ st.seq);
-        let mut pending: Vec<(Millis, u64, String)> = st
+        st.pending = st
             .tasks
             .values()
             .filter(|t| t.status == TaskStatus::InProgress)
-            .map(|t| (t.due_at, t.seq, t.id.clone()))
+            .map(|t| Reverse((t.due_at, t.seq, t.id.clone())))
             .collect();
-        pending.sort();
-        st.pending = pending.into_iter().map(|(d, _, id)| (d, id)).collect();
         Ok(Some(st))
     }
 

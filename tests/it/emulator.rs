@@ -1002,6 +1002,30 @@ async fn quotas_throttle_a_burst_at_the_configured_rate() {
     assert_eq!(s["resources"]["opportunities"], 3);
     assert_eq!(s["calls"]["CreateOpportunity"], 5);
     e.shutdown().await.unwrap();
+
+    // x0.0002: the rolling 24-hour write budget is 10,000 × 0.0002 = 2
+    let e = emu(EmulatorConfig {
+        quotas: Quotas::Scaled(0.0002),
+        ..config()
+    })
+    .await;
+    let a = sdk_client(&e.url(), A);
+    for _ in 0..2 {
+        a.create_opportunity()
+            .catalog("Sandbox")
+            .send()
+            .await
+            .unwrap();
+    }
+    let over = a
+        .create_opportunity()
+        .catalog("Sandbox")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&over), "ThrottlingException");
+    assert!(over.message().unwrap().contains("24-hour"), "{over:?}");
+    e.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
