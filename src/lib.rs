@@ -14,13 +14,13 @@ pub mod model;
 pub fn run(cli: cli::Cli) -> i32 {
     use cli::Command;
     match cli.command {
+        Command::Emulator(args) => emulator::main(args),
         Command::Validate(_)
         | Command::Plan(_)
         | Command::Schema
         | Command::Run(_)
         | Command::Resume(_)
-        | Command::Status(_)
-        | Command::Emulator(_) => {
+        | Command::Status(_) => {
             eprintln!("error: this command is not built yet");
             exit::INTERNAL
         }

@@ -1,4 +1,5 @@
 //! The one integration-test binary: drives the real `cosell` binary and the real SDK.
+mod emulator;
 mod resume;
 mod run;
 mod sdk;

@@ -1,0 +1,167 @@
+//! Quotas (token buckets and rolling 24-hour budgets per account and quota class) and the
+//! seeded fault generator.
+
+use super::config::{Fault, Faults, Quotas};
+use crate::model::QuotaClass;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Instant;
+
+const DAY_SECS: u64 = 86_400;
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    /// Requests per second-of-emulator-life over the last 24 hours.
+    window: VecDeque<(u64, u32)>,
+    window_total: u64,
+}
+
+/// The quota enforcer.
+pub struct Limiter {
+    quotas: Quotas,
+    epoch: Instant,
+    buckets: Mutex<HashMap<(String, QuotaClass), Bucket>>,
+}
+
+impl Limiter {
+    pub fn new(quotas: Quotas) -> Self {
+        Limiter {
+            quotas,
+            epoch: Instant::now(),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Charge one request of `op` to `account`; `Err(message)` when it is over quota.
+    pub fn charge(&self, account: &str, op: &str) -> Result<(), String> {
+        let Some(factor) = self.quotas.factor() else {
+            return Ok(());
+        };
+        let class = QuotaClass::of(op);
+        let spec = class.documented();
+        let rate = spec.rate * factor;
+        let capacity = rate.max(2.0);
+        let daily = spec.daily.map(|d| ((d as f64) * factor).floor() as u64);
+        let now = Instant::now();
+        let sec = now.duration_since(self.epoch).as_secs();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let b = buckets
+            .entry((account.to_string(), class))
+            .or_insert_with(|| Bucket {
+                tokens: capacity,
+                last: now,
+                window: VecDeque::new(),
+                window_total: 0,
+            });
+        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * rate).min(capacity);
+        b.last = now;
+        while let Some(&(s, n)) = b.window.front() {
+            if s + DAY_SECS > sec {
+                break;
+            }
+            b.window.pop_front();
+            b.window_total -= n as u64;
+        }
+        if let Some(d) = daily {
+            if b.window_total >= d {
+                return Err(format!(
+                    "Rate exceeded: the rolling 24-hour quota of {d} {class} requests for account {account} is used up"
+                ));
+            }
+        }
+        if b.tokens < 1.0 {
+            return Err(format!(
+                "Rate exceeded: {op} is limited to {rate} requests per second ({class} quota) for account {account}"
+            ));
+        }
+        b.tokens -= 1.0;
+        match b.window.back_mut() {
+            Some((s, n)) if *s == sec => *n += 1,
+            _ => b.window.push_back((sec, 1)),
+        }
+        b.window_total += 1;
+        Ok(())
+    }
+}
+
+/// One seeded generator, drawn exactly once per API request.
+pub struct FaultGen {
+    faults: Faults,
+    rng: Mutex<StdRng>,
+}
+
+impl FaultGen {
+    pub fn new(faults: Faults, seed: u64) -> Self {
+        FaultGen {
+            faults,
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+        }
+    }
+
+    pub fn draw(&self) -> Fault {
+        if !self.faults.any() {
+            return Fault::None;
+        }
+        let u: f64 = self.rng.lock().unwrap_or_else(|p| p.into_inner()).random();
+        self.faults.pick(u)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_is_max_of_rate_and_two_then_throttled() {
+        let l = Limiter::new(Quotas::Aws);
+        // write class: 1/s, burst 2
+        assert!(l.charge("a", "CreateOpportunity").is_ok());
+        assert!(l.charge("a", "CreateOpportunity").is_ok());
+        assert!(l.charge("a", "CreateOpportunity").is_err());
+        // another account has its own bucket, reads their own class
+        assert!(l.charge("b", "CreateOpportunity").is_ok());
+        for _ in 0..10 {
+            assert!(l.charge("a", "GetOpportunity").is_ok());
+        }
+        assert!(l.charge("a", "GetOpportunity").is_err());
+        assert!(Limiter::new(Quotas::None)
+            .charge("a", "GetOpportunity")
+            .is_ok());
+    }
+
+    #[test]
+    fn daily_budget_is_scaled() {
+        // x0.0005: write daily 5, rate 0.0005/s, burst 2
+        let l = Limiter::new(Quotas::Scaled(0.0005));
+        assert!(l.charge("a", "CreateOpportunity").is_ok());
+        assert!(l.charge("a", "CreateOpportunity").is_ok());
+        let e = l.charge("a", "CreateOpportunity").unwrap_err();
+        assert!(e.contains("per second"), "{e}");
+        let l = Limiter::new(Quotas::Scaled(0.0002)); // daily 2
+        let mut ok = 0;
+        for _ in 0..3 {
+            if l.charge("a", "CreateOpportunity").is_ok() {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 2);
+    }
+
+    #[test]
+    fn faults_are_deterministic_under_a_seed() {
+        let f = Faults::parse("throttle=0.3,reset=0.3").unwrap();
+        let a: Vec<Fault> = {
+            let g = FaultGen::new(f, 42);
+            (0..50).map(|_| g.draw()).collect()
+        };
+        let b: Vec<Fault> = {
+            let g = FaultGen::new(f, 42);
+            (0..50).map(|_| g.draw()).collect()
+        };
+        assert_eq!(a, b);
+        assert!(a.contains(&Fault::ResetBefore) && a.contains(&Fault::ResetAfter));
+    }
+}

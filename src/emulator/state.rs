@@ -1,0 +1,393 @@
+//! The emulator's resources (engagements, invitations, opportunities, tasks), the idempotency
+//! records, id generation, and the versioned state file (`{"format": 1, ...}`).
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::path::Path;
+
+/// The state-file format this build reads and writes.
+pub const STATE_FORMAT: u32 = 1;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// ISO 8601 with milliseconds (`DateTime` is `timestampFormat: iso8601` in the model).
+pub fn iso(ms: Millis) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Engagement {
+    pub id: String,
+    pub arn: String,
+    pub catalog: String,
+    pub seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contexts: Option<Value>,
+    pub created_at: Millis,
+    pub created_by: String,
+    pub modified_at: Millis,
+    pub modified_by: String,
+    /// Partner accounts that belong to the engagement (the creator first).
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InvitationStatus {
+    Pending,
+    Accepted,
+    Rejected,
+    Expired,
+}
+
+impl InvitationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvitationStatus::Pending => "PENDING",
+            InvitationStatus::Accepted => "ACCEPTED",
+            InvitationStatus::Rejected => "REJECTED",
+            InvitationStatus::Expired => "EXPIRED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Invitation {
+    pub id: String,
+    pub arn: String,
+    pub catalog: String,
+    pub seq: u64,
+    pub engagement_id: String,
+    pub sender: String,
+    /// The receiver account id (from `Receiver.Account.AwsAccountId`).
+    pub receiver: String,
+    /// The `Receiver` union as sent.
+    pub receiver_value: Value,
+    pub message: String,
+    /// `OpportunityInvitation` or `LeadInvitation`.
+    pub payload_type: String,
+    /// The `Payload` union as sent.
+    pub payload: Value,
+    /// The stored status; `EXPIRED` is derived on read from `expires_at`.
+    pub status: InvitationStatus,
+    pub invited_at: Millis,
+    pub expires_at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection_reason: Option<String>,
+}
+
+impl Invitation {
+    /// The status at `now`: a PENDING invitation past its expiration date is EXPIRED.
+    pub fn status_at(&self, now: Millis) -> InvitationStatus {
+        if self.status == InvitationStatus::Pending && now >= self.expires_at {
+            InvitationStatus::Expired
+        } else {
+            self.status
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Opportunity {
+    pub id: String,
+    pub arn: String,
+    pub catalog: String,
+    pub seq: u64,
+    pub owner: String,
+    /// The opportunity's members as the API names them (only members of the output shape).
+    pub fields: Map<String, Value>,
+    pub created_at: Millis,
+    pub modified_at: Millis,
+    /// The engagement a StartEngagementFromOpportunityTask created from this opportunity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engagement_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskKind {
+    /// StartEngagementByAcceptingInvitationTask
+    AcceptInvitation,
+    /// StartEngagementFromOpportunityTask
+    FromOpportunity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskStatus {
+    InProgress,
+    Complete,
+    Failed,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::InProgress => "IN_PROGRESS",
+            TaskStatus::Complete => "COMPLETE",
+            TaskStatus::Failed => "FAILED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Task {
+    pub id: String,
+    pub arn: String,
+    pub kind: TaskKind,
+    pub catalog: String,
+    pub seq: u64,
+    pub owner: String,
+    pub started_at: Millis,
+    pub due_at: Millis,
+    pub status: TaskStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opportunity_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engagement_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+}
+
+/// What a ClientToken produced the first time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// SHA-256 of the canonical request body.
+    pub request_hash: String,
+    /// The original response body.
+    pub response: Value,
+    /// For Start…Task operations: the task, re-rendered with its current status on replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+}
+
+/// All resources. Lives behind one mutex; every operation is a short critical section.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct State {
+    pub format: u32,
+    pub seq: u64,
+    pub engagements: HashMap<String, Engagement>,
+    pub invitations: HashMap<String, Invitation>,
+    pub opportunities: HashMap<String, Opportunity>,
+    pub tasks: HashMap<String, Task>,
+    /// Key: `account \u{1f} operation \u{1f} client token`.
+    pub idempotency: HashMap<String, IdempotencyRecord>,
+    /// Accepting tasks ever started per invitation id.
+    pub accept_tasks_per_invitation: HashMap<String, u32>,
+    /// IN_PROGRESS tasks, earliest due first (rebuilt on load).
+    #[serde(skip)]
+    pub pending: BinaryHeap<Reverse<(Millis, u64, String)>>,
+    #[serde(skip, default = "default_rng")]
+    pub rng: StdRng,
+}
+
+fn default_rng() -> StdRng {
+    StdRng::seed_from_u64(0)
+}
+
+/// Keeps the id generator independent of the fault generator under one --seed.
+const ID_SEED_SALT: u64 = 0x05ee_d1d5;
+
+const ALNUM: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+
+impl State {
+    pub fn new(seed: u64) -> State {
+        State {
+            format: STATE_FORMAT,
+            seq: 0,
+            engagements: HashMap::new(),
+            invitations: HashMap::new(),
+            opportunities: HashMap::new(),
+            tasks: HashMap::new(),
+            idempotency: HashMap::new(),
+            accept_tasks_per_invitation: HashMap::new(),
+            pending: BinaryHeap::new(),
+            // ids come from their own generator so that the fault sequence is independent
+            rng: StdRng::seed_from_u64(seed ^ ID_SEED_SALT),
+        }
+    }
+
+    /// Load a state file; `Ok(None)` when it does not exist.
+    pub fn load(path: &Path, seed: u64) -> std::io::Result<Option<State>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let bad = |why: String| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}: {why}; remove the file or point --state at another path",
+                    path.display()
+                ),
+            )
+        };
+        let head: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let format = head.get("format").and_then(Value::as_u64);
+        if format != Some(STATE_FORMAT as u64) {
+            return Err(bad(format!(
+                "state format {format:?} is not supported (this build reads {STATE_FORMAT})"
+            )));
+        }
+        let mut st: State = serde_json::from_value(head).map_err(|e| bad(e.to_string()))?;
+        st.rng = StdRng::seed_from_u64(seed ^ ID_SEED_SALT ^ st.seq);
+        st.pending = st
+            .tasks
+            .values()
+            .filter(|t| t.status == TaskStatus::InProgress)
+            .map(|t| Reverse((t.due_at, t.seq, t.id.clone())))
+            .collect();
+        Ok(Some(st))
+    }
+
+    /// Write the state file atomically (temp file + rename).
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_vec_pretty(self)?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
+
+    pub fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn token(&mut self, n: usize) -> String {
+        (0..n)
+            .map(|_| ALNUM[self.rng.random_range(0..ALNUM.len())] as char)
+            .collect()
+    }
+
+    pub fn new_engagement_id(&mut self) -> String {
+        loop {
+            let id = format!("eng-{}", self.token(14));
+            if !self.engagements.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+    pub fn new_invitation_id(&mut self) -> String {
+        loop {
+            let id = format!("engi-{}", self.token(13));
+            if !self.invitations.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+    pub fn new_task_id(&mut self) -> String {
+        loop {
+            let id = format!("task-{}", self.token(13));
+            if !self.tasks.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+    pub fn new_job_id(&mut self) -> String {
+        format!("job-{}", self.token(13))
+    }
+    pub fn new_opportunity_id(&mut self) -> String {
+        loop {
+            let n: u64 = self.rng.random_range(1_000_000_000..10_000_000_000);
+            let id = format!("O{n}");
+            if !self.opportunities.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+}
+
+/// The trailing id of an identifier that may be an ARN (`arn:...:.../engi-abc` → `engi-abc`).
+pub fn bare_id(identifier: &str) -> &str {
+    if identifier.starts_with("arn:") {
+        identifier.rsplit('/').next().unwrap_or(identifier)
+    } else {
+        identifier
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_the_model_formats() {
+        let mut s = State::new(7);
+        let re = |p: &str| regex::Regex::new(&format!("^(?:{p})$")).unwrap();
+        assert!(re("eng-[0-9a-z]{14}").is_match(&s.new_engagement_id()));
+        assert!(re("engi-[0-9a-z]{13}").is_match(&s.new_invitation_id()));
+        assert!(re("task-[0-9a-z]{13}").is_match(&s.new_task_id()));
+        assert!(re("job-[0-9a-z]{13}").is_match(&s.new_job_id()));
+        assert!(re("O[0-9]{1,19}").is_match(&s.new_opportunity_id()));
+        assert_eq!(
+            bare_id("arn:aws:partnercentral::1:AWS/engagement-invitation/engi-x"),
+            "engi-x"
+        );
+        assert_eq!(bare_id("engi-x"), "engi-x");
+    }
+
+    #[test]
+    fn timestamps_are_iso8601_with_millis() {
+        assert_eq!(iso(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn state_round_trips_through_a_file_and_rejects_other_formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        let mut s = State::new(1);
+        let id = s.new_engagement_id();
+        s.engagements.insert(
+            id.clone(),
+            Engagement {
+                id: id.clone(),
+                arn: "arn:x".into(),
+                catalog: "Sandbox".into(),
+                seq: 1,
+                title: Some("t".into()),
+                description: None,
+                contexts: None,
+                created_at: 1,
+                created_by: "111111111111".into(),
+                modified_at: 1,
+                modified_by: "111111111111".into(),
+                members: vec!["111111111111".into()],
+            },
+        );
+        s.save(&p).unwrap();
+        let back = State::load(&p, 1).unwrap().unwrap();
+        assert_eq!(back.engagements[&id].title.as_deref(), Some("t"));
+        std::fs::write(&p, r#"{"format": 2}"#).unwrap();
+        let e = State::load(&p, 1).unwrap_err();
+        assert!(e.to_string().contains("format"), "{e}");
+        assert!(State::load(&dir.path().join("none.json"), 1)
+            .unwrap()
+            .is_none());
+    }
+}
