@@ -1,0 +1,746 @@
+//! The journal: an append-only, checksummed record of every state change of a run
+//! (`journal.jsonl` in the run directory), its reader, and `replay`, the pure function that
+//! turns records into the state `resume`, `status` and the ledger start from.
+//!
+//! Owns: the record types and their on-disk encoding, torn-tail detection, the format version,
+//! replay semantics, and the `cosell status` command (`status`).
+//! Must not touch: the network, the scheduler's decisions (the coordinator in `engine` decides
+//! what to write and when to commit), the ledger's format.
+//!
+//! # Encoding
+//!
+//! One record per line: `<crc32 of the JSON, 8 lowercase hex digits> <JSON>\n`. The first record
+//! is a [`Record::Header`] carrying [`JOURNAL_FORMAT`]. A line whose checksum or JSON is bad is
+//! *torn* when no good line follows it (a crash in the middle of an append, or a file system
+//! that zero-filled an unwritten tail): the reader ignores it and [`JournalWriter::open`]
+//! truncates it before appending. A bad line followed by a good one is corruption, not a crash,
+//! and is an error naming the line.
+//!
+//! # Durability policy (group commit)
+//!
+//! [`JournalWriter::append`] only buffers. [`JournalWriter::commit`] writes the buffer and
+//! `fdatasync`s the file; only then are the appended records durable. The coordinator appends
+//! the records of everything that happened since the last commit and calls `commit()` once per
+//! batch, and always **before anything that depends on them**:
+//!
+//! - `StepStarted` (with its ClientToken) is committed before the request is sent, so a resumed
+//!   run re-sends a started step with the same token instead of minting a new one;
+//! - `TaskWaiting` is committed before the task is polled, so a resume polls the same task id
+//!   instead of starting a second task;
+//! - `StepSucceeded`/`StepFailed`/`RowFinished` are committed before the ledger is written and
+//!   before the process exits with a status that reports them.
+//!
+//! A crash therefore loses at most the records of the batch being committed; each lost record
+//! only makes `resume` redo work that is idempotent (same ClientToken, same task id, a read).
+
+mod replay;
+pub mod status;
+
+pub use replay::{replay, RowCounts, RowState, RunState, StepState};
+
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// The version of the journal encoding and record set. Bump it when an older cosell could
+/// misread a journal written by a newer one; older cosells then refuse it.
+pub const JOURNAL_FORMAT: u32 = 1;
+
+/// Now, as the journal writes timestamps: RFC 3339, UTC, milliseconds.
+pub fn timestamp() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Which row a record is about: `setup` (run once before the rows) or a data row by its
+/// 0-based index among the CSV's records (header excluded). JSON: `"setup"` or the number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RowRef {
+    Setup,
+    Row(u64),
+}
+
+impl Serialize for RowRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RowRef::Setup => s.serialize_str("setup"),
+            RowRef::Row(n) => s.serialize_u64(*n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RowRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = RowRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"setup\" or a row index")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<RowRef, E> {
+                Ok(RowRef::Row(n))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<RowRef, E> {
+                u64::try_from(n)
+                    .map(RowRef::Row)
+                    .map_err(|_| E::custom("negative row index"))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RowRef, E> {
+                if s == "setup" {
+                    Ok(RowRef::Setup)
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Str(s), &self))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// How a row ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowStatus {
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl RowStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowStatus::Succeeded => "succeeded",
+            RowStatus::Failed => "failed",
+            RowStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// One journal record. `at` is an RFC 3339 UTC timestamp ([`timestamp`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Record {
+    /// Always the first record.
+    Header { format: u32, run_id: String },
+    /// A step's request is about to be sent (committed before sending). `digest` is the
+    /// sha256 of the rendered request; `token` its ClientToken for mutating calls.
+    StepStarted {
+        row: RowRef,
+        step: String,
+        token: Option<String>,
+        digest: String,
+        at: String,
+    },
+    /// A `Start…Task` call answered with this task id: a resume polls it instead of starting
+    /// a new task.
+    TaskWaiting {
+        row: RowRef,
+        step: String,
+        task_id: String,
+        at: String,
+    },
+    StepSucceeded {
+        row: RowRef,
+        step: String,
+        output: serde_json::Value,
+        at: String,
+    },
+    /// The step's `when` was false.
+    StepSkipped {
+        row: RowRef,
+        step: String,
+        reason: String,
+        at: String,
+    },
+    StepFailed {
+        row: RowRef,
+        step: String,
+        code: String,
+        message: String,
+        at: String,
+    },
+    RowFinished {
+        row: RowRef,
+        status: RowStatus,
+        at: String,
+    },
+    /// Written by `resume --retry-failed`: rows that had failed become pending again, keeping
+    /// their succeeded steps (see [`replay`]).
+    RetryFailedRows { at: String },
+}
+
+/// Errors reading a journal. Each names the file and line, and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{}:{line}: damaged record ({reason}) followed by intact ones, so this is not a torn write at the end and cosell will not guess. Restore the journal from a backup, or cut the file before line {line} (`head -n {} {}`) to drop the records from there on; their steps are then re-sent with the same ClientTokens",
+        path.display(), line - 1, path.display()
+    )]
+    Corrupt {
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        reason: String,
+    },
+    #[error(
+        "{}: written by a newer cosell (journal format {found}, this cosell reads format {supported} and older); upgrade cosell to resume or inspect this run",
+        path.display()
+    )]
+    NewerFormat {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error(
+        "{}:1: the first record is not a journal header; this file was not written by cosell (or its start was overwritten) — restore it from a backup",
+        path.display()
+    )]
+    NoHeader { path: PathBuf },
+}
+
+/// A torn last record that was ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// 1-based line where the torn part starts.
+    pub line: u64,
+    /// Byte offset where the torn part starts (the length of the good prefix).
+    pub offset: u64,
+    /// How many bytes were ignored.
+    pub bytes: u64,
+}
+
+/// What [`read`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalContents {
+    /// The good records, header first.
+    pub records: Vec<Record>,
+    /// Set when a torn tail was ignored.
+    pub torn: Option<TornTail>,
+}
+
+/// Check one line (without its `\n`); return the JSON part when the checksum holds.
+fn check_line(line: &[u8]) -> Result<&[u8], String> {
+    if line.len() < 10 || line[8] != b' ' {
+        return Err("no checksum".into());
+    }
+    let hex = std::str::from_utf8(&line[..8]).map_err(|_| "bad checksum field".to_string())?;
+    let want = u32::from_str_radix(hex, 16).map_err(|_| "bad checksum field".to_string())?;
+    let json = &line[9..];
+    if crc32fast::hash(json) != want {
+        return Err("checksum mismatch".into());
+    }
+    Ok(json)
+}
+
+/// The lines of a journal: (start offset, content without `\n`, terminated?).
+fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8], bool)> {
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        if pos >= bytes.len() {
+            return None;
+        }
+        let start = pos;
+        match bytes[pos..].iter().position(|&b| b == b'\n') {
+            Some(n) => {
+                pos += n + 1;
+                Some((start, &bytes[start..start + n], true))
+            }
+            None => {
+                pos = bytes.len();
+                Some((start, &bytes[start..], false))
+            }
+        }
+    })
+}
+
+/// Find the torn tail, if any: the first bad line when no good line follows it.
+/// `parse` decides whether a checksummed line is good. Errors name the first bad line that is
+/// followed by a good one.
+fn scan<T>(
+    path: &Path,
+    bytes: &[u8],
+    mut parse: impl FnMut(u64, &[u8]) -> Result<T, String>,
+) -> Result<(Vec<T>, Option<TornTail>), JournalError> {
+    let mut out = Vec::new();
+    let mut bad: Option<(u64, usize, String)> = None;
+    for (i, (start, line, terminated)) in lines(bytes).enumerate() {
+        let lineno = i as u64 + 1;
+        let res = if !terminated {
+            Err("unterminated".to_string())
+        } else {
+            check_line(line).and_then(|json| parse(lineno, json))
+        };
+        match (res, &bad) {
+            (Ok(v), None) => out.push(v),
+            (Ok(_), Some((bl, _, reason))) => {
+                return Err(JournalError::Corrupt {
+                    path: path.to_path_buf(),
+                    line: *bl,
+                    reason: reason.clone(),
+                })
+            }
+            (Err(reason), None) => bad = Some((lineno, start, reason)),
+            (Err(_), Some(_)) => {}
+        }
+    }
+    let torn = bad.map(|(line, offset, _)| TornTail {
+        line,
+        offset: offset as u64,
+        bytes: (bytes.len() - offset) as u64,
+    });
+    Ok((out, torn))
+}
+
+/// Read a journal: the good records and, if one was ignored, the torn tail.
+/// A missing file is an empty journal. A header of a newer format is refused.
+pub fn read(path: &Path) -> Result<JournalContents, JournalError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => {
+            return Err(JournalError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    parse_bytes(path, &bytes)
+}
+
+fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<JournalContents, JournalError> {
+    let mut version_error = None;
+    let (records, torn) = scan(path, bytes, |lineno, json| {
+        if lineno == 1 {
+            // Check the version before the record set: a newer format may have new records.
+            let v: serde_json::Value = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+            if v.get("t").and_then(|t| t.as_str()) == Some("header") {
+                if let Some(found) = v.get("format").and_then(|f| f.as_u64()) {
+                    if found > JOURNAL_FORMAT as u64 && version_error.is_none() {
+                        version_error = Some(found);
+                    }
+                }
+            }
+            if version_error.is_some() {
+                // Stop parsing; reported below.
+                return Ok(Record::RetryFailedRows { at: String::new() });
+            }
+            return serde_json::from_value(v).map_err(|e| e.to_string());
+        }
+        if version_error.is_some() {
+            return Ok(Record::RetryFailedRows { at: String::new() });
+        }
+        serde_json::from_slice(json).map_err(|e| e.to_string())
+    })?;
+    if let Some(found) = version_error {
+        return Err(JournalError::NewerFormat {
+            path: path.to_path_buf(),
+            found: u32::try_from(found).unwrap_or(u32::MAX),
+            supported: JOURNAL_FORMAT,
+        });
+    }
+    if let Some(first) = records.first() {
+        if !matches!(first, Record::Header { .. }) {
+            return Err(JournalError::NoHeader {
+                path: path.to_path_buf(),
+            });
+        }
+    }
+    Ok(JournalContents { records, torn })
+}
+
+/// Encode one record as its journal line (with the trailing `\n`).
+pub fn encode(rec: &Record, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(b"00000000 ");
+    serde_json::to_writer(&mut *out, rec).expect("a record serialises");
+    let crc = crc32fast::hash(&out[start + 9..]);
+    let hex = format!("{crc:08x}");
+    out[start..start + 8].copy_from_slice(hex.as_bytes());
+    out.push(b'\n');
+}
+
+/// Appends records to a journal; see the module docs for the durability policy.
+#[derive(Debug)]
+pub struct JournalWriter {
+    path: PathBuf,
+    file: BufWriter<File>,
+    line: Vec<u8>,
+    empty: bool,
+}
+
+impl JournalWriter {
+    /// Open a journal for appending, creating it if missing. A torn tail left by a crash is
+    /// truncated first (and the truncation made durable), so appends stay well-formed.
+    /// When [`is_empty`](Self::is_empty), the first record appended must be a
+    /// [`Record::Header`].
+    pub fn open(path: &Path) -> io::Result<JournalWriter> {
+        let existed = path.exists();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let (good, torn) = scan(path, &bytes, |_, _| Ok(()))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        let end = match torn {
+            Some(t) => {
+                file.set_len(t.offset)?;
+                file.sync_data()?;
+                t.offset
+            }
+            None => bytes.len() as u64,
+        };
+        file.seek(io::SeekFrom::Start(end))?;
+        if !existed {
+            crate::rundir::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        }
+        Ok(JournalWriter {
+            path: path.to_path_buf(),
+            file: BufWriter::with_capacity(256 * 1024, file),
+            line: Vec::with_capacity(1024),
+            empty: good.is_empty(),
+        })
+    }
+
+    /// True when the journal holds no record yet (a header must come first).
+    pub fn is_empty(&self) -> bool {
+        self.empty
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Buffer one record. Not durable until [`commit`](Self::commit).
+    pub fn append(&mut self, rec: &Record) -> io::Result<()> {
+        if self.empty && !matches!(rec, Record::Header { .. }) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{}: the first journal record must be a header",
+                    self.path.display()
+                ),
+            ));
+        }
+        self.empty = false;
+        self.line.clear();
+        encode(rec, &mut self.line);
+        self.file.write_all(&self.line)
+    }
+
+    /// Write everything appended so far and `fdatasync` it: the group commit.
+    pub fn commit(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        self.file.get_ref().sync_data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn header() -> Record {
+        Record::Header {
+            format: JOURNAL_FORMAT,
+            run_id: "r1".into(),
+        }
+    }
+
+    fn sample() -> Vec<Record> {
+        vec![
+            header(),
+            Record::StepStarted {
+                row: RowRef::Setup,
+                step: "whoami".into(),
+                token: None,
+                digest: "d0".into(),
+                at: "2026-11-22T19:45:00.000Z".into(),
+            },
+            Record::StepSucceeded {
+                row: RowRef::Setup,
+                step: "whoami".into(),
+                output: serde_json::json!({"Id": "a", "ü": [1, 2]}),
+                at: "2026-11-22T19:45:01.000Z".into(),
+            },
+            Record::StepStarted {
+                row: RowRef::Row(7),
+                step: "invite".into(),
+                token: Some("tok-7".into()),
+                digest: "d1".into(),
+                at: "t".into(),
+            },
+            Record::TaskWaiting {
+                row: RowRef::Row(7),
+                step: "invite".into(),
+                task_id: "task-1".into(),
+                at: "t".into(),
+            },
+            Record::StepFailed {
+                row: RowRef::Row(7),
+                step: "invite".into(),
+                code: "ValidationException".into(),
+                message: "bad\nthing".into(),
+                at: "t".into(),
+            },
+            Record::StepSkipped {
+                row: RowRef::Row(8),
+                step: "invite".into(),
+                reason: "when was false".into(),
+                at: "t".into(),
+            },
+            Record::RowFinished {
+                row: RowRef::Row(7),
+                status: RowStatus::Failed,
+                at: "t".into(),
+            },
+            Record::RetryFailedRows { at: "t".into() },
+        ]
+    }
+
+    fn write_all(path: &Path, recs: &[Record]) {
+        let mut w = JournalWriter::open(path).unwrap();
+        for r in recs {
+            w.append(r).unwrap();
+        }
+        w.commit().unwrap();
+    }
+
+    #[test]
+    fn encoding_is_crc_space_json_newline() {
+        let mut out = Vec::new();
+        encode(
+            &Record::RowFinished {
+                row: RowRef::Row(3),
+                status: RowStatus::Succeeded,
+                at: "t".into(),
+            },
+            &mut out,
+        );
+        let s = String::from_utf8(out).unwrap();
+        let json = r#"{"t":"row_finished","row":3,"status":"succeeded","at":"t"}"#;
+        assert_eq!(
+            s,
+            format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes()))
+        );
+        let mut out = Vec::new();
+        encode(&sample()[1], &mut out);
+        assert!(String::from_utf8(out).unwrap().contains(r#""row":"setup""#));
+    }
+
+    #[test]
+    fn round_trip_and_reopen_appends() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("journal.jsonl");
+        let recs = sample();
+        write_all(&p, &recs[..4]);
+        let mut w = JournalWriter::open(&p).unwrap();
+        assert!(!w.is_empty());
+        for r in &recs[4..] {
+            w.append(r).unwrap();
+        }
+        w.commit().unwrap();
+        let got = read(&p).unwrap();
+        assert_eq!(got.records, recs);
+        assert_eq!(got.torn, None);
+    }
+
+    #[test]
+    fn missing_file_is_empty_and_first_record_must_be_a_header() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("journal.jsonl");
+        assert_eq!(read(&p).unwrap().records, vec![]);
+        let mut w = JournalWriter::open(&p).unwrap();
+        assert!(w.is_empty());
+        assert!(w.append(&sample()[1]).is_err());
+        // A file that starts with another record is refused on read.
+        let mut bytes = Vec::new();
+        encode(&sample()[1], &mut bytes);
+        std::fs::write(&p, &bytes).unwrap();
+        assert!(matches!(read(&p), Err(JournalError::NoHeader { .. })));
+    }
+
+    #[test]
+    fn torn_last_record_is_ignored_and_truncated_by_the_writer() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("journal.jsonl");
+        let recs = sample();
+        write_all(&p, &recs);
+        let full = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &full[..full.len() - 5]).unwrap();
+        let got = read(&p).unwrap();
+        assert_eq!(got.records, recs[..recs.len() - 1]);
+        let torn = got.torn.unwrap();
+        assert_eq!(torn.line, recs.len() as u64);
+        // The writer cuts the torn tail and appends after the last good record.
+        let mut w = JournalWriter::open(&p).unwrap();
+        w.append(&recs[recs.len() - 1]).unwrap();
+        w.commit().unwrap();
+        let got = read(&p).unwrap();
+        assert_eq!(got.records, recs);
+        assert_eq!(got.torn, None);
+    }
+
+    #[test]
+    fn zero_filled_tail_is_torn_but_a_bad_middle_line_is_an_error_naming_it() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("journal.jsonl");
+        let recs = sample();
+        write_all(&p, &recs);
+        let mut bytes = std::fs::read(&p).unwrap();
+        let good_len = bytes.len();
+        bytes.extend_from_slice(&[0u8; 4096]);
+        std::fs::write(&p, &bytes).unwrap();
+        let got = read(&p).unwrap();
+        assert_eq!(got.records, recs);
+        assert_eq!(got.torn.unwrap().offset, good_len as u64);
+
+        // Flip one byte inside line 3's JSON.
+        let mut bytes = bytes[..good_len].to_vec();
+        let line3 = lines(&bytes).nth(2).unwrap().0;
+        bytes[line3 + 20] ^= 0x01;
+        std::fs::write(&p, &bytes).unwrap();
+        let e = read(&p).unwrap_err();
+        assert!(matches!(e, JournalError::Corrupt { line: 3, .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("journal.jsonl:3:") && msg.contains("checksum"),
+            "{msg}"
+        );
+        // The writer refuses too rather than truncating good records.
+        assert!(JournalWriter::open(&p).is_err());
+    }
+
+    #[test]
+    fn newer_format_is_refused_naming_both_versions() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("journal.jsonl");
+        let mut bytes = Vec::new();
+        encode(
+            &Record::Header {
+                format: JOURNAL_FORMAT + 1,
+                run_id: "r".into(),
+            },
+            &mut bytes,
+        );
+        // A record kind this version does not know.
+        let json = br#"{"t":"from_the_future","x":1}"#;
+        bytes.extend_from_slice(format!("{:08x} ", crc32fast::hash(json)).as_bytes());
+        bytes.extend_from_slice(json);
+        bytes.push(b'\n');
+        std::fs::write(&p, &bytes).unwrap();
+        let e = read(&p).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                JournalError::NewerFormat {
+                    found: 2,
+                    supported: 1,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("format 2") && msg.contains("format 1"),
+            "{msg}"
+        );
+    }
+
+    fn arb_record() -> impl Strategy<Value = Record> {
+        let row = prop_oneof![Just(RowRef::Setup), (0u64..1000).prop_map(RowRef::Row)];
+        let text = "[a-z\\n\"\\\\é ]{0,12}";
+        prop_oneof![
+            (row.clone(), text, proptest::option::of(text), text).prop_map(
+                |(row, step, token, digest)| {
+                    Record::StepStarted {
+                        row,
+                        step,
+                        token,
+                        digest,
+                        at: "t".into(),
+                    }
+                }
+            ),
+            (row.clone(), text, text).prop_map(|(row, step, task_id)| Record::TaskWaiting {
+                row,
+                step,
+                task_id,
+                at: "t".into()
+            }),
+            (row.clone(), text, text).prop_map(|(row, step, v)| Record::StepSucceeded {
+                row,
+                step,
+                output: serde_json::json!({ "Id": v, "n": [1, 2.5, null] }),
+                at: "t".into()
+            }),
+            (row.clone(), text, text, text).prop_map(|(row, step, code, message)| {
+                Record::StepFailed {
+                    row,
+                    step,
+                    code,
+                    message,
+                    at: "t".into(),
+                }
+            }),
+            (
+                row,
+                prop_oneof![
+                    Just(RowStatus::Succeeded),
+                    Just(RowStatus::Failed),
+                    Just(RowStatus::Skipped)
+                ]
+            )
+                .prop_map(|(row, status)| Record::RowFinished {
+                    row,
+                    status,
+                    at: "t".into()
+                }),
+            Just(Record::RetryFailedRows { at: "t".into() }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Write, cut at any byte, read: always a prefix of what was written, never an error.
+        #[test]
+        fn truncation_at_any_byte_reads_a_prefix(
+            body in proptest::collection::vec(arb_record(), 0..20),
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let t = tempfile::tempdir().unwrap();
+            let p = t.path().join("journal.jsonl");
+            let mut recs = vec![header()];
+            recs.extend(body);
+            write_all(&p, &recs);
+            let full = std::fs::read(&p).unwrap();
+            let at = cut.index(full.len() + 1);
+            std::fs::write(&p, &full[..at]).unwrap();
+            let got = read(&p).unwrap();
+            prop_assert!(got.records.len() <= recs.len());
+            prop_assert_eq!(&got.records[..], &recs[..got.records.len()]);
+            // Exactly the complete lines survive; the torn flag says whether bytes were dropped.
+            let complete = full[..at].iter().filter(|&&b| b == b'\n').count();
+            prop_assert_eq!(got.records.len(), complete);
+            prop_assert_eq!(got.torn.is_some(), at > 0 && full[at - 1] != b'\n');
+            // And the writer continues a well-formed journal from there.
+            let mut w = JournalWriter::open(&p).unwrap();
+            let next = if got.records.is_empty() { header() } else { Record::RetryFailedRows { at: "x".into() } };
+            w.append(&next).unwrap();
+            w.commit().unwrap();
+            let again = read(&p).unwrap();
+            prop_assert_eq!(again.torn, None);
+            prop_assert_eq!(again.records.len(), got.records.len() + 1);
+        }
+    }
+}
