@@ -36,7 +36,7 @@
 mod replay;
 pub mod status;
 
-pub use replay::{replay, RowCounts, RowState, RunState, StepState};
+pub use replay::{replay, replay_owned, RowCounts, RowState, RunState, StepState};
 
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
@@ -169,6 +169,99 @@ pub enum Record {
     RetryFailedRows { at: String },
 }
 
+/// The fast path of reading: a flat struct (serde's internally tagged enums buffer every
+/// record), converted to a [`Record`]. Must accept exactly what `Record`'s `Serialize` writes;
+/// the round-trip tests check it.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    Header,
+    StepStarted,
+    TaskWaiting,
+    StepSucceeded,
+    StepSkipped,
+    StepFailed,
+    RowFinished,
+    RetryFailedRows,
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    t: Kind,
+    format: Option<u32>,
+    run_id: Option<String>,
+    row: Option<RowRef>,
+    step: Option<String>,
+    token: Option<String>,
+    digest: Option<String>,
+    task_id: Option<String>,
+    /// Present-but-null must stay `Some(Value::Null)`.
+    #[serde(default, deserialize_with = "present")]
+    output: Option<serde_json::Value>,
+    reason: Option<String>,
+    code: Option<String>,
+    message: Option<String>,
+    status: Option<RowStatus>,
+    at: Option<String>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+fn parse_record(json: &[u8]) -> Result<Record, String> {
+    let r: Raw = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    fn need<T>(v: Option<T>, field: &str) -> Result<T, String> {
+        v.ok_or_else(|| format!("missing field `{field}`"))
+    }
+    Ok(match r.t {
+        Kind::Header => Record::Header {
+            format: need(r.format, "format")?,
+            run_id: need(r.run_id, "run_id")?,
+        },
+        Kind::StepStarted => Record::StepStarted {
+            row: need(r.row, "row")?,
+            step: need(r.step, "step")?,
+            token: r.token,
+            digest: need(r.digest, "digest")?,
+            at: need(r.at, "at")?,
+        },
+        Kind::TaskWaiting => Record::TaskWaiting {
+            row: need(r.row, "row")?,
+            step: need(r.step, "step")?,
+            task_id: need(r.task_id, "task_id")?,
+            at: need(r.at, "at")?,
+        },
+        Kind::StepSucceeded => Record::StepSucceeded {
+            row: need(r.row, "row")?,
+            step: need(r.step, "step")?,
+            output: need(r.output, "output")?,
+            at: need(r.at, "at")?,
+        },
+        Kind::StepSkipped => Record::StepSkipped {
+            row: need(r.row, "row")?,
+            step: need(r.step, "step")?,
+            reason: need(r.reason, "reason")?,
+            at: need(r.at, "at")?,
+        },
+        Kind::StepFailed => Record::StepFailed {
+            row: need(r.row, "row")?,
+            step: need(r.step, "step")?,
+            code: need(r.code, "code")?,
+            message: need(r.message, "message")?,
+            at: need(r.at, "at")?,
+        },
+        Kind::RowFinished => Record::RowFinished {
+            row: need(r.row, "row")?,
+            status: need(r.status, "status")?,
+            at: need(r.at, "at")?,
+        },
+        Kind::RetryFailedRows => Record::RetryFailedRows {
+            at: need(r.at, "at")?,
+        },
+    })
+}
+
 /// Errors reading a journal. Each names the file and line, and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -262,10 +355,14 @@ fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8], bool)> {
 /// Find the torn tail, if any: the first bad line when no good line follows it.
 /// `parse` decides whether a checksummed line is good. Errors name the first bad line that is
 /// followed by a good one.
+///
+/// Sequential on purpose: parsing on several threads was slower on a busy 2-core machine
+/// (allocator contention), and the single-threaded read of a 100,000-row journal is well
+/// within the resume budget (see `benches/replay.rs`).
 fn scan<T>(
     path: &Path,
     bytes: &[u8],
-    mut parse: impl FnMut(u64, &[u8]) -> Result<T, String>,
+    parse: impl Fn(&[u8]) -> Result<T, String>,
 ) -> Result<(Vec<T>, Option<TornTail>), JournalError> {
     let mut out = Vec::new();
     let mut bad: Option<(u64, usize, String)> = None;
@@ -274,7 +371,7 @@ fn scan<T>(
         let res = if !terminated {
             Err("unterminated".to_string())
         } else {
-            check_line(line).and_then(|json| parse(lineno, json))
+            check_line(line).and_then(&parse)
         };
         match (res, &bad) {
             (Ok(v), None) => out.push(v),
@@ -314,36 +411,25 @@ pub fn read(path: &Path) -> Result<JournalContents, JournalError> {
 }
 
 fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<JournalContents, JournalError> {
-    let mut version_error = None;
-    let (records, torn) = scan(path, bytes, |lineno, json| {
-        if lineno == 1 {
-            // Check the version before the record set: a newer format may have new records.
-            let v: serde_json::Value = serde_json::from_slice(json).map_err(|e| e.to_string())?;
-            if v.get("t").and_then(|t| t.as_str()) == Some("header") {
-                if let Some(found) = v.get("format").and_then(|f| f.as_u64()) {
-                    if found > JOURNAL_FORMAT as u64 && version_error.is_none() {
-                        version_error = Some(found);
+    // Check the version before the record set: a newer format may have new records.
+    if let Some((_, line, true)) = lines(bytes).next() {
+        if let Ok(json) = check_line(line) {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) {
+                let found = v.get("format").and_then(|f| f.as_u64());
+                if let (Some("header"), Some(found)) = (v.get("t").and_then(|t| t.as_str()), found)
+                {
+                    if found > JOURNAL_FORMAT as u64 {
+                        return Err(JournalError::NewerFormat {
+                            path: path.to_path_buf(),
+                            found: u32::try_from(found).unwrap_or(u32::MAX),
+                            supported: JOURNAL_FORMAT,
+                        });
                     }
                 }
             }
-            if version_error.is_some() {
-                // Stop parsing; reported below.
-                return Ok(Record::RetryFailedRows { at: String::new() });
-            }
-            return serde_json::from_value(v).map_err(|e| e.to_string());
         }
-        if version_error.is_some() {
-            return Ok(Record::RetryFailedRows { at: String::new() });
-        }
-        serde_json::from_slice(json).map_err(|e| e.to_string())
-    })?;
-    if let Some(found) = version_error {
-        return Err(JournalError::NewerFormat {
-            path: path.to_path_buf(),
-            found: u32::try_from(found).unwrap_or(u32::MAX),
-            supported: JOURNAL_FORMAT,
-        });
     }
+    let (records, torn) = scan(path, bytes, parse_record)?;
     if let Some(first) = records.first() {
         if !matches!(first, Record::Header { .. }) {
             return Err(JournalError::NoHeader {
@@ -378,36 +464,70 @@ impl JournalWriter {
     /// Open a journal for appending, creating it if missing. A torn tail left by a crash is
     /// truncated first (and the truncation made durable), so appends stay well-formed.
     /// When [`is_empty`](Self::is_empty), the first record appended must be a
-    /// [`Record::Header`].
+    /// [`Record::Header`]. Only checksums are verified; see [`open_and_read`](Self::open_and_read)
+    /// to read the records too.
     pub fn open(path: &Path) -> io::Result<JournalWriter> {
+        Self::open_with(path, |bytes| {
+            let (good, torn) = scan(path, bytes, |_| Ok(()))?;
+            Ok((good.len(), torn))
+        })
+        .map_err(|e| match e {
+            JournalError::Io { source, .. } => source,
+            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+        })
+    }
+
+    /// What `resume` does: read the journal once, return its records and a writer positioned
+    /// after the last good one (a torn tail is truncated as in [`open`](Self::open)).
+    pub fn open_and_read(path: &Path) -> Result<(JournalWriter, JournalContents), JournalError> {
+        let mut contents = None;
+        let w = Self::open_with(path, |bytes| {
+            let c = parse_bytes(path, bytes)?;
+            let n = c.records.len();
+            let torn = c.torn.clone();
+            contents = Some(c);
+            Ok((n, torn))
+        })?;
+        Ok((w, contents.expect("set by open_with")))
+    }
+
+    fn open_with(
+        path: &Path,
+        check: impl FnOnce(&[u8]) -> Result<(usize, Option<TornTail>), JournalError>,
+    ) -> Result<JournalWriter, JournalError> {
+        let io_err = |source| JournalError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let existed = path.exists();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(path)?;
+            .open(path)
+            .map_err(io_err)?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        let (good, torn) = scan(path, &bytes, |_, _| Ok(()))
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        file.read_to_end(&mut bytes).map_err(io_err)?;
+        let (good, torn) = check(&bytes)?;
+        drop(bytes);
         let end = match torn {
             Some(t) => {
-                file.set_len(t.offset)?;
-                file.sync_data()?;
+                file.set_len(t.offset).map_err(io_err)?;
+                file.sync_data().map_err(io_err)?;
                 t.offset
             }
-            None => bytes.len() as u64,
+            None => file.metadata().map_err(io_err)?.len(),
         };
-        file.seek(io::SeekFrom::Start(end))?;
+        file.seek(io::SeekFrom::Start(end)).map_err(io_err)?;
         if !existed {
-            crate::rundir::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+            crate::rundir::sync_dir(path.parent().unwrap_or(Path::new("."))).map_err(io_err)?;
         }
         Ok(JournalWriter {
             path: path.to_path_buf(),
             file: BufWriter::with_capacity(256 * 1024, file),
             line: Vec::with_capacity(1024),
-            empty: good.is_empty(),
+            empty: good == 0,
         })
     }
 
@@ -579,10 +699,12 @@ mod tests {
         std::fs::write(&p, &full[..full.len() - 5]).unwrap();
         let got = read(&p).unwrap();
         assert_eq!(got.records, recs[..recs.len() - 1]);
-        let torn = got.torn.unwrap();
+        let torn = got.torn.clone().unwrap();
         assert_eq!(torn.line, recs.len() as u64);
         // The writer cuts the torn tail and appends after the last good record.
-        let mut w = JournalWriter::open(&p).unwrap();
+        let (mut w, c) = JournalWriter::open_and_read(&p).unwrap();
+        assert_eq!(c, got);
+        assert!(!w.is_empty());
         w.append(&recs[recs.len() - 1]).unwrap();
         w.commit().unwrap();
         let got = read(&p).unwrap();
@@ -734,7 +856,9 @@ mod tests {
             prop_assert_eq!(got.records.len(), complete);
             prop_assert_eq!(got.torn.is_some(), at > 0 && full[at - 1] != b'\n');
             // And the writer continues a well-formed journal from there.
-            let mut w = JournalWriter::open(&p).unwrap();
+            let (mut w, c) = JournalWriter::open_and_read(&p).unwrap();
+            prop_assert_eq!(&c, &got);
+            prop_assert_eq!(w.is_empty(), got.records.is_empty());
             let next = if got.records.is_empty() { header() } else { Record::RetryFailedRows { at: "x".into() } };
             w.append(&next).unwrap();
             w.commit().unwrap();

@@ -117,7 +117,12 @@ impl RunState {
     /// Apply one record (what [`replay`] folds; the coordinator may use it to keep its
     /// in-memory state in step with what it journals).
     pub fn apply(&mut self, rec: &Record) {
-        let (row, at) = match rec {
+        self.apply_owned(rec.clone())
+    }
+
+    /// [`apply`](Self::apply), moving the record's contents instead of cloning them.
+    pub fn apply_owned(&mut self, rec: Record) {
+        let (row, at) = match &rec {
             Record::Header { .. } => return,
             Record::RetryFailedRows { .. } => {
                 self.retry_epoch += 1;
@@ -151,65 +156,32 @@ impl RunState {
                 token,
                 digest,
                 ..
-            } => (
-                step,
-                StepState::InFlight {
-                    token: token.clone(),
-                    digest: digest.clone(),
-                },
-            ),
+            } => (step, StepState::InFlight { token, digest }),
             Record::TaskWaiting { step, task_id, .. } => {
-                let token = match state.steps.get(step) {
+                let token = match state.steps.get(&step) {
                     Some(StepState::InFlight { token, .. } | StepState::Waiting { token, .. }) => {
                         token.clone()
                     }
                     _ => None,
                 };
-                (
-                    step,
-                    StepState::Waiting {
-                        task_id: task_id.clone(),
-                        token,
-                    },
-                )
+                (step, StepState::Waiting { task_id, token })
             }
-            Record::StepSucceeded { step, output, .. } => (
-                step,
-                StepState::Succeeded {
-                    output: output.clone(),
-                },
-            ),
-            Record::StepSkipped { step, reason, .. } => (
-                step,
-                StepState::Skipped {
-                    reason: reason.clone(),
-                },
-            ),
+            Record::StepSucceeded { step, output, .. } => (step, StepState::Succeeded { output }),
+            Record::StepSkipped { step, reason, .. } => (step, StepState::Skipped { reason }),
             Record::StepFailed {
                 step,
                 code,
                 message,
                 ..
-            } => (
-                step,
-                StepState::Failed {
-                    code: code.clone(),
-                    message: message.clone(),
-                },
-            ),
+            } => (step, StepState::Failed { code, message }),
             Record::RowFinished { status, at, .. } => {
-                state.status = Some(*status);
-                state.finished_at = Some(at.clone());
+                state.status = Some(status);
+                state.finished_at = Some(at);
                 return;
             }
             Record::Header { .. } | Record::RetryFailedRows { .. } => unreachable!(),
         };
-        match state.steps.get_mut(step.as_str()) {
-            Some(slot) => *slot = new,
-            None => {
-                state.steps.insert(step.clone(), new);
-            }
-        }
+        state.steps.insert(step, new);
     }
 
     /// Count rows by where they stand, out of `total_rows` data rows.
@@ -233,6 +205,15 @@ pub fn replay(records: &[Record]) -> RunState {
     let mut st = RunState::default();
     for r in records {
         st.apply(r);
+    }
+    st
+}
+
+/// [`replay`], consuming the records (no copies of outputs: what `resume` and `status` use).
+pub fn replay_owned(records: Vec<Record>) -> RunState {
+    let mut st = RunState::default();
+    for r in records {
+        st.apply_owned(r);
     }
     st
 }
@@ -433,7 +414,8 @@ mod tests {
             let cut = n / 2;
             let mut st2 = replay(&recs[..cut]);
             for r in &recs[cut..] { st2.apply(r); }
-            prop_assert_eq!(st2, st);
+            prop_assert_eq!(&st2, &st);
+            prop_assert_eq!(replay_owned(recs.clone()), st);
         }
     }
 

@@ -4,7 +4,7 @@
 //! running `run`/`resume` may be appending; status then shows a slightly old picture) and writes
 //! nothing. Must not touch: the network, the ledger.
 
-use super::{read, replay, JournalError, RowCounts, RowState, RunState, StepState, TornTail};
+use super::{read, JournalError, RowCounts, RowState, RunState, StepState, TornTail};
 use crate::rundir::{RunDir, RunDirError};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -80,7 +80,7 @@ pub fn status(dir: &Path) -> Result<Status, StatusError> {
     let rd = RunDir::open_readonly(dir)?;
     let m = rd.manifest();
     let journal = read(&rd.journal_path())?;
-    let state = replay(&journal.records);
+    let state = super::replay_owned(journal.records);
     let (lines, input_error) = match count_rows(&m.input_path) {
         Ok(l) => (Some(l), None),
         Err(e) => (None, Some(format!("{}: {e}", m.input_path.display()))),
