@@ -84,6 +84,17 @@ pub struct Digests {
     pub vars: String,
 }
 
+impl Digests {
+    /// The digests of a playbook, an input CSV and the raw `--var` arguments.
+    pub fn compute(playbook: &Path, input: &Path, vars: &[String]) -> io::Result<Digests> {
+        Ok(Digests {
+            playbook: digest_file(playbook)?,
+            input: digest_file(input)?,
+            vars: digest_vars(vars),
+        })
+    }
+}
+
 /// sha256 hex of a file's bytes.
 pub fn digest_file(path: &Path) -> io::Result<String> {
     let mut f = File::open(path)?;

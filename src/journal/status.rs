@@ -4,7 +4,7 @@
 //! running `run`/`resume` may be appending; status then shows a slightly old picture) and writes
 //! nothing. Must not touch: the network, the ledger.
 
-use super::{read, JournalError, RowCounts, RowState, RunState, StepState, TornTail};
+use super::{read, JournalError, RowCounts, RowState, RowStatus, RunState, StepState, TornTail};
 use crate::rundir::{RunDir, RunDirError};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -42,6 +42,10 @@ pub struct Status {
     pub unfinished: Vec<Unfinished>,
     /// Unfinished rows not listed (pending ones too when the input cannot be read).
     pub unfinished_more: u64,
+    /// The first [`LISTED_ROWS`] failed rows, in input order, with their error.
+    pub failed: Vec<FailedRow>,
+    /// Failed rows not listed.
+    pub failed_more: u64,
     /// Set when the journal's last record was torn by a crash and is ignored.
     pub torn_tail_line: Option<u64>,
     /// Every row finished, none failed... or nothing left for a plain resume.
@@ -73,6 +77,16 @@ pub struct Unfinished {
     pub state: String,
     /// The task polled on resume when `state` is `waiting`.
     pub task_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FailedRow {
+    pub row: u64,
+    pub line: Option<u64>,
+    /// The failed step, code and message (empty when the row failed without a step error).
+    pub step: String,
+    pub code: String,
+    pub message: String,
 }
 
 /// Build the status of the run in `dir`.
@@ -204,6 +218,27 @@ fn build(
             }
         }
     }
+    let failed_rows: Vec<(u64, &RowState)> = state
+        .rows
+        .iter()
+        .filter(|(_, r)| r.status == Some(RowStatus::Failed))
+        .map(|(i, r)| (*i, r))
+        .collect();
+    let failed: Vec<FailedRow> = failed_rows
+        .iter()
+        .take(LISTED_ROWS)
+        .map(|&(i, r)| {
+            let (step, code, message) = r.failed_step(steps).unwrap_or(("", "", ""));
+            FailedRow {
+                row: i,
+                line: line_of(i),
+                step: step.into(),
+                code: code.into(),
+                message: message.into(),
+            }
+        })
+        .collect();
+    let failed_more = failed_rows.len().saturating_sub(LISTED_ROWS) as u64;
     let dir = shell_quote(&rd.path().display().to_string());
     let setup = setup_label(&state.setup, !m.setup_step_ids().is_empty());
     let setup_unfinished = setup == "in_flight" || setup == "pending";
@@ -222,6 +257,8 @@ fn build(
         rows,
         unfinished: listed,
         unfinished_more: more,
+        failed,
+        failed_more,
         torn_tail_line: torn.map(|t| t.line),
         complete: !anything_left && !any_failed,
         resume: anything_left.then(|| format!("cosell resume {dir}")),
@@ -301,6 +338,21 @@ pub fn render_text(s: &Status) -> String {
         }
         if s.unfinished_more > 0 {
             let _ = writeln!(o, "  … and {} more", s.unfinished_more);
+        }
+    }
+    if !s.failed.is_empty() {
+        let _ = writeln!(o, "\nfailed rows:");
+        for f in &s.failed {
+            let place = match f.line {
+                Some(l) => format!("row {} (line {l})", f.row),
+                None => format!("row {}", f.row),
+            };
+            // One line each: the message may hold newlines.
+            let message = f.message.replace(['\n', '\r'], " ");
+            let _ = writeln!(o, "  {place:<22} {:<20} {}: {message}", f.step, f.code);
+        }
+        if s.failed_more > 0 {
+            let _ = writeln!(o, "  … and {} more (see ledger.csv)", s.failed_more);
         }
     }
     let _ = writeln!(o);
