@@ -207,6 +207,13 @@ impl RunDirError {
     }
 }
 
+/// Who holds a run directory's lock, as the holder wrote it in `run.lock`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockHolder {
+    pub pid: Option<u32>,
+    pub since: Option<String>,
+}
+
 /// An open run directory. Opened by `create`/`open` it holds the exclusive lock until dropped.
 #[derive(Debug)]
 pub struct RunDir {
@@ -274,6 +281,32 @@ impl RunDir {
     /// Whether this handle holds the lock (false for `open_readonly`).
     pub fn is_locked(&self) -> bool {
         self._lock.is_some()
+    }
+
+    /// Whether another process holds the lock now (a `run`/`resume` is working on the
+    /// directory), with its pid and start time as it wrote them. For `status`: it probes with a
+    /// shared lock released at once, so a `run`/`resume` starting in that same instant may be
+    /// told the directory is in use (and can simply be started again). Never creates a file.
+    pub fn holder(&self) -> Option<LockHolder> {
+        use fs4::fs_std::FileExt;
+        if self._lock.is_some() {
+            return None;
+        }
+        let lpath = self.path.join(LOCK_FILE);
+        let mut file = File::open(&lpath).ok()?;
+        match FileExt::try_lock_shared(&file) {
+            Ok(true) => {
+                let _ = FileExt::unlock(&file);
+                None
+            }
+            Ok(false) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let (pid, since) = parse_lock_text(&text);
+                Some(LockHolder { pid, since })
+            }
+            Err(_) => None,
+        }
     }
 
     /// What changed since the run started, one sentence each naming "playbook", "input" or
@@ -501,10 +534,13 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("ps -p"), "{msg}");
-        // A reader does not need the lock.
+        // A reader does not need the lock, and sees who holds it.
         let ro = RunDir::open_readonly(t.path()).unwrap();
         assert!(!ro.is_locked());
+        let h = ro.holder().expect("held");
+        assert_eq!(h.pid, Some(std::process::id()));
         drop(first);
+        assert_eq!(ro.holder(), None);
         assert!(RunDir::open(t.path()).unwrap().is_locked());
     }
 

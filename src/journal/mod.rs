@@ -40,7 +40,7 @@ pub use replay::{replay, replay_owned, RowCounts, RowState, RunState, StepState}
 
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, Write};
+use std::io::{self, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// The version of the journal encoding and record set. Bump it when an older cosell could
@@ -331,47 +331,42 @@ fn check_line(line: &[u8]) -> Result<&[u8], String> {
     Ok(json)
 }
 
-/// The lines of a journal: (start offset, content without `\n`, terminated?).
-fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8], bool)> {
-    let mut pos = 0;
-    std::iter::from_fn(move || {
-        if pos >= bytes.len() {
-            return None;
-        }
-        let start = pos;
-        match bytes[pos..].iter().position(|&b| b == b'\n') {
-            Some(n) => {
-                pos += n + 1;
-                Some((start, &bytes[start..start + n], true))
-            }
-            None => {
-                pos = bytes.len();
-                Some((start, &bytes[start..], false))
-            }
-        }
-    })
-}
+/// Read buffer size: large sequential reads, without holding the whole journal in memory.
+const READ_BUFFER: usize = 1 << 20;
 
 /// Find the torn tail, if any: the first bad line when no good line follows it.
-/// `parse` decides whether a checksummed line is good. Errors name the first bad line that is
-/// followed by a good one.
+/// `parse` (given the 1-based line number) decides whether a checksummed line is good. Errors
+/// name the first bad line that is followed by a good one. Streams: memory holds the parsed
+/// records, not the file.
 ///
 /// Sequential on purpose: parsing on several threads was slower on a busy 2-core machine
 /// (allocator contention), and the single-threaded read of a 100,000-row journal is well
 /// within the resume budget (see `benches/replay.rs`).
 fn scan<T>(
     path: &Path,
-    bytes: &[u8],
-    parse: impl Fn(&[u8]) -> Result<T, String>,
+    mut input: impl io::BufRead,
+    parse: impl Fn(u64, &[u8]) -> Result<T, String>,
 ) -> Result<(Vec<T>, Option<TornTail>), JournalError> {
     let mut out = Vec::new();
-    let mut bad: Option<(u64, usize, String)> = None;
-    for (i, (start, line, terminated)) in lines(bytes).enumerate() {
-        let lineno = i as u64 + 1;
-        let res = if !terminated {
-            Err("unterminated".to_string())
-        } else {
-            check_line(line).and_then(&parse)
+    let mut bad: Option<(u64, u64, String)> = None;
+    let mut buf = Vec::with_capacity(4096);
+    let mut offset = 0u64;
+    let mut lineno = 0u64;
+    loop {
+        buf.clear();
+        let n = input
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| JournalError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if n == 0 {
+            break;
+        }
+        lineno += 1;
+        let res = match buf.split_last() {
+            Some((b'\n', line)) => check_line(line).and_then(|json| parse(lineno, json)),
+            _ => Err("unterminated".to_string()),
         };
         match (res, &bad) {
             (Ok(v), None) => out.push(v),
@@ -382,14 +377,15 @@ fn scan<T>(
                     reason: reason.clone(),
                 })
             }
-            (Err(reason), None) => bad = Some((lineno, start, reason)),
+            (Err(reason), None) => bad = Some((lineno, offset, reason)),
             (Err(_), Some(_)) => {}
         }
+        offset += n as u64;
     }
-    let torn = bad.map(|(line, offset, _)| TornTail {
+    let torn = bad.map(|(line, start, _)| TornTail {
         line,
-        offset: offset as u64,
-        bytes: (bytes.len() - offset) as u64,
+        offset: start,
+        bytes: offset - start,
     });
     Ok((out, torn))
 }
@@ -397,39 +393,46 @@ fn scan<T>(
 /// Read a journal: the good records and, if one was ignored, the torn tail.
 /// A missing file is an empty journal. A header of a newer format is refused.
 pub fn read(path: &Path) -> Result<JournalContents, JournalError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(source) => {
-            return Err(JournalError::Io {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-    };
-    parse_bytes(path, &bytes)
+    match File::open(path) {
+        Ok(f) => parse_input(path, io::BufReader::with_capacity(READ_BUFFER, f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(JournalContents {
+            records: Vec::new(),
+            torn: None,
+        }),
+        Err(source) => Err(JournalError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
-fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<JournalContents, JournalError> {
-    // Check the version before the record set: a newer format may have new records.
-    if let Some((_, line, true)) = lines(bytes).next() {
-        if let Ok(json) = check_line(line) {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) {
-                let found = v.get("format").and_then(|f| f.as_u64());
-                if let (Some("header"), Some(found)) = (v.get("t").and_then(|t| t.as_str()), found)
-                {
-                    if found > JOURNAL_FORMAT as u64 {
-                        return Err(JournalError::NewerFormat {
-                            path: path.to_path_buf(),
-                            found: u32::try_from(found).unwrap_or(u32::MAX),
-                            supported: JOURNAL_FORMAT,
-                        });
-                    }
+fn parse_input(path: &Path, input: impl io::BufRead) -> Result<JournalContents, JournalError> {
+    let newer = std::cell::Cell::new(None);
+    let (records, torn) = scan(path, input, |lineno, json| {
+        if newer.get().is_some() {
+            // Interpret nothing of a newer format; reported below.
+            return Ok(Record::RetryFailedRows { at: String::new() });
+        }
+        if lineno == 1 {
+            // Check the version before the record set: a newer format may have new records.
+            let v: serde_json::Value = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+            let found = v.get("format").and_then(|f| f.as_u64());
+            if let (Some("header"), Some(found)) = (v.get("t").and_then(|t| t.as_str()), found) {
+                if found > JOURNAL_FORMAT as u64 {
+                    newer.set(Some(found));
+                    return Ok(Record::RetryFailedRows { at: String::new() });
                 }
             }
         }
+        parse_record(json)
+    })?;
+    if let Some(found) = newer.get() {
+        return Err(JournalError::NewerFormat {
+            path: path.to_path_buf(),
+            found: u32::try_from(found).unwrap_or(u32::MAX),
+            supported: JOURNAL_FORMAT,
+        });
     }
-    let (records, torn) = scan(path, bytes, parse_record)?;
     if let Some(first) = records.first() {
         if !matches!(first, Record::Header { .. }) {
             return Err(JournalError::NoHeader {
@@ -467,8 +470,8 @@ impl JournalWriter {
     /// [`Record::Header`]. Only checksums are verified; see [`open_and_read`](Self::open_and_read)
     /// to read the records too.
     pub fn open(path: &Path) -> io::Result<JournalWriter> {
-        Self::open_with(path, |bytes| {
-            let (good, torn) = scan(path, bytes, |_| Ok(()))?;
+        Self::open_with(path, |input| {
+            let (good, torn) = scan(path, input, |_, _| Ok(()))?;
             Ok((good.len(), torn))
         })
         .map_err(|e| match e {
@@ -481,8 +484,8 @@ impl JournalWriter {
     /// after the last good one (a torn tail is truncated as in [`open`](Self::open)).
     pub fn open_and_read(path: &Path) -> Result<(JournalWriter, JournalContents), JournalError> {
         let mut contents = None;
-        let w = Self::open_with(path, |bytes| {
-            let c = parse_bytes(path, bytes)?;
+        let w = Self::open_with(path, |input| {
+            let c = parse_input(path, input)?;
             let n = c.records.len();
             let torn = c.torn.clone();
             contents = Some(c);
@@ -493,7 +496,7 @@ impl JournalWriter {
 
     fn open_with(
         path: &Path,
-        check: impl FnOnce(&[u8]) -> Result<(usize, Option<TornTail>), JournalError>,
+        check: impl FnOnce(&mut dyn io::BufRead) -> Result<(usize, Option<TornTail>), JournalError>,
     ) -> Result<JournalWriter, JournalError> {
         let io_err = |source| JournalError::Io {
             path: path.to_path_buf(),
@@ -507,10 +510,7 @@ impl JournalWriter {
             .truncate(false)
             .open(path)
             .map_err(io_err)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io_err)?;
-        let (good, torn) = check(&bytes)?;
-        drop(bytes);
+        let (good, torn) = check(&mut io::BufReader::with_capacity(READ_BUFFER, &file))?;
         let end = match torn {
             Some(t) => {
                 file.set_len(t.offset).map_err(io_err)?;
@@ -728,7 +728,11 @@ mod tests {
 
         // Flip one byte inside line 3's JSON.
         let mut bytes = bytes[..good_len].to_vec();
-        let line3 = lines(&bytes).nth(2).unwrap().0;
+        let line3: usize = bytes
+            .split_inclusive(|&b| b == b'\n')
+            .take(2)
+            .map(<[u8]>::len)
+            .sum();
         bytes[line3 + 20] ^= 0x01;
         std::fs::write(&p, &bytes).unwrap();
         let e = read(&p).unwrap_err();

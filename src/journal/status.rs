@@ -46,8 +46,11 @@ pub struct Status {
     pub failed: Vec<FailedRow>,
     /// Failed rows not listed.
     pub failed_more: u64,
-    /// Set when the journal's last record was torn by a crash and is ignored.
+    /// Set when the journal's last record is incomplete and ignored (torn by a crash, or
+    /// being written by the running process).
     pub torn_tail_line: Option<u64>,
+    /// Set while a `run`/`resume` holds the directory's lock.
+    pub running: Option<crate::rundir::LockHolder>,
     /// Every row finished, none failed... or nothing left for a plain resume.
     pub complete: bool,
     /// `cosell resume <dir>`, or None when there is nothing to resume.
@@ -100,14 +103,22 @@ pub fn status(dir: &Path) -> Result<Status, StatusError> {
         Err(e) => (None, Some(format!("{}: {e}", m.input_path.display()))),
     };
     let total = lines.as_ref().map(|l| l.len() as u64);
-    Ok(build(
+    let running = rd.holder();
+    let mut s = build(
         &rd,
         &state,
         journal.torn.as_ref(),
         lines.as_deref(),
         input_error,
         total,
-    ))
+    );
+    if let Some(h) = running {
+        // Not resumable while it runs.
+        s.resume = None;
+        s.retry_failed = None;
+        s.running = Some(h);
+    }
+    Ok(s)
 }
 
 /// The line of each data record of a CSV (header excluded).
@@ -260,6 +271,7 @@ fn build(
         failed,
         failed_more,
         torn_tail_line: torn.map(|t| t.line),
+        running: None,
         complete: !anything_left && !any_failed,
         resume: anything_left.then(|| format!("cosell resume {dir}")),
         retry_failed: any_failed.then(|| format!("cosell resume {dir} --retry-failed")),
@@ -309,10 +321,23 @@ pub fn render_text(s: &Status) -> String {
         "rows      {} succeeded, {} failed, {} skipped, {} in flight, {pending} pending",
         r.succeeded, r.failed, r.skipped, r.in_flight
     );
+    if let Some(h) = &s.running {
+        let who = match (h.pid, &h.since) {
+            (Some(p), Some(t)) => format!("pid {p}, since {t}"),
+            (Some(p), None) => format!("pid {p}"),
+            _ => "pid unknown".into(),
+        };
+        let _ = writeln!(o, "running   yes ({who}): this is a snapshot");
+    }
     if let Some(line) = s.torn_tail_line {
+        let why = if s.running.is_some() {
+            "being written"
+        } else {
+            "cut short by a crash"
+        };
         let _ = writeln!(
             o,
-            "journal   the last record (line {line}) was cut short by a crash and is ignored; resume redoes that step with the same ClientToken"
+            "journal   the last record (line {line}) is {why} and is ignored; resume redoes that step with the same ClientToken"
         );
     }
     if !s.unfinished.is_empty() {
@@ -358,6 +383,12 @@ pub fn render_text(s: &Status) -> String {
     let _ = writeln!(o);
     if s.complete {
         let _ = writeln!(o, "the run is complete: every row finished and none failed");
+    }
+    if s.running.is_some() {
+        let _ = writeln!(
+            o,
+            "a cosell process is working on this run; run `cosell status` again to follow it"
+        );
     }
     if let Some(cmd) = &s.resume {
         let _ = writeln!(o, "resume with:  {cmd}");

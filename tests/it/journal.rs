@@ -196,6 +196,22 @@ fn status_json_has_the_same_fields() {
         "cosell resume runs/invite --retry-failed"
     );
     assert_eq!(v["torn_tail_line"], Value::Null);
+    assert_eq!(v["running"], Value::Null);
+}
+
+#[test]
+fn status_says_when_a_process_holds_the_run() {
+    let c = Cosell::new();
+    let dir = make_run(c.path(), 3);
+    write_journal(&dir, &typical_journal()[..3]);
+    let holder = open_eventually(&dir);
+    let out = c.args(["status", "runs/invite", "--format", "json"]).run();
+    drop(holder);
+    out.code(0);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["running"]["pid"], std::process::id());
+    assert_eq!(v["resume"], Value::Null);
+    assert_eq!(v["rows"]["pending"], 3);
 }
 
 #[test]
