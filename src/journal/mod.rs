@@ -419,6 +419,22 @@ pub fn read(path: &Path) -> Result<JournalContents, JournalError> {
     }
 }
 
+/// The format of a newer-format header line, if `json` is one.
+fn newer_header(json: &[u8]) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let found = v.get("format").and_then(|f| f.as_u64())?;
+    (v.get("t").and_then(|t| t.as_str()) == Some("header") && found > JOURNAL_FORMAT as u64)
+        .then_some(found)
+}
+
+fn newer_error(path: &Path, found: u64) -> JournalError {
+    JournalError::NewerFormat {
+        path: path.to_path_buf(),
+        found: u32::try_from(found).unwrap_or(u32::MAX),
+        supported: JOURNAL_FORMAT,
+    }
+}
+
 fn parse_input(path: &Path, input: impl io::BufRead) -> Result<JournalContents, JournalError> {
     let newer = std::cell::Cell::new(None);
     let (records, torn) = scan(path, input, |lineno, json| {
@@ -428,23 +444,15 @@ fn parse_input(path: &Path, input: impl io::BufRead) -> Result<JournalContents, 
         }
         if lineno == 1 {
             // Check the version before the record set: a newer format may have new records.
-            let v: serde_json::Value = serde_json::from_slice(json).map_err(|e| e.to_string())?;
-            let found = v.get("format").and_then(|f| f.as_u64());
-            if let (Some("header"), Some(found)) = (v.get("t").and_then(|t| t.as_str()), found) {
-                if found > JOURNAL_FORMAT as u64 {
-                    newer.set(Some(found));
-                    return Ok(Record::RetryFailedRows { at: String::new() });
-                }
+            if let Some(found) = newer_header(json) {
+                newer.set(Some(found));
+                return Ok(Record::RetryFailedRows { at: String::new() });
             }
         }
         parse_record(json)
     })?;
     if let Some(found) = newer.get() {
-        return Err(JournalError::NewerFormat {
-            path: path.to_path_buf(),
-            found: u32::try_from(found).unwrap_or(u32::MAX),
-            supported: JOURNAL_FORMAT,
-        });
+        return Err(newer_error(path, found));
     }
     if let Some(first) = records.first() {
         if !matches!(first, Record::Header { .. }) {
@@ -480,12 +488,22 @@ impl JournalWriter {
     /// Open a journal for appending, creating it if missing. A torn tail left by a crash is
     /// truncated first (and the truncation made durable), so appends stay well-formed.
     /// When [`is_empty`](Self::is_empty), the first record appended must be a
-    /// [`Record::Header`]. Only checksums are verified; see [`open_and_read`](Self::open_and_read)
-    /// to read the records too.
+    /// [`Record::Header`]. A journal of a newer format is refused (`InvalidData`). Only
+    /// checksums and the header are verified; see [`open_and_read`](Self::open_and_read) to read
+    /// the records too.
     pub fn open(path: &Path) -> io::Result<JournalWriter> {
         Self::open_with(path, |input| {
-            let (good, torn) = scan(path, input, |_, _| Ok(()))?;
-            Ok((good.len(), torn))
+            let newer = std::cell::Cell::new(None);
+            let (good, torn) = scan(path, input, |lineno, json| {
+                if lineno == 1 {
+                    newer.set(newer_header(json));
+                }
+                Ok(())
+            })?;
+            match newer.get() {
+                Some(found) => Err(newer_error(path, found)),
+                None => Ok((good.len(), torn)),
+            }
         })
         .map_err(|e| match e {
             JournalError::Io { source, .. } => source,
