@@ -49,6 +49,9 @@ pub struct Status {
     /// Set when the journal's last record is incomplete and ignored (torn by a crash, or
     /// being written by the running process).
     pub torn_tail_line: Option<u64>,
+    /// What changed in the playbook or the input since the run started (`resume` refuses
+    /// without `--force`); one sentence each.
+    pub drift: Vec<String>,
     /// Set while a `run`/`resume` holds the directory's lock.
     pub running: Option<crate::rundir::LockHolder>,
     /// Every row finished, none failed... or nothing left for a plain resume.
@@ -112,6 +115,13 @@ pub fn status(dir: &Path) -> Result<Status, StatusError> {
         input_error,
         total,
     );
+    let digest =
+        |p: &Path| crate::rundir::digest_file(p).unwrap_or_else(|e| format!("(unreadable: {e})"));
+    s.drift = rd.drift(&crate::rundir::Digests {
+        playbook: digest(&m.playbook_path),
+        input: digest(&m.input_path),
+        vars: m.digests.vars.clone(),
+    });
     if let Some(h) = running {
         // Not resumable while it runs.
         s.resume = None;
@@ -271,6 +281,7 @@ fn build(
         failed,
         failed_more,
         torn_tail_line: torn.map(|t| t.line),
+        drift: Vec::new(),
         running: None,
         complete: !anything_left && !any_failed,
         resume: anything_left.then(|| format!("cosell resume {dir}")),
@@ -303,7 +314,8 @@ pub fn render_text(s: &Status) -> String {
     );
     match (s.total_rows, &s.input_error) {
         (Some(n), _) => {
-            let _ = writeln!(o, "input     {} ({n} rows)", s.input.display());
+            let plural = if n == 1 { "" } else { "s" };
+            let _ = writeln!(o, "input     {} ({n} row{plural})", s.input.display());
         }
         (None, Some(e)) => {
             let _ = writeln!(o, "input     cannot be read, pending rows unknown: {e}");
@@ -383,6 +395,15 @@ pub fn render_text(s: &Status) -> String {
     let _ = writeln!(o);
     if s.complete {
         let _ = writeln!(o, "the run is complete: every row finished and none failed");
+    }
+    for d in &s.drift {
+        let _ = writeln!(o, "changed   {d}");
+    }
+    if !s.drift.is_empty() {
+        let _ = writeln!(
+            o,
+            "          resume refuses to continue with changed files; restore them, or add --force to accept the change"
+        );
     }
     if s.running.is_some() {
         let _ = writeln!(

@@ -197,6 +197,22 @@ fn status_json_has_the_same_fields() {
     );
     assert_eq!(v["torn_tail_line"], Value::Null);
     assert_eq!(v["running"], Value::Null);
+    assert_eq!(v["drift"], json!([]));
+}
+
+#[test]
+fn status_names_a_changed_input() {
+    let c = Cosell::new();
+    let dir = make_run(c.path(), 3);
+    write_journal(&dir, &typical_journal()[..3]);
+    std::fs::write(c.path().join("partners.csv"), "partner,country\nP0,US\n").unwrap();
+    let out = c.args(["status", "runs/invite"]).run();
+    out.code(0)
+        .stdout_has("changed   input changed since the run started (")
+        .stdout_has("partners.csv): sha256 ")
+        .stdout_has("add --force to accept the change")
+        .stdout_has("(1 row)");
+    assert!(!out.stdout.contains("playbook changed"), "{}", out.stdout);
 }
 
 #[test]
