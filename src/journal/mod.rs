@@ -182,6 +182,33 @@ pub enum Record {
     RetryFailedRows { at: String },
 }
 
+impl Record {
+    /// The row a record is about (None for `Header` and `RetryFailedRows`).
+    pub fn row(&self) -> Option<RowRef> {
+        match self {
+            Record::StepStarted { row, .. }
+            | Record::TaskWaiting { row, .. }
+            | Record::StepSucceeded { row, .. }
+            | Record::StepSkipped { row, .. }
+            | Record::StepFailed { row, .. }
+            | Record::RowFinished { row, .. } => Some(*row),
+            Record::Header { .. } | Record::RetryFailedRows { .. } => None,
+        }
+    }
+
+    /// The step a record is about (None for row-level and run-level records).
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            Record::StepStarted { step, .. }
+            | Record::TaskWaiting { step, .. }
+            | Record::StepSucceeded { step, .. }
+            | Record::StepSkipped { step, .. }
+            | Record::StepFailed { step, .. } => Some(step),
+            _ => None,
+        }
+    }
+}
+
 /// The fast path of reading: a flat struct (serde's internally tagged enums buffer every
 /// record), converted to a [`Record`]. Must accept exactly what `Record`'s `Serialize` writes;
 /// the round-trip tests check it.
@@ -703,6 +730,10 @@ mod tests {
         let got = read(&p).unwrap();
         assert_eq!(got.records, recs);
         assert_eq!(got.torn, None);
+        assert_eq!(recs[0].row(), None);
+        assert_eq!(recs[3].row(), Some(RowRef::Row(7)));
+        assert_eq!(recs[3].step(), Some("invite"));
+        assert_eq!(recs[7].step(), None);
     }
 
     #[test]
