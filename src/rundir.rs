@@ -228,6 +228,10 @@ impl RunDir {
     /// atomically. Refuses a directory that already holds a manifest.
     pub fn create(dir: &Path, manifest: &Manifest) -> Result<RunDir, RunDirError> {
         fs::create_dir_all(dir).map_err(RunDirError::io(dir))?;
+        // Make the new directory's own entry durable too.
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent).map_err(RunDirError::io(parent))?;
+        }
         let lock = take_lock(dir)?;
         let mpath = dir.join(MANIFEST_FILE);
         if mpath.exists() {
