@@ -386,8 +386,9 @@ fn scan<T>(
     path: &Path,
     mut input: impl io::BufRead,
     parse: impl Fn(u64, &[u8]) -> Result<T, String>,
-) -> Result<(Vec<T>, Option<TornTail>), JournalError> {
-    let mut out = Vec::new();
+    mut sink: impl FnMut(T),
+) -> Result<(usize, Option<TornTail>), JournalError> {
+    let mut good = 0usize;
     let mut bad: Option<(u64, u64, String)> = None;
     let mut buf = Vec::with_capacity(4096);
     let mut offset = 0u64;
@@ -409,7 +410,10 @@ fn scan<T>(
             _ => Err("unterminated".to_string()),
         };
         match (res, &bad) {
-            (Ok(v), None) => out.push(v),
+            (Ok(v), None) => {
+                good += 1;
+                sink(v)
+            }
             (Ok(_), Some((bl, _, reason))) => {
                 return Err(JournalError::Corrupt {
                     path: path.to_path_buf(),
@@ -427,14 +431,14 @@ fn scan<T>(
         offset: start,
         bytes: offset - start,
     });
-    Ok((out, torn))
+    Ok((good, torn))
 }
 
 /// Read a journal: the good records and, if one was ignored, the torn tail.
 /// A missing file is an empty journal. A header of a newer format is refused.
 pub fn read(path: &Path) -> Result<JournalContents, JournalError> {
     match File::open(path) {
-        Ok(f) => parse_input(path, io::BufReader::with_capacity(READ_BUFFER, f)),
+        Ok(f) => parse_to_vec(path, io::BufReader::with_capacity(READ_BUFFER, f)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(JournalContents {
             records: Vec::new(),
             torn: None,
@@ -462,32 +466,78 @@ fn newer_error(path: &Path, found: u64) -> JournalError {
     }
 }
 
-fn parse_input(path: &Path, input: impl io::BufRead) -> Result<JournalContents, JournalError> {
+/// Parse a journal into `sink`, record by record; returns how many records and the torn tail.
+/// On error the sink may have seen records: discard what it built.
+fn parse_input(
+    path: &Path,
+    input: impl io::BufRead,
+    mut sink: impl FnMut(Record),
+) -> Result<(usize, Option<TornTail>), JournalError> {
     let newer = std::cell::Cell::new(None);
-    let (records, torn) = scan(path, input, |lineno, json| {
-        if newer.get().is_some() {
-            // Interpret nothing of a newer format; reported below.
-            return Ok(Record::RetryFailedRows { at: String::new() });
-        }
-        if lineno == 1 {
-            // Check the version before the record set: a newer format may have new records.
-            if let Some(found) = newer_header(json) {
-                newer.set(Some(found));
-                return Ok(Record::RetryFailedRows { at: String::new() });
+    let mut no_header = false;
+    let mut first = true;
+    let (n, torn) = scan(
+        path,
+        input,
+        |lineno, json| {
+            if newer.get().is_some() {
+                // Interpret nothing of a newer format; reported below.
+                return Ok(None);
             }
-        }
-        parse_record(json)
-    })?;
+            if lineno == 1 {
+                // Check the version before the record set: a newer format may have new records.
+                if let Some(found) = newer_header(json) {
+                    newer.set(Some(found));
+                    return Ok(None);
+                }
+            }
+            parse_record(json).map(Some)
+        },
+        |rec| {
+            if let Some(rec) = rec {
+                if first && !matches!(rec, Record::Header { .. }) {
+                    no_header = true;
+                }
+                first = false;
+                if !no_header {
+                    sink(rec)
+                }
+            }
+        },
+    )?;
     if let Some(found) = newer.get() {
         return Err(newer_error(path, found));
     }
-    if let Some(first) = records.first() {
-        if !matches!(first, Record::Header { .. }) {
-            return Err(JournalError::NoHeader {
-                path: path.to_path_buf(),
-            });
-        }
+    if no_header {
+        return Err(JournalError::NoHeader {
+            path: path.to_path_buf(),
+        });
     }
+    Ok((n, torn))
+}
+
+/// [`read`] and [`replay`] in one pass, without building the list of records (for `status`).
+pub fn read_and_replay(path: &Path) -> Result<(RunState, Option<TornTail>), JournalError> {
+    let mut state = RunState::default();
+    let torn = match File::open(path) {
+        Ok(f) => {
+            let input = io::BufReader::with_capacity(READ_BUFFER, f);
+            parse_input(path, input, |r| state.apply_owned(r))?.1
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(JournalError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    Ok((state, torn))
+}
+
+fn parse_to_vec(path: &Path, input: impl io::BufRead) -> Result<JournalContents, JournalError> {
+    let mut records = Vec::new();
+    let (_, torn) = parse_input(path, input, |r| records.push(r))?;
     Ok(JournalContents { records, torn })
 }
 
@@ -521,15 +571,20 @@ impl JournalWriter {
     pub fn open(path: &Path) -> io::Result<JournalWriter> {
         Self::open_with(path, |input| {
             let newer = std::cell::Cell::new(None);
-            let (good, torn) = scan(path, input, |lineno, json| {
-                if lineno == 1 {
-                    newer.set(newer_header(json));
-                }
-                Ok(())
-            })?;
+            let (good, torn) = scan(
+                path,
+                input,
+                |lineno, json| {
+                    if lineno == 1 {
+                        newer.set(newer_header(json));
+                    }
+                    Ok(())
+                },
+                |()| {},
+            )?;
             match newer.get() {
                 Some(found) => Err(newer_error(path, found)),
-                None => Ok((good.len(), torn)),
+                None => Ok((good, torn)),
             }
         })
         .map_err(|e| match e {
@@ -543,13 +598,30 @@ impl JournalWriter {
     pub fn open_and_read(path: &Path) -> Result<(JournalWriter, JournalContents), JournalError> {
         let mut contents = None;
         let w = Self::open_with(path, |input| {
-            let c = parse_input(path, input)?;
+            let c = parse_to_vec(path, input)?;
             let n = c.records.len();
             let torn = c.torn.clone();
             contents = Some(c);
             Ok((n, torn))
         })?;
         Ok((w, contents.expect("set by open_with")))
+    }
+
+    /// The fastest start for `resume`: read the journal once, replaying each record as it is
+    /// parsed (no list of records is built), and return the state, the torn tail if one was
+    /// cut, and a writer positioned after the last good record. Same checks as
+    /// [`open_and_read`](Self::open_and_read); the state equals `replay` of its records.
+    pub fn open_and_replay(
+        path: &Path,
+    ) -> Result<(JournalWriter, RunState, Option<TornTail>), JournalError> {
+        let mut state = RunState::default();
+        let mut torn_out = None;
+        let w = Self::open_with(path, |input| {
+            let (n, torn) = parse_input(path, input, |r| state.apply_owned(r))?;
+            torn_out = torn.clone();
+            Ok((n, torn))
+        })?;
+        Ok((w, state, torn_out))
     }
 
     fn open_with(
@@ -922,6 +994,15 @@ mod tests {
             prop_assert_eq!(got.records.len(), complete);
             prop_assert_eq!(got.torn.is_some(), at > 0 && full[at - 1] != b'\n');
             // And the writer continues a well-formed journal from there.
+            let (st, t2) = read_and_replay(&p).unwrap();
+            prop_assert_eq!(&st, &replay(&got.records));
+            prop_assert_eq!(&t2, &got.torn);
+            let snapshot = std::fs::read(&p).unwrap();
+            let (w2, state, torn) = JournalWriter::open_and_replay(&p).unwrap();
+            drop(w2);
+            prop_assert_eq!(state, replay(&got.records));
+            prop_assert_eq!(&torn, &got.torn);
+            std::fs::write(&p, &snapshot).unwrap();
             let (mut w, c) = JournalWriter::open_and_read(&p).unwrap();
             prop_assert_eq!(&c, &got);
             prop_assert_eq!(w.is_empty(), got.records.is_empty());

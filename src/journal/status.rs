@@ -4,7 +4,7 @@
 //! running `run`/`resume` may be appending; status then shows a slightly old picture) and writes
 //! nothing. Must not touch: the network, the ledger.
 
-use super::{read, JournalError, RowCounts, RowState, RowStatus, RunState, StepState, TornTail};
+use super::{JournalError, RowCounts, RowState, RowStatus, RunState, StepState, TornTail};
 use crate::rundir::{RunDir, RunDirError};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -99,8 +99,7 @@ pub struct FailedRow {
 pub fn status(dir: &Path) -> Result<Status, StatusError> {
     let rd = RunDir::open_readonly(dir)?;
     let m = rd.manifest();
-    let journal = read(&rd.journal_path())?;
-    let state = super::replay_owned(journal.records);
+    let (state, torn) = super::read_and_replay(&rd.journal_path())?;
     let (lines, input_error) = match count_rows(&m.input_path) {
         Ok(l) => (Some(l), None),
         Err(e) => (None, Some(format!("{}: {e}", m.input_path.display()))),
@@ -110,7 +109,7 @@ pub fn status(dir: &Path) -> Result<Status, StatusError> {
     let mut s = build(
         &rd,
         &state,
-        journal.torn.as_ref(),
+        torn.as_ref(),
         lines.as_deref(),
         input_error,
         total,
