@@ -38,13 +38,14 @@
 //! - `run`: `RunDir::create`, then [`JournalWriter::open`] on `RunDir::journal_path()`, append
 //!   a [`Record::Header`] (`format: JOURNAL_FORMAT`, the run id) and commit it.
 //! - `resume`: `RunDir::open` (lock, newer-format refusal), `RunDir::drift`, then
-//!   [`JournalWriter::open_and_read`] (one read: records, torn tail cut) and
-//!   [`replay_owned`]. With `--retry-failed`, append [`Record::RetryFailedRows`], commit, and
+//!   [`JournalWriter::open_and_replay`] (one streaming read: state, torn tail cut, writer
+//!   positioned; or [`JournalWriter::open_and_read`] + [`replay_owned`] to keep the records).
+//!   With `--retry-failed`, append [`Record::RetryFailedRows`], commit, and
 //!   apply it to the state ([`RunState::apply`]). Then for each row:
 //!   `RowState::next_step(row_step_ids)` is where it continues; an `InFlight` step is re-sent
 //!   with its recorded token, a `Waiting` one polls its recorded task id, `Succeeded` outputs
 //!   feed the templates; rows absent from `RunState::rows` have not started.
-//! - `status`: `RunDir::open_readonly` and [`read`] + [`replay_owned`]; no lock, no writes.
+//! - `status`: `RunDir::open_readonly` and [`read_and_replay`]; no lock, no writes.
 
 mod replay;
 pub mod status;
