@@ -8,19 +8,23 @@ pub mod cli;
 pub mod emulator;
 pub mod engine;
 pub mod exit;
+pub mod journal;
+pub mod ledger;
 pub mod model;
+pub mod rundir;
 
 /// Run one command and return the process exit code. Errors are printed here, once.
 pub fn run(cli: cli::Cli) -> i32 {
     use cli::Command;
     match cli.command {
         Command::Emulator(args) => emulator::main(args),
+        Command::Status(args) => journal::status::run(&args),
         Command::Validate(_)
         | Command::Plan(_)
         | Command::Schema
         | Command::Run(_)
         | Command::Resume(_)
-        | Command::Status(_) => {
+        => {
             eprintln!("error: this command is not built yet");
             exit::INTERNAL
         }

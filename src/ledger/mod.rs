@@ -1,0 +1,430 @@
+//! The ledger: the results of a run as the user reads them, `ledger.csv` (for spreadsheets) and
+//! `ledger.jsonl` (full step outputs, for programs), one line per input row in input order.
+//!
+//! Owns: the ledger's columns and encodings, formula neutralisation, and the pieces to build a
+//! ledger row from replayed journal state ([`LedgerRow::from_state`]). Must not touch: the
+//! journal (the ledger is derived from it and can always be rebuilt from it), the network.
+//!
+//! Rebuilding is left to the coordinator, which knows each row's CSV line, key and rendered
+//! `ledger.columns`: it replays the journal, then for every input row in order calls
+//! `LedgerRow::from_state(line, key, state.rows.get(&index), row_step_ids, columns)` and
+//! [`LedgerWriter::write`], then [`LedgerWriter::finish`]. Both files are written to `*.tmp`
+//! and renamed into place, so a reader never sees a half-written ledger.
+//!
+//! # `ledger.csv`
+//!
+//! Header: `row,key,status,<step>_id…,<ledger column>…,error_step,error_code,error_message,
+//! started_at,finished_at`, then one record per input row:
+//! - `row`: the row's line number in the input CSV (the header is line 1);
+//! - `key`: the playbook's row key;
+//! - `status`: `succeeded`, `failed`, `skipped`, `in_flight` (started, unfinished: the run was
+//!   stopped) or `pending` (not started);
+//! - `<step>_id`: the id the step produced (see [`id_of`]), empty if none;
+//! - the playbook's `ledger.columns`, rendered;
+//! - `error_step`, `error_code`, `error_message`: the failed step and its error;
+//! - `started_at`, `finished_at`: RFC 3339 UTC.
+//!
+//! Encoding: UTF-8 **with a byte-order mark** and **CRLF** line ends (RFC 4180). Excel opens a
+//! CSV by double-click in the system's legacy code page unless the file starts with a BOM, which
+//! would garble non-ASCII names; CRLF is what RFC 4180 specifies and what Excel writes, and
+//! every other CSV reader accepts it. Any cell starting with `=`, `+`, `-`, `@`, a tab or a
+//! carriage return gets a leading `'` so that a spreadsheet shows it as text instead of running
+//! it as a formula (CSV injection); `ledger.jsonl` keeps the values as they are.
+//!
+//! # `ledger.jsonl`
+//!
+//! One JSON object per row: `format_version` ([`LEDGER_FORMAT`]), `row`, `key`, `status`, `ids`
+//! (step id → id), `columns` (name → value), `error_step`, `error_code`, `error_message`,
+//! `started_at`, `finished_at`, and `outputs` (step id → the step's full output as returned
+//! by the API).
+//!
+//! The ledger is the user's own business data (customer and partner names, opportunity
+//! details), so outputs are written in full, including values of members the API model marks
+//! `sensitive`: the rule against sensitive values covers logs and terminal output, not this
+//! file. Treat a ledger like the input CSV.
+
+use crate::journal::{RowState, StepState};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Version of the `ledger.jsonl` objects (`format_version`).
+pub const LEDGER_FORMAT: u32 = 1;
+pub const CSV_FILE: &str = "ledger.csv";
+pub const JSONL_FILE: &str = "ledger.jsonl";
+
+/// The output members tried, in order, for the id a step produced: `Id` (Create… calls),
+/// `TaskId` (Start…Task calls and task summaries), `EngagementId`, `OpportunityId`,
+/// `EngagementInvitationId`, `ResourceSnapshotJobId`, `Arn`.
+pub const ID_MEMBERS: [&str; 7] = [
+    "Id",
+    "TaskId",
+    "EngagementId",
+    "OpportunityId",
+    "EngagementInvitationId",
+    "ResourceSnapshotJobId",
+    "Arn",
+];
+
+/// The id a step produced: the first of [`ID_MEMBERS`] present in its output as a non-empty
+/// string (or a number).
+pub fn id_of(step_output: &Value) -> Option<String> {
+    let obj = step_output.as_object()?;
+    ID_MEMBERS.iter().find_map(|m| match obj.get(*m)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// One ledger line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LedgerRow {
+    /// Line of the row in the input CSV (header = line 1).
+    pub line: u64,
+    pub key: String,
+    /// succeeded | failed | skipped | pending | in_flight
+    pub status: String,
+    /// (step id, id) for the steps that produced one.
+    pub ids: Vec<(String, String)>,
+    /// (ledger column name, rendered value).
+    pub columns: Vec<(String, String)>,
+    pub error_step: String,
+    pub error_code: String,
+    pub error_message: String,
+    pub started_at: String,
+    pub finished_at: String,
+    /// Step id → output, for `ledger.jsonl`.
+    pub outputs: Map<String, Value>,
+}
+
+impl LedgerRow {
+    /// Build a row from its replayed state (None: no record yet, so `pending`).
+    /// `step_ids` are the row's steps in order; `columns` its rendered ledger columns.
+    pub fn from_state(
+        line: u64,
+        key: String,
+        state: Option<&RowState>,
+        step_ids: &[String],
+        columns: Vec<(String, String)>,
+    ) -> LedgerRow {
+        let mut row = LedgerRow {
+            line,
+            key,
+            columns,
+            status: "pending".into(),
+            ..LedgerRow::default()
+        };
+        let Some(st) = state else { return row };
+        row.status = match st.status {
+            Some(s) => s.as_str().into(),
+            None => "in_flight".into(),
+        };
+        for id in step_ids {
+            if let Some(StepState::Succeeded { output }) = st.steps.get(id) {
+                if let Some(v) = id_of(output) {
+                    row.ids.push((id.clone(), v));
+                }
+                row.outputs.insert(id.clone(), output.clone());
+            }
+        }
+        if let Some((step, code, message)) = st.failed_step(step_ids) {
+            row.error_step = step.into();
+            row.error_code = code.into();
+            row.error_message = message.into();
+        }
+        row.started_at = st.started_at.clone().unwrap_or_default();
+        row.finished_at = st.finished_at.clone().unwrap_or_default();
+        row
+    }
+}
+
+/// A cell as a spreadsheet must show it: a leading `=`, `+`, `-`, `@`, tab or carriage return
+/// gets a `'` in front, so the cell is text, not a formula.
+pub fn neutralise(cell: &str) -> Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{cell}")),
+        _ => Cow::Borrowed(cell),
+    }
+}
+
+/// Writes `ledger.csv.tmp` and `ledger.jsonl.tmp`, renamed into place by [`finish`](Self::finish).
+pub struct LedgerWriter {
+    dir: PathBuf,
+    step_ids: Vec<String>,
+    column_names: Vec<String>,
+    csv: csv::Writer<BufWriter<File>>,
+    jsonl: BufWriter<File>,
+}
+
+impl LedgerWriter {
+    /// Start a ledger in `dir` for rows running `step_ids` with `column_names` ledger columns.
+    pub fn create(
+        dir: &Path,
+        step_ids: &[String],
+        column_names: &[String],
+    ) -> io::Result<LedgerWriter> {
+        let mut csv_file =
+            BufWriter::new(File::create(crate::rundir::tmp_path(&dir.join(CSV_FILE)))?);
+        csv_file.write_all("\u{feff}".as_bytes())?;
+        let mut csv = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(csv_file);
+        let mut header: Vec<String> = vec!["row".into(), "key".into(), "status".into()];
+        header.extend(step_ids.iter().map(|s| format!("{s}_id")));
+        header.extend(column_names.iter().cloned());
+        header.extend(
+            [
+                "error_step",
+                "error_code",
+                "error_message",
+                "started_at",
+                "finished_at",
+            ]
+            .map(String::from),
+        );
+        csv.write_record(header.iter().map(|h| neutralise(h).into_owned()))?;
+        let jsonl = BufWriter::new(File::create(crate::rundir::tmp_path(
+            &dir.join(JSONL_FILE),
+        ))?);
+        Ok(LedgerWriter {
+            dir: dir.to_path_buf(),
+            step_ids: step_ids.to_vec(),
+            column_names: column_names.to_vec(),
+            csv,
+            jsonl,
+        })
+    }
+
+    /// Append one row to both files.
+    pub fn write(&mut self, row: &LedgerRow) -> io::Result<()> {
+        let lookup = |pairs: &[(String, String)], name: &str| -> String {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let mut rec: Vec<String> = vec![row.line.to_string(), row.key.clone(), row.status.clone()];
+        rec.extend(self.step_ids.iter().map(|s| lookup(&row.ids, s)));
+        rec.extend(self.column_names.iter().map(|c| lookup(&row.columns, c)));
+        rec.extend([
+            row.error_step.clone(),
+            row.error_code.clone(),
+            row.error_message.clone(),
+            row.started_at.clone(),
+            row.finished_at.clone(),
+        ]);
+        self.csv
+            .write_record(rec.iter().map(|c| neutralise(c).into_owned()))?;
+
+        let pairs = |p: &[(String, String)]| -> Value {
+            Value::Object(
+                p.iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            )
+        };
+        let mut obj = Map::new();
+        obj.insert("format_version".into(), LEDGER_FORMAT.into());
+        obj.insert("row".into(), row.line.into());
+        obj.insert("key".into(), row.key.clone().into());
+        obj.insert("status".into(), row.status.clone().into());
+        obj.insert("ids".into(), pairs(&row.ids));
+        obj.insert("columns".into(), pairs(&row.columns));
+        obj.insert("error_step".into(), row.error_step.clone().into());
+        obj.insert("error_code".into(), row.error_code.clone().into());
+        obj.insert("error_message".into(), row.error_message.clone().into());
+        obj.insert("started_at".into(), row.started_at.clone().into());
+        obj.insert("finished_at".into(), row.finished_at.clone().into());
+        obj.insert("outputs".into(), Value::Object(row.outputs.clone()));
+        serde_json::to_writer(&mut self.jsonl, &obj)?;
+        self.jsonl.write_all(b"\n")
+    }
+
+    /// Flush and fsync both files, rename them into place, fsync the directory.
+    pub fn finish(self) -> io::Result<()> {
+        let csv = self
+            .csv
+            .into_inner()
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let csv = csv.into_inner().map_err(|e| e.into_error())?;
+        csv.sync_all()?;
+        let jsonl = self.jsonl.into_inner().map_err(|e| e.into_error())?;
+        jsonl.sync_all()?;
+        for name in [CSV_FILE, JSONL_FILE] {
+            let dest = self.dir.join(name);
+            std::fs::rename(crate::rundir::tmp_path(&dest), &dest)?;
+        }
+        crate::rundir::sync_dir(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{replay, Record, RowRef, RowStatus};
+    use serde_json::json;
+
+    #[test]
+    fn neutralises_formula_starts_only() {
+        for bad in [
+            "=1+1",
+            "+1",
+            "-2",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "=HYPERLINK(\"x\")",
+        ] {
+            assert_eq!(neutralise(bad), format!("'{bad}"), "{bad:?}");
+        }
+        for ok in ["", "a=b", "Acme", "1", "'quoted", " =x", "é"] {
+            assert_eq!(neutralise(ok), ok, "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn id_of_follows_the_documented_order() {
+        assert_eq!(id_of(&json!({"Arn": "arn", "Id": "i"})), Some("i".into()));
+        assert_eq!(
+            id_of(&json!({"EngagementId": "e", "TaskId": "t"})),
+            Some("t".into())
+        );
+        assert_eq!(
+            id_of(&json!({"OpportunityId": "o", "EngagementId": "e"})),
+            Some("e".into())
+        );
+        assert_eq!(id_of(&json!({"Id": "", "Arn": "a"})), Some("a".into()));
+        assert_eq!(id_of(&json!({"Other": "x"})), None);
+        assert_eq!(id_of(&json!("Id")), None);
+    }
+
+    fn s(x: &str) -> String {
+        x.to_string()
+    }
+
+    #[test]
+    fn writes_csv_and_jsonl_from_replayed_state() {
+        let t = tempfile::tempdir().unwrap();
+        let steps = vec![s("invite"), s("check")];
+        let recs = vec![
+            Record::StepStarted {
+                row: RowRef::Row(0),
+                step: s("invite"),
+                token: Some(s("k")),
+                digest: s("d"),
+                at: s("t0"),
+            },
+            Record::StepSucceeded {
+                row: RowRef::Row(0),
+                step: s("invite"),
+                output: json!({"Id": "inv-1", "Arn": "arn:1"}),
+                at: s("t1"),
+            },
+            Record::StepSucceeded {
+                row: RowRef::Row(0),
+                step: s("check"),
+                output: json!({"Status": "PENDING"}),
+                at: s("t2"),
+            },
+            Record::RowFinished {
+                row: RowRef::Row(0),
+                status: RowStatus::Succeeded,
+                at: s("t3"),
+            },
+            Record::StepFailed {
+                row: RowRef::Row(1),
+                step: s("invite"),
+                code: s("ValidationException"),
+                message: s("=bad, \"quoted\"\nsecond line"),
+                at: s("t4"),
+            },
+            Record::RowFinished {
+                row: RowRef::Row(1),
+                status: RowStatus::Failed,
+                at: s("t5"),
+            },
+            Record::StepStarted {
+                row: RowRef::Row(2),
+                step: s("invite"),
+                token: None,
+                digest: s("d"),
+                at: s("t6"),
+            },
+        ];
+        let st = replay(&recs);
+        let mut w = LedgerWriter::create(t.path(), &steps, &[s("partner"), s("note")]).unwrap();
+        for (i, key) in ["acme", "-globex", "initech", "umbrella"]
+            .iter()
+            .enumerate()
+        {
+            let cols = vec![(s("partner"), format!("P{i}")), (s("note"), s("@x"))];
+            let row =
+                LedgerRow::from_state(i as u64 + 2, s(key), st.rows.get(&(i as u64)), &steps, cols);
+            w.write(&row).unwrap();
+        }
+        assert!(t.path().join("ledger.csv.tmp").exists());
+        assert!(!t.path().join("ledger.csv").exists());
+        w.finish().unwrap();
+        assert!(!t.path().join("ledger.csv.tmp").exists());
+
+        let bytes = std::fs::read(t.path().join("ledger.csv")).unwrap();
+        assert!(bytes.starts_with("\u{feff}".as_bytes()));
+        let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
+        let first = text.split("\r\n").next().unwrap();
+        assert_eq!(first, "row,key,status,invite_id,check_id,partner,note,error_step,error_code,error_message,started_at,finished_at");
+        let mut rdr = csv::Reader::from_reader(&bytes[3..]);
+        let rows: Vec<Vec<String>> = rdr
+            .records()
+            .map(|r| r.unwrap().iter().map(String::from).collect())
+            .collect();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(
+            rows[0],
+            [
+                "2",
+                "acme",
+                "succeeded",
+                "inv-1",
+                "",
+                "P0",
+                "'@x",
+                "",
+                "",
+                "",
+                "t0",
+                "t3"
+            ]
+        );
+        assert_eq!(rows[1][..3], [s("3"), s("'-globex"), s("failed")]);
+        assert_eq!(
+            rows[1][7..10],
+            [
+                s("invite"),
+                s("ValidationException"),
+                s("'=bad, \"quoted\"\nsecond line")
+            ]
+        );
+        assert_eq!(rows[2][2], "in_flight");
+        assert_eq!(rows[3][2], "pending");
+        assert_eq!(rows[3][10], "");
+
+        let jsonl = std::fs::read_to_string(t.path().join("ledger.jsonl")).unwrap();
+        let objs: Vec<Value> = jsonl
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(objs.len(), 4);
+        assert_eq!(objs[0]["format_version"], 1);
+        assert_eq!(objs[0]["row"], 2);
+        assert_eq!(objs[0]["ids"], json!({"invite": "inv-1"}));
+        assert_eq!(objs[0]["columns"], json!({"partner": "P0", "note": "@x"}));
+        assert_eq!(objs[0]["outputs"]["check"], json!({"Status": "PENDING"}));
+        assert_eq!(objs[1]["key"], "-globex");
+        assert_eq!(objs[1]["error_message"], "=bad, \"quoted\"\nsecond line");
+        assert_eq!(objs[3]["status"], "pending");
+    }
+}
