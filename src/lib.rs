@@ -8,7 +8,9 @@ pub mod cli;
 pub mod emulator;
 pub mod engine;
 pub mod exit;
+pub mod input;
 pub mod model;
+pub mod playbook;
 
 /// Run one command and return the process exit code. Errors are printed here, once.
 pub fn run(cli: cli::Cli) -> i32 {
