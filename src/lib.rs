@@ -10,19 +10,17 @@ pub mod engine;
 pub mod exit;
 pub mod input;
 pub mod model;
+pub mod plan;
 pub mod playbook;
 
 /// Run one command and return the process exit code. Errors are printed here, once.
 pub fn run(cli: cli::Cli) -> i32 {
     use cli::Command;
     match cli.command {
-        Command::Validate(_)
-        | Command::Plan(_)
-        | Command::Schema
-        | Command::Run(_)
-        | Command::Resume(_)
-        | Command::Status(_)
-        | Command::Emulator(_) => {
+        Command::Validate(a) => plan::commands::validate(&a),
+        Command::Plan(a) => plan::commands::plan(&a),
+        Command::Schema => plan::commands::schema(),
+        Command::Run(_) | Command::Resume(_) | Command::Status(_) | Command::Emulator(_) => {
             eprintln!("error: this command is not built yet");
             exit::INTERNAL
         }
