@@ -190,8 +190,8 @@ impl CsvReader {
                     at(&self.file, line, None),
                     "CSV_NO_HEADER",
                     format!(
-                        "column {} of the header line has no name; the first line must name every \
-                         column",
+                        "column {} of the first line has no name: the first line must be a header naming \
+                         every column",
                         i + 1
                     ),
                 ));

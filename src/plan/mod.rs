@@ -786,29 +786,10 @@ impl Campaign {
                     let target = out_shape.and_then(|s| m.shape_at_path(s, &segs));
                     if target.is_none() {
                         if let Some(s) = out_shape {
-                            // report like a reference to the output
-                            let before = c.diags.error_count();
-                            check_output_path(
-                                c,
-                                k.pos,
-                                spec,
-                                &segs,
-                                &format!("{} output", spec.action.value),
-                                Some(&q),
-                            );
-                            if c.diags.error_count() == before {
-                                let _ = s;
-                                c.err(
-                                    k.pos,
-                                    "UNKNOWN_OUTPUT_MEMBER",
-                                    format!(
-                                        "expect: {} is not an output member of {}",
-                                        k.name, spec.action.value
-                                    ),
-                                    None,
-                                    Some(&q),
-                                );
-                            }
+                            let names: Vec<&str> = m.shape(s).members().iter().map(|mm| mm.name.as_str()).collect();
+                            let sug = model::nearest(segs[0], names.iter().copied());
+                            let what = if spec.wait.is_some() { format!("{} (waited: the task summary)", spec.action.value) } else { spec.action.value.clone() };
+                            c.err(k.pos, "UNKNOWN_OUTPUT_MEMBER", format!("expect: {} is not an output member of {what}, which returns: {}", k.name, names.join(", ")), sug, Some(&q));
                         }
                         continue;
                     }
@@ -1081,6 +1062,8 @@ impl Campaign {
             && !distinct.is_empty()
             && distinct.iter().all(|c| !cols.iter().any(|h| &**h == *c))
         {
+            // one finding says it all: the per-column ones would only repeat it
+            diags = Diagnostics::new();
             diags.push(Diagnostic::error(
                 Location::Csv { file: self.input_display.clone(), line: 1, column: None },
                 "CSV_NO_HEADER",
@@ -1531,6 +1514,7 @@ impl<'c> Checker<'c> {
         let c = self.c;
         self.requests += 1;
         let (req, errs) = c.render_mj(step, key, ctx);
+        let failed: HashSet<String> = errs.iter().map(|(p, _)| p.clone()).collect();
         for (path, msg) in errs {
             self.push(c.template_diag(step, &path, msg, row));
         }
@@ -1563,6 +1547,9 @@ impl<'c> Checker<'c> {
             }
         }
         for v in model::model().validate_input(&step.action, &req) {
+            if failed.contains(&v.path) {
+                continue; // already reported: its template failed
+            }
             let (pos, o) = c.locate(step, &v.path);
             let mut message = v.message;
             if message == "expected list, found a string" {
