@@ -7,6 +7,8 @@
 //! ledgers (the engine writes those), the CSV beyond reading it.
 
 pub mod commands;
+#[cfg(test)]
+mod proptests;
 pub mod schema;
 pub mod summary;
 pub mod template;
@@ -719,123 +721,145 @@ impl Campaign {
             row_refs: Vec::new(),
         };
         let mut templates = Templates::new();
-        let compile_step =
-            |c: &mut Compiler, spec: &StepSpec, index: usize, templates: &mut Templates| -> Step {
-                let m = model::model();
-                let op = m.operation(&spec.action.value);
-                let input_shape = op.and_then(|o| o.input);
-                let q = format!(
-                    "{}.{}",
-                    if spec.setup { "setup" } else { "steps" },
-                    spec.id.value
-                );
-                let scope = if spec.setup {
-                    Scope::Setup(index)
-                } else {
-                    Scope::Step(index)
-                };
-                let mut at_pos = HashMap::new();
-                let mut errors = Vec::new();
-                let input_pos = spec.input.as_ref().map(|n| n.pos).unwrap_or(spec.pos);
-                let input = match &spec.input {
-                    Some(n) => templates.compile_tree(
-                        n,
-                        input_shape,
-                        &mut String::new(),
-                        &mut at_pos,
-                        &mut errors,
-                    ),
-                    None => TNode::Lit(J::Object(Map::new())),
-                };
-                for (pos, e) in errors.drain(..) {
-                    c.err(pos, "TEMPLATE_SYNTAX", e, None, Some(&q));
-                }
-                c.check_tree(&input, scope, Some(&q));
-                // where each path's value comes from
-                let mut origins: HashMap<String, Origin> = HashMap::new();
-                collect_origins(&input, &mut String::new(), &mut origins);
-                let at: HashMap<String, (Pos, Origin)> = at_pos
-                    .into_iter()
-                    .map(|(k, p)| {
-                        let o = origins.get(&k).cloned().unwrap_or(Origin::Fixed);
-                        (k, (p, o))
-                    })
-                    .collect();
-                let when = spec.when.as_ref().and_then(|w| {
-                    match templates.compile_expression(&w.value, w.pos) {
-                        Ok(t) => {
-                            c.check_refs(&t, scope, Some(&q));
-                            Some(t)
-                        }
-                        Err(e) => {
-                            c.err(
-                                w.pos,
-                                "TEMPLATE_SYNTAX",
-                                format!("when: {e}"),
-                                None,
-                                Some(&q),
-                            );
-                            None
-                        }
+        let compile_step = |c: &mut Compiler,
+                            spec: &StepSpec,
+                            index: usize,
+                            templates: &mut Templates|
+         -> Step {
+            let m = model::model();
+            let op = m.operation(&spec.action.value);
+            let input_shape = op.and_then(|o| o.input);
+            let q = format!(
+                "{}.{}",
+                if spec.setup { "setup" } else { "steps" },
+                spec.id.value
+            );
+            let scope = if spec.setup {
+                Scope::Setup(index)
+            } else {
+                Scope::Step(index)
+            };
+            let mut at_pos = HashMap::new();
+            let mut errors = Vec::new();
+            let input_pos = spec.input.as_ref().map(|n| n.pos).unwrap_or(spec.pos);
+            let input = match &spec.input {
+                Some(n) => templates.compile_tree(
+                    n,
+                    input_shape,
+                    &mut String::new(),
+                    &mut at_pos,
+                    &mut errors,
+                ),
+                None => TNode::Lit(J::Object(Map::new())),
+            };
+            for (pos, e) in errors.drain(..) {
+                c.err(pos, "TEMPLATE_SYNTAX", e, None, Some(&q));
+            }
+            c.check_tree(&input, scope, Some(&q));
+            // where each path's value comes from
+            let mut origins: HashMap<String, Origin> = HashMap::new();
+            collect_origins(&input, &mut String::new(), &mut origins);
+            let at: HashMap<String, (Pos, Origin)> = at_pos
+                .into_iter()
+                .map(|(k, p)| {
+                    let o = origins.get(&k).cloned().unwrap_or(Origin::Fixed);
+                    (k, (p, o))
+                })
+                .collect();
+            let when = spec.when.as_ref().and_then(|w| {
+                match templates.compile_expression(&w.value, w.pos) {
+                    Ok(t) => {
+                        c.check_refs(&t, scope, Some(&q));
+                        Some(t)
                     }
-                });
-                let out_shape = output_shape(&spec.action.value, spec.wait.is_some());
-                let mut expect = Vec::new();
-                for (k, v) in &spec.expect {
-                    let segs: Vec<&str> = k.name.split('.').collect();
-                    let target = out_shape.and_then(|s| m.shape_at_path(s, &segs));
-                    if target.is_none() {
-                        if let Some(s) = out_shape {
-                            let names: Vec<&str> = m.shape(s).members().iter().map(|mm| mm.name.as_str()).collect();
-                            let sug = model::nearest(segs[0], names.iter().copied());
-                            let what = if spec.wait.is_some() { format!("{} (waited: the task summary)", spec.action.value) } else { spec.action.value.clone() };
-                            c.err(k.pos, "UNKNOWN_OUTPUT_MEMBER", format!("expect: {} is not an output member of {what}, which returns: {}", k.name, names.join(", ")), sug, Some(&q));
-                        }
-                        continue;
-                    }
-                    let mut errors = Vec::new();
-                    let node = templates.compile_tree(
-                        v,
-                        target,
-                        &mut String::new(),
-                        &mut HashMap::new(),
-                        &mut errors,
-                    );
-                    for (pos, e) in errors {
+                    Err(e) => {
                         c.err(
-                            pos,
+                            w.pos,
                             "TEMPLATE_SYNTAX",
-                            format!("expect {}: {e}", k.name),
+                            format!("when: {e}"),
                             None,
                             Some(&q),
                         );
+                        None
                     }
-                    c.check_tree(&node, scope, Some(&q));
-                    expect.push((k.name.clone(), k.pos, node));
                 }
-                let waitable = playbook::WAITABLE
-                    .iter()
-                    .find(|(a, _, _)| *a == spec.action.value);
-                Step {
-                    id: spec.id.value.clone(),
-                    action: spec.action.value.clone(),
-                    wait: spec.wait.as_ref().map(|w| w.timeout),
-                    poll_interval: spec
-                        .wait
-                        .as_ref()
-                        .map(|w| w.interval)
-                        .unwrap_or(playbook::DEFAULT_WAIT_INTERVAL),
-                    poll_action: spec.wait.as_ref().and(waitable.map(|(_, l, _)| *l)),
-                    setup: spec.setup,
-                    description: spec.description.clone(),
-                    pos: spec.pos,
-                    input,
-                    input_pos,
-                    at,
-                    when,
-                    expect,
+            });
+            let out_shape = output_shape(&spec.action.value, spec.wait.is_some());
+            let mut expect = Vec::new();
+            for (k, v) in &spec.expect {
+                let segs: Vec<&str> = k.name.split('.').collect();
+                let target = out_shape.and_then(|s| m.shape_at_path(s, &segs));
+                if target.is_none() {
+                    if let Some(s) = out_shape {
+                        let names: Vec<&str> = m
+                            .shape(s)
+                            .members()
+                            .iter()
+                            .map(|mm| mm.name.as_str())
+                            .collect();
+                        let sug = model::nearest(segs[0], names.iter().copied());
+                        let what = if spec.wait.is_some() {
+                            format!("{} (waited: the task summary)", spec.action.value)
+                        } else {
+                            spec.action.value.clone()
+                        };
+                        c.err(
+                            k.pos,
+                            "UNKNOWN_OUTPUT_MEMBER",
+                            format!(
+                                "expect: {} is not an output member of {what}, which returns: {}",
+                                k.name,
+                                names.join(", ")
+                            ),
+                            sug,
+                            Some(&q),
+                        );
+                    }
+                    continue;
                 }
-            };
+                let mut errors = Vec::new();
+                let node = templates.compile_tree(
+                    v,
+                    target,
+                    &mut String::new(),
+                    &mut HashMap::new(),
+                    &mut errors,
+                );
+                for (pos, e) in errors {
+                    c.err(
+                        pos,
+                        "TEMPLATE_SYNTAX",
+                        format!("expect {}: {e}", k.name),
+                        None,
+                        Some(&q),
+                    );
+                }
+                c.check_tree(&node, scope, Some(&q));
+                expect.push((k.name.clone(), k.pos, node));
+            }
+            let waitable = playbook::WAITABLE
+                .iter()
+                .find(|(a, _, _)| *a == spec.action.value);
+            Step {
+                id: spec.id.value.clone(),
+                action: spec.action.value.clone(),
+                wait: spec.wait.as_ref().map(|w| w.timeout),
+                poll_interval: spec
+                    .wait
+                    .as_ref()
+                    .map(|w| w.interval)
+                    .unwrap_or(playbook::DEFAULT_WAIT_INTERVAL),
+                poll_action: spec.wait.as_ref().and(waitable.map(|(_, l, _)| *l)),
+                setup: spec.setup,
+                description: spec.description.clone(),
+                pos: spec.pos,
+                input,
+                input_pos,
+                at,
+                when,
+                expect,
+            }
+        };
         let setup: Vec<Step> = pb
             .setup
             .iter()
