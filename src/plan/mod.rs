@@ -721,145 +721,142 @@ impl Campaign {
             row_refs: Vec::new(),
         };
         let mut templates = Templates::new();
-        let compile_step = |c: &mut Compiler,
-                            spec: &StepSpec,
-                            index: usize,
-                            templates: &mut Templates|
-         -> Step {
-            let m = model::model();
-            let op = m.operation(&spec.action.value);
-            let input_shape = op.and_then(|o| o.input);
-            let q = format!(
-                "{}.{}",
-                if spec.setup { "setup" } else { "steps" },
-                spec.id.value
-            );
-            let scope = if spec.setup {
-                Scope::Setup(index)
-            } else {
-                Scope::Step(index)
-            };
-            let mut at_pos = HashMap::new();
-            let mut errors = Vec::new();
-            let input_pos = spec.input.as_ref().map(|n| n.pos).unwrap_or(spec.pos);
-            let input = match &spec.input {
-                Some(n) => templates.compile_tree(
-                    n,
-                    input_shape,
-                    &mut String::new(),
-                    &mut at_pos,
-                    &mut errors,
-                ),
-                None => TNode::Lit(J::Object(Map::new())),
-            };
-            for (pos, e) in errors.drain(..) {
-                c.err(pos, "TEMPLATE_SYNTAX", e, None, Some(&q));
-            }
-            c.check_tree(&input, scope, Some(&q));
-            // where each path's value comes from
-            let mut origins: HashMap<String, Origin> = HashMap::new();
-            collect_origins(&input, &mut String::new(), &mut origins);
-            let at: HashMap<String, (Pos, Origin)> = at_pos
-                .into_iter()
-                .map(|(k, p)| {
-                    let o = origins.get(&k).cloned().unwrap_or(Origin::Fixed);
-                    (k, (p, o))
-                })
-                .collect();
-            let when = spec.when.as_ref().and_then(|w| {
-                match templates.compile_expression(&w.value, w.pos) {
-                    Ok(t) => {
-                        c.check_refs(&t, scope, Some(&q));
-                        Some(t)
-                    }
-                    Err(e) => {
-                        c.err(
-                            w.pos,
-                            "TEMPLATE_SYNTAX",
-                            format!("when: {e}"),
-                            None,
-                            Some(&q),
-                        );
-                        None
-                    }
+        let compile_step =
+            |c: &mut Compiler, spec: &StepSpec, index: usize, templates: &mut Templates| -> Step {
+                let m = model::model();
+                let op = m.operation(&spec.action.value);
+                let input_shape = op.and_then(|o| o.input);
+                let q = format!(
+                    "{}.{}",
+                    if spec.setup { "setup" } else { "steps" },
+                    spec.id.value
+                );
+                let scope = if spec.setup {
+                    Scope::Setup(index)
+                } else {
+                    Scope::Step(index)
+                };
+                let mut at_pos = HashMap::new();
+                let mut errors = Vec::new();
+                let input_pos = spec.input.as_ref().map(|n| n.pos).unwrap_or(spec.pos);
+                let input = match &spec.input {
+                    Some(n) => templates.compile_tree(
+                        n,
+                        input_shape,
+                        &mut String::new(),
+                        &mut at_pos,
+                        &mut errors,
+                    ),
+                    None => TNode::Lit(J::Object(Map::new())),
+                };
+                for (pos, e) in errors.drain(..) {
+                    c.err(pos, "TEMPLATE_SYNTAX", e, None, Some(&q));
                 }
-            });
-            let out_shape = output_shape(&spec.action.value, spec.wait.is_some());
-            let mut expect = Vec::new();
-            for (k, v) in &spec.expect {
-                let segs: Vec<&str> = k.name.split('.').collect();
-                let target = out_shape.and_then(|s| m.shape_at_path(s, &segs));
-                if target.is_none() {
-                    if let Some(s) = out_shape {
-                        let names: Vec<&str> = m
-                            .shape(s)
-                            .members()
-                            .iter()
-                            .map(|mm| mm.name.as_str())
-                            .collect();
-                        let sug = model::nearest(segs[0], names.iter().copied());
-                        let what = if spec.wait.is_some() {
-                            format!("{} (waited: the task summary)", spec.action.value)
-                        } else {
-                            spec.action.value.clone()
-                        };
-                        c.err(
-                            k.pos,
-                            "UNKNOWN_OUTPUT_MEMBER",
-                            format!(
+                c.check_tree(&input, scope, Some(&q));
+                // where each path's value comes from
+                let mut origins: HashMap<String, Origin> = HashMap::new();
+                collect_origins(&input, &mut String::new(), &mut origins);
+                let at: HashMap<String, (Pos, Origin)> = at_pos
+                    .into_iter()
+                    .map(|(k, p)| {
+                        let o = origins.get(&k).cloned().unwrap_or(Origin::Fixed);
+                        (k, (p, o))
+                    })
+                    .collect();
+                let when = spec.when.as_ref().and_then(|w| {
+                    match templates.compile_expression(&w.value, w.pos) {
+                        Ok(t) => {
+                            c.check_refs(&t, scope, Some(&q));
+                            Some(t)
+                        }
+                        Err(e) => {
+                            c.err(
+                                w.pos,
+                                "TEMPLATE_SYNTAX",
+                                format!("when: {e}"),
+                                None,
+                                Some(&q),
+                            );
+                            None
+                        }
+                    }
+                });
+                let out_shape = output_shape(&spec.action.value, spec.wait.is_some());
+                let mut expect = Vec::new();
+                for (k, v) in &spec.expect {
+                    let segs: Vec<&str> = k.name.split('.').collect();
+                    let target = out_shape.and_then(|s| m.shape_at_path(s, &segs));
+                    if target.is_none() {
+                        if let Some(s) = out_shape {
+                            let names: Vec<&str> = m
+                                .shape(s)
+                                .members()
+                                .iter()
+                                .map(|mm| mm.name.as_str())
+                                .collect();
+                            let sug = model::nearest(segs[0], names.iter().copied());
+                            let what = if spec.wait.is_some() {
+                                format!("{} (waited: the task summary)", spec.action.value)
+                            } else {
+                                spec.action.value.clone()
+                            };
+                            c.err(
+                                k.pos,
+                                "UNKNOWN_OUTPUT_MEMBER",
+                                format!(
                                 "expect: {} is not an output member of {what}, which returns: {}",
                                 k.name,
                                 names.join(", ")
                             ),
-                            sug,
+                                sug,
+                                Some(&q),
+                            );
+                        }
+                        continue;
+                    }
+                    let mut errors = Vec::new();
+                    let node = templates.compile_tree(
+                        v,
+                        target,
+                        &mut String::new(),
+                        &mut HashMap::new(),
+                        &mut errors,
+                    );
+                    for (pos, e) in errors {
+                        c.err(
+                            pos,
+                            "TEMPLATE_SYNTAX",
+                            format!("expect {}: {e}", k.name),
+                            None,
                             Some(&q),
                         );
                     }
-                    continue;
+                    c.check_tree(&node, scope, Some(&q));
+                    expect.push((k.name.clone(), k.pos, node));
                 }
-                let mut errors = Vec::new();
-                let node = templates.compile_tree(
-                    v,
-                    target,
-                    &mut String::new(),
-                    &mut HashMap::new(),
-                    &mut errors,
-                );
-                for (pos, e) in errors {
-                    c.err(
-                        pos,
-                        "TEMPLATE_SYNTAX",
-                        format!("expect {}: {e}", k.name),
-                        None,
-                        Some(&q),
-                    );
+                let waitable = playbook::WAITABLE
+                    .iter()
+                    .find(|(a, _, _)| *a == spec.action.value);
+                Step {
+                    id: spec.id.value.clone(),
+                    action: spec.action.value.clone(),
+                    wait: spec.wait.as_ref().map(|w| w.timeout),
+                    poll_interval: spec
+                        .wait
+                        .as_ref()
+                        .map(|w| w.interval)
+                        .unwrap_or(playbook::DEFAULT_WAIT_INTERVAL),
+                    poll_action: spec.wait.as_ref().and(waitable.map(|(_, l, _)| *l)),
+                    setup: spec.setup,
+                    description: spec.description.clone(),
+                    pos: spec.pos,
+                    input,
+                    input_pos,
+                    at,
+                    when,
+                    expect,
                 }
-                c.check_tree(&node, scope, Some(&q));
-                expect.push((k.name.clone(), k.pos, node));
-            }
-            let waitable = playbook::WAITABLE
-                .iter()
-                .find(|(a, _, _)| *a == spec.action.value);
-            Step {
-                id: spec.id.value.clone(),
-                action: spec.action.value.clone(),
-                wait: spec.wait.as_ref().map(|w| w.timeout),
-                poll_interval: spec
-                    .wait
-                    .as_ref()
-                    .map(|w| w.interval)
-                    .unwrap_or(playbook::DEFAULT_WAIT_INTERVAL),
-                poll_action: spec.wait.as_ref().and(waitable.map(|(_, l, _)| *l)),
-                setup: spec.setup,
-                description: spec.description.clone(),
-                pos: spec.pos,
-                input,
-                input_pos,
-                at,
-                when,
-                expect,
-            }
-        };
+            };
         let setup: Vec<Step> = pb
             .setup
             .iter()
@@ -1671,6 +1668,14 @@ impl<'c> Checker<'c> {
 /// `DEFERRED_PREFIX` re-exported for tests and the engine.
 pub const DEFERRED: &str = DEFERRED_PREFIX;
 
+// The engine holds a Campaign in an Arc across tasks and moves Rows into a task.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Campaign>();
+    send::<Rows>();
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1682,6 +1687,156 @@ mod tests {
         assert_ne!(t, client_token("q4-invites", "123456789012", "check"));
         assert_eq!(t.len(), 47);
         assert!(t.starts_with("cosell-") && t.bytes().all(|b| (b'!'..=b'~').contains(&b)));
+    }
+
+    fn load(playbook: &str) -> Campaign {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        Campaign::load(&crate::cli::CampaignArgs {
+            playbook: root.join(playbook),
+            input: None,
+            vars: vec![],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_runtime_api_renders_real_outputs() {
+        let c = load("playbooks/invite-partners.yaml");
+        assert_eq!(c.name(), "q4-reseller-invites");
+        assert_eq!(c.catalog(), "Sandbox");
+        assert!(c.input_path().ends_with("examples/partners.csv"));
+        assert_eq!(c.limits().concurrency, 8);
+        assert_eq!(c.limits().class_rate(QuotaClass::Write), 1.0);
+        assert_eq!(c.limits().max_failures, MaxFailures::Percent(5.0));
+        assert_eq!(c.setup()[0].id, "engagement");
+        let steps: Vec<&str> = c.steps().iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(steps, ["invite", "check"]);
+        let rows: Vec<Row> = c.rows().unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), 10);
+        assert_eq!(rows[1].key, "222233334444");
+        assert_eq!(rows[1].line, 3);
+        assert_eq!(rows[1].get("company"), Some("Contoso Ltd"));
+
+        let empty = Map::new();
+        let setup_req = c
+            .render(
+                &c.setup()[0],
+                &RenderContext {
+                    row: None,
+                    setup: &empty,
+                    steps: &empty,
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            setup_req["ClientToken"],
+            client_token("q4-reseller-invites", SETUP_KEY, "engagement")
+        );
+        assert_eq!(setup_req["Catalog"], "Sandbox");
+
+        let mut setup = Map::new();
+        setup.insert(
+            "engagement".into(),
+            serde_json::json!({"Id": "eng-abcdefghij1234"}),
+        );
+        let ctx = RenderContext {
+            row: Some(&rows[1]),
+            setup: &setup,
+            steps: &empty,
+        };
+        let req = c.render(&c.steps()[0], &ctx).unwrap();
+        assert_eq!(req["EngagementIdentifier"], "eng-abcdefghij1234");
+        assert_eq!(
+            req["Invitation"]["Message"],
+            "Join us, Contoso: Q4 data platform"
+        );
+        assert_eq!(
+            req["ClientToken"],
+            client_token("q4-reseller-invites", "222233334444", "invite")
+        );
+        assert!(model::model()
+            .validate_input("CreateEngagementInvitation", &req)
+            .is_empty());
+
+        let mut steps = Map::new();
+        steps.insert(
+            "invite".into(),
+            serde_json::json!({"Id": "engi-0123456789abc", "Arn": "arn:x"}),
+        );
+        let ctx = RenderContext {
+            row: Some(&rows[1]),
+            setup: &setup,
+            steps: &steps,
+        };
+        let check = &c.steps()[1];
+        assert_eq!(
+            c.render(check, &ctx).unwrap()["Identifier"],
+            "engi-0123456789abc"
+        );
+        assert!(c.when(check, &ctx).unwrap());
+        assert_eq!(
+            c.check_expect(check, &serde_json::json!({"Status": "PENDING"}), &ctx),
+            Ok(())
+        );
+        assert_eq!(
+            c.check_expect(check, &serde_json::json!({"Status": "EXPIRED"}), &ctx),
+            Err("Status is \"EXPIRED\", expected \"PENDING\"".to_string())
+        );
+        steps.insert("check".into(), serde_json::json!({"Status": "PENDING"}));
+        let ctx = RenderContext {
+            row: Some(&rows[1]),
+            setup: &setup,
+            steps: &steps,
+        };
+        assert_eq!(c.ledger_column_names(), ["invitation_id", "status"]);
+        assert_eq!(
+            c.ledger_columns(&ctx),
+            [
+                (
+                    "invitation_id".to_string(),
+                    "engi-0123456789abc".to_string()
+                ),
+                ("status".to_string(), "PENDING".to_string())
+            ]
+        );
+        // a missing output renders a template error, located at the template and the row
+        let ctx = RenderContext {
+            row: Some(&rows[1]),
+            setup: &empty,
+            steps: &empty,
+        };
+        let e = c.render(&c.steps()[0], &ctx).unwrap_err();
+        assert_eq!(e.code, "TEMPLATE_ERROR");
+        assert_eq!(e.member.as_deref(), Some("EngagementIdentifier"));
+        assert!(
+            e.render_text()
+                .contains("invite-partners.yaml:29:29: error[TEMPLATE_ERROR]"),
+            "{}",
+            e.render_text()
+        );
+    }
+
+    #[test]
+    fn when_decides_and_waits_poll_the_task_list() {
+        let c = load("playbooks/accept-invitations.yaml");
+        let accept = &c.steps()[1];
+        assert_eq!(accept.wait, Some(Duration::from_secs(600)));
+        assert_eq!(
+            accept.poll_action,
+            Some("ListEngagementByAcceptingInvitationTasks")
+        );
+        let rows: Vec<Row> = c.rows().unwrap().map(|r| r.unwrap()).collect();
+        let empty = Map::new();
+        let mut steps = Map::new();
+        steps.insert("check".into(), serde_json::json!({"Status": "ACCEPTED"}));
+        let ctx = RenderContext {
+            row: Some(&rows[0]),
+            setup: &empty,
+            steps: &steps,
+        };
+        assert!(!c.when(accept, &ctx).unwrap());
+        let ok = serde_json::json!({"TaskId": "task-0123456789abcd", "TaskStatus": "COMPLETE"});
+        assert_eq!(c.check_expect(accept, &ok, &ctx), Ok(()));
     }
 
     #[test]
