@@ -32,11 +32,7 @@ fn shape_schema(id: ShapeId, defs: &mut BTreeMap<String, J>, top_level: bool) ->
     let s = m.shape(id);
     match &s.kind {
         ShapeKind::Structure { members, union, .. } => {
-            let name = if top_level {
-                format!("{}", s.name)
-            } else {
-                s.name.clone()
-            };
+            let name = s.name.clone();
             if !defs.contains_key(&name) {
                 defs.insert(name.clone(), J::Null); // recursion guard
                 let mut properties = Map::new();

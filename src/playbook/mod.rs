@@ -356,7 +356,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "d" => n * 86400.0,
         _ => return None,
     };
-    (secs.is_finite() && secs >= 0.0 && secs < 1e9).then(|| Duration::from_secs_f64(secs))
+    (secs.is_finite() && (0.0..1e9).contains(&secs)).then(|| Duration::from_secs_f64(secs))
 }
 
 /// `1/s`, `30/m`, `3600/h`, `0.5/s` or a bare number (per second) → requests per second.
@@ -527,11 +527,7 @@ pub fn parse(file: &str, text: &str) -> Result<(Playbook, Diagnostics), Diagnost
                             value: s,
                         })
                     }
-                    "key" => {
-                        if r.string(v, "input.key").is_some() {
-                            key = Some(v.clone());
-                        }
-                    }
+                    "key" if r.string(v, "input.key").is_some() => key = Some(v.clone()),
                     _ => {}
                 }
             }
