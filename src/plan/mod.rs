@@ -265,6 +265,13 @@ impl Rows {
 impl Iterator for Rows {
     type Item = Result<Row, Diagnostic>;
     fn next(&mut self) -> Option<Self::Item> {
+        Some(self.next_with_context()?.map(|(r, _)| r))
+    }
+}
+
+impl Rows {
+    /// The next row and its template value (built once, reused by the dry run).
+    fn next_with_context(&mut self) -> Option<Result<(Row, MjValue), Diagnostic>> {
         let rec = match self.reader.next_record()? {
             Ok(r) => r,
             Err(d) => return Some(Err(d)),
@@ -281,7 +288,7 @@ impl Iterator for Rows {
         match self.keys.key(row.index, row.line, &row.values, &mj) {
             Ok(k) => {
                 row.key = k;
-                Some(Ok(row))
+                Some(Ok((row, mj)))
             }
             Err(e) => {
                 let pos = self.keys.key.as_ref().map(|t| t.pos).unwrap_or_default();
@@ -1418,6 +1425,146 @@ fn collect_origins(n: &TNode, path: &mut String, out: &mut HashMap<String, Origi
     }
 }
 
+/// Rows per batch handed to a checker thread.
+const BATCH_ROWS: usize = 512;
+/// Checker threads at most.
+const MAX_WORKERS: usize = 4;
+
+type RowItem = Result<(Row, MjValue), Diagnostic>;
+
+/// What checking some rows found.
+struct Batch {
+    diags: Vec<Diagnostic>,
+    shown: Vec<ShownRequest>,
+    show: usize,
+    hashes: Vec<u64>,
+    rows: u64,
+    requests: u64,
+}
+
+impl Batch {
+    fn new(show: usize) -> Batch {
+        Batch {
+            diags: Vec::new(),
+            shown: Vec::new(),
+            show,
+            hashes: Vec::new(),
+            rows: 0,
+            requests: 0,
+        }
+    }
+}
+
+/// Check every step of some rows.
+fn check_rows(c: &Campaign, base: &MjValue, items: Vec<RowItem>, show: usize) -> Batch {
+    let mut b = Batch::new(show);
+    b.hashes.reserve(items.len());
+    for item in items {
+        b.rows += 1;
+        let (row, mj) = match item {
+            Ok(x) => x,
+            Err(d) => {
+                b.diags.push(d);
+                continue;
+            }
+        };
+        b.hashes.push(hash_str(&row.key));
+        let ctx = minijinja::context! { row => mj, ..base.clone() };
+        for step in &c.steps {
+            check_step(c, step, Some(&row), &row.key, &ctx, &mut b);
+        }
+        for (name, t) in &c.ledger {
+            if let Err(e) = c.templates.eval(t, &ctx) {
+                let d = Diagnostic::error(
+                    c.loc(t.pos),
+                    "TEMPLATE_ERROR",
+                    format!("ledger column {name}: {e}"),
+                )
+                .with_row(row.index)
+                .with_origin(c.csv_origin(&origin_of(t), Some(&row)));
+                b.diags.push(d);
+            }
+        }
+    }
+    b
+}
+
+/// Render one step, validate the request, and check its `when` and `expect` templates.
+fn check_step(
+    c: &Campaign,
+    step: &Step,
+    row: Option<&Row>,
+    key: &str,
+    ctx: &MjValue,
+    b: &mut Batch,
+) {
+    b.requests += 1;
+    let (req, errs) = c.render_mj(step, key, ctx);
+    let failed: HashSet<String> = errs.iter().map(|(p, _)| p.clone()).collect();
+    for (path, msg) in errs {
+        b.diags.push(c.template_diag(step, &path, msg, row));
+    }
+    if let Some(w) = &step.when {
+        if let Err(e) = c.templates.truth(w, ctx) {
+            let mut d = Diagnostic::error(c.loc(w.pos), "TEMPLATE_ERROR", format!("when: {e}"))
+                .with_step(step.qualified())
+                .with_origin(c.csv_origin(&origin_of(w), row));
+            if let Some(r) = row {
+                d = d.with_row(r.index);
+            }
+            b.diags.push(d);
+        }
+    }
+    for (path, pos, node) in &step.expect {
+        let mut errs = Vec::new();
+        c.render_tree(node, ctx, &mut String::new(), &mut errs);
+        for (_, e) in errs {
+            let mut d =
+                Diagnostic::error(c.loc(*pos), "TEMPLATE_ERROR", format!("expect {path}: {e}"))
+                    .with_step(step.qualified());
+            if let Some(r) = row {
+                d = d.with_row(r.index).with_origin(Some(Location::Csv {
+                    file: c.input_display.clone(),
+                    line: r.line,
+                    column: None,
+                }));
+            }
+            b.diags.push(d);
+        }
+    }
+    for v in model::model().validate_input(&step.action, &req) {
+        if failed.contains(&v.path) {
+            continue; // already reported: its template failed
+        }
+        let (pos, o) = c.locate(step, &v.path);
+        let mut message = v.message;
+        if message == "expected list, found a string" {
+            message.push_str(
+                " (turn a cell into a list with a filter: \"{{ row.column | split(';') }}\")",
+            );
+        }
+        let mut d = Diagnostic::error(c.loc(pos), v.code.as_str(), message)
+            .with_step(step.qualified())
+            .with_member(v.path)
+            .with_suggestion(v.suggestion)
+            .with_origin(c.csv_origin(&o, row));
+        if let Some(r) = row {
+            d = d.with_row(r.index);
+        }
+        b.diags.push(d);
+    }
+    if b.shown.len() < b.show {
+        b.shown.push(ShownRequest {
+            step: step.qualified(),
+            action: step.action.clone(),
+            row: row.map(|r| r.index),
+            line: row.map(|r| r.line),
+            key: row.map(|r| r.key.clone()),
+            request: template::display(&req),
+        });
+    }
+}
+
 /// The dry run's state: findings (the same fixed finding on many rows is reported once),
 /// row-key hashes for the uniqueness check.
 struct Checker<'c> {
@@ -1491,10 +1638,12 @@ impl<'c> Checker<'c> {
         }
         let setup_ph = MjValue::from_serialize(c.placeholders(&c.setup, "setup"));
         let steps_ph = MjValue::from_serialize(c.placeholders(&c.steps, "steps"));
-        let base = minijinja::context! { vars => c.vars_mj.clone(), setup => setup_ph.clone(), steps => steps_ph.clone(), run => c.run_mj.clone() };
+        let base = minijinja::context! { vars => c.vars_mj.clone(), setup => setup_ph, steps => steps_ph, run => c.run_mj.clone() };
+        let mut b = Batch::new(self.show);
         for step in &c.setup {
-            self.check_step(step, None, SETUP_KEY, &base);
+            check_step(c, step, None, SETUP_KEY, &base, &mut b);
         }
+        self.absorb(b);
         let mut rows = match c.open_rows() {
             Ok(r) => r,
             Err(ds) => {
@@ -1505,102 +1654,89 @@ impl<'c> Checker<'c> {
             }
         };
         self.columns = rows.columns();
-        for item in rows.by_ref() {
-            self.rows += 1;
-            let row = match item {
-                Ok(r) => r,
-                Err(d) => {
-                    self.push(d);
-                    continue;
-                }
-            };
-            self.key_hashes.push(hash_str(&row.key));
-            let ctx = minijinja::context! { row => row.to_mj(), ..base.clone() };
-            for step in &c.steps {
-                self.check_step(step, Some(&row), &row.key, &ctx);
-            }
-            for (name, t) in &c.ledger {
-                if let Err(e) = c.templates.eval(t, &ctx) {
-                    let d = Diagnostic::error(
-                        c.loc(t.pos),
-                        "TEMPLATE_ERROR",
-                        format!("ledger column {name}: {e}"),
-                    )
-                    .with_row(row.index)
-                    .with_origin(c.csv_origin(&origin_of(t), Some(&row)));
-                    self.push(d);
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(MAX_WORKERS);
+        let show = self.show;
+        let read_batch = |rows: &mut Rows| -> Vec<RowItem> {
+            let mut v = Vec::with_capacity(BATCH_ROWS);
+            while v.len() < BATCH_ROWS {
+                match rows.next_with_context() {
+                    Some(x) => v.push(x),
+                    None => break,
                 }
             }
+            v
+        };
+        if workers < 2 {
+            loop {
+                let items = read_batch(&mut rows);
+                if items.is_empty() {
+                    break;
+                }
+                let b = check_rows(c, &base, items, show);
+                self.absorb(b);
+            }
+        } else {
+            // a reader, `workers` checkers, and this thread merging results in row order;
+            // bounded channels keep the rows in flight (and so memory) bounded
+            let base = &base;
+            let (btx, brx) = std::sync::mpsc::sync_channel::<(u64, Vec<RowItem>)>(workers * 2);
+            let brx = std::sync::Mutex::new(brx);
+            let (rtx, rrx) = std::sync::mpsc::sync_channel::<(u64, Batch)>(workers * 2);
+            std::thread::scope(|sc| {
+                sc.spawn(move || {
+                    let mut n = 0;
+                    loop {
+                        let items = read_batch(&mut rows);
+                        if items.is_empty() || btx.send((n, items)).is_err() {
+                            break;
+                        }
+                        n += 1;
+                    }
+                });
+                for _ in 0..workers {
+                    let rtx = rtx.clone();
+                    let brx = &brx;
+                    sc.spawn(move || loop {
+                        let msg = match brx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => break,
+                        };
+                        let Ok((n, items)) = msg else { break };
+                        if rtx.send((n, check_rows(c, base, items, show))).is_err() {
+                            break;
+                        }
+                    });
+                }
+                drop(rtx);
+                let mut pending: BTreeMap<u64, Batch> = BTreeMap::new();
+                let mut next = 0;
+                for (n, b) in rrx {
+                    pending.insert(n, b);
+                    while let Some(b) = pending.remove(&next) {
+                        self.absorb(b);
+                        next += 1;
+                    }
+                }
+            });
         }
         self.duplicates();
     }
 
-    fn check_step(&mut self, step: &Step, row: Option<&Row>, key: &str, ctx: &MjValue) {
-        let c = self.c;
-        self.requests += 1;
-        let (req, errs) = c.render_mj(step, key, ctx);
-        let failed: HashSet<String> = errs.iter().map(|(p, _)| p.clone()).collect();
-        for (path, msg) in errs {
-            self.push(c.template_diag(step, &path, msg, row));
-        }
-        if let Some(w) = &step.when {
-            if let Err(e) = c.templates.truth(w, ctx) {
-                let mut d = Diagnostic::error(c.loc(w.pos), "TEMPLATE_ERROR", format!("when: {e}"))
-                    .with_step(step.qualified())
-                    .with_origin(c.csv_origin(&origin_of(w), row));
-                if let Some(r) = row {
-                    d = d.with_row(r.index);
-                }
-                self.push(d);
-            }
-        }
-        for (path, pos, node) in &step.expect {
-            let mut errs = Vec::new();
-            c.render_tree(node, ctx, &mut String::new(), &mut errs);
-            for (_, e) in errs {
-                let mut d =
-                    Diagnostic::error(c.loc(*pos), "TEMPLATE_ERROR", format!("expect {path}: {e}"))
-                        .with_step(step.qualified());
-                if let Some(r) = row {
-                    d = d.with_row(r.index).with_origin(Some(Location::Csv {
-                        file: c.input_display.clone(),
-                        line: r.line,
-                        column: None,
-                    }));
-                }
-                self.push(d);
-            }
-        }
-        for v in model::model().validate_input(&step.action, &req) {
-            if failed.contains(&v.path) {
-                continue; // already reported: its template failed
-            }
-            let (pos, o) = c.locate(step, &v.path);
-            let mut message = v.message;
-            if message == "expected list, found a string" {
-                message.push_str(
-                    " (turn a cell into a list with a filter: \"{{ row.column | split(';') }}\")",
-                );
-            }
-            let mut d = Diagnostic::error(c.loc(pos), v.code.as_str(), message)
-                .with_step(step.qualified())
-                .with_member(v.path)
-                .with_suggestion(v.suggestion)
-                .with_origin(c.csv_origin(&o, row));
-            if let Some(r) = row {
-                d = d.with_row(r.index);
-            }
+    /// Merge a batch's results, in order.
+    fn absorb(&mut self, b: Batch) {
+        self.rows += b.rows;
+        self.requests += b.requests;
+        self.key_hashes.extend(b.hashes);
+        for d in b.diags {
             self.push(d);
         }
-        if self.shown.len() < self.show {
-            self.shown.push(ShownRequest {
-                step: step.qualified(),
-                action: step.action.clone(),
-                row: row.map(|r| r.index),
-                line: row.map(|r| r.line),
-                key: row.map(|r| r.key.clone()),
-                request: template::display(&req),
-            });
+        for sh in b.shown {
+            if self.shown.len() < self.show {
+                self.shown.push(sh);
+            }
         }
     }
 

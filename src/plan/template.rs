@@ -33,6 +33,9 @@ pub struct Tpl {
     pub refs: Vec<String>,
     /// The model shape of the value it produces, when known (guides coercion).
     pub target: Option<ShapeId>,
+    /// For `{{ a.b.c }}`: the path, evaluated without the template machinery (the common
+    /// case, and the hot path of a dry run over a million rows).
+    pub path: Option<Vec<String>>,
 }
 
 impl Tpl {
@@ -81,6 +84,21 @@ fn sole_expression(s: &str) -> Option<&str> {
         return None;
     }
     Some(inner.trim())
+}
+
+/// `a.b.c` inside `{{ }}`, when that is all the expression is.
+fn plain_path(source: &str) -> Option<Vec<String>> {
+    let e = sole_expression(source)?;
+    let segs: Vec<String> = e.split('.').map(str::to_string).collect();
+    let ident = |s: &str| {
+        let mut c = s.chars();
+        matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
+            && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+    };
+    const KEYWORDS: &[&str] = &[
+        "true", "false", "none", "True", "False", "None", "not", "and", "or", "in", "is",
+    ];
+    (segs.iter().all(|s| ident(s)) && !KEYWORDS.contains(&segs[0].as_str())).then_some(segs)
 }
 
 /// A minijinja error without the internal template name.
@@ -169,6 +187,7 @@ impl Templates {
         let mut refs: Vec<String> = t.undeclared_variables(true).into_iter().collect();
         refs.sort();
         refs.retain(|r| r != "__value");
+        let path = if expr { plain_path(source) } else { None };
         Ok(Tpl {
             name,
             expr,
@@ -176,11 +195,28 @@ impl Templates {
             pos,
             refs,
             target,
+            path,
         })
     }
 
     /// Evaluate a template to JSON (not yet coerced).
     pub fn eval(&self, t: &Tpl, ctx: &MjValue) -> Result<J, String> {
+        if let Some(path) = &t.path {
+            let mut v = ctx.clone();
+            for seg in path {
+                v = v.get_attr(seg).unwrap_or(MjValue::UNDEFINED);
+                if v.is_undefined() {
+                    return Err(format!(
+                        "undefined value: {} is not defined",
+                        path.join(".")
+                    ));
+                }
+            }
+            if let Some(s) = v.as_str() {
+                return Ok(J::String(s.to_string()));
+            }
+            return to_json(&v);
+        }
         let tmpl = self.env.get_template(&t.name).map_err(|e| describe(&e))?;
         if t.expr {
             let cap = tmpl.render_captured(ctx).map_err(|e| describe(&e))?;
