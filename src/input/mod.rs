@@ -317,13 +317,6 @@ impl Iterator for CsvReader {
     }
 }
 
-/// Read a whole (small) file's bytes: used by tests and fuzzing of in-memory inputs.
-pub fn read_all(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut v = Vec::new();
-    File::open(path)?.read_to_end(&mut v)?;
-    Ok(v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

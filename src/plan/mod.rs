@@ -20,7 +20,7 @@ pub mod template;
 pub use crate::playbook::{Diagnostic, Diagnostics, Location, MaxFailures, RateTarget, Severity};
 
 use crate::input::CsvReader;
-use crate::model::{self, QuotaClass, ShapeId, ShapeKind, DEFERRED_PREFIX};
+use crate::model::{self, QuotaClass, ShapeId, ShapeKind};
 use crate::playbook::{self, Playbook, Pos, StepSpec};
 use minijinja::value::Value as MjValue;
 use serde_json::{Map, Value as J};
@@ -215,14 +215,7 @@ struct KeyRenderer {
 }
 
 impl KeyRenderer {
-    fn key(
-        &self,
-        index: u64,
-        line: u64,
-        values: &[(Arc<str>, String)],
-        row: &MjValue,
-    ) -> Result<String, String> {
-        let _ = (index, values);
+    fn key(&self, line: u64, row: &MjValue) -> Result<String, String> {
         match &self.key {
             None => Ok(line.to_string()),
             Some(t) => {
@@ -285,7 +278,7 @@ impl Rows {
             values,
         };
         let mj = row.to_mj();
-        match self.keys.key(row.index, row.line, &row.values, &mj) {
+        match self.keys.key(row.line, &mj) {
             Ok(k) => {
                 row.key = k;
                 Some(Ok((row, mj)))
@@ -1804,9 +1797,6 @@ impl<'c> Checker<'c> {
         }
     }
 }
-
-/// `DEFERRED_PREFIX` re-exported for tests and the engine.
-pub const DEFERRED: &str = DEFERRED_PREFIX;
 
 // The engine holds a Campaign in an Arc across tasks and moves Rows into a task.
 const _: fn() = || {
