@@ -68,17 +68,25 @@ fn shape_schema(id: ShapeId, defs: &mut BTreeMap<String, J>, top_level: bool) ->
             if let Some(e) = enum_values {
                 o["enum"] = json!(e);
             }
+            let (mut min, mut max) = (*min, *max);
             if let Some(p) = pattern {
-                o["pattern"] = json!(format!("^(?:{})$", p.source));
+                match length_only(&p.source) {
+                    // `(?s).{a,b}` has no ECMA-262 spelling: it is a length
+                    Some((a, b)) => {
+                        min = Some(min.map_or(a, |m| m.max(a)));
+                        max = Some(max.map_or(b, |m| m.min(b)));
+                    }
+                    None => o["pattern"] = json!(format!("^(?:{})$", p.source)),
+                }
             }
-            if let Some(n) = min {
+            if let Some(n) = min.filter(|n| *n > 0) {
                 o["minLength"] = json!(n);
             }
             if let Some(n) = max {
                 o["maxLength"] = json!(n);
             }
-            if enum_values.is_none() && pattern.is_none() && min.is_none() && max.is_none() {
-                return o;
+            if o.as_object().is_some_and(|m| m.len() == 1) {
+                return o; // any string
             }
             or_template(o)
         }
@@ -111,6 +119,16 @@ fn shape_schema(id: ShapeId, defs: &mut BTreeMap<String, J>, top_level: bool) ->
         ShapeKind::Timestamp => json!({"type": "string", "description": "ISO 8601 timestamp"}),
         ShapeKind::Blob => json!({"type": "string", "description": "base64"}),
     }
+}
+
+/// `.{a,b}` or `(?s).{a,b}` as (a, b).
+fn length_only(source: &str) -> Option<(u64, u64)> {
+    let rest = source.strip_prefix("(?s)").unwrap_or(source);
+    let (a, b) = rest
+        .strip_prefix(".{")?
+        .strip_suffix('}')?
+        .split_once(',')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
 }
 
 /// The playbook schema.
