@@ -406,7 +406,8 @@ pub fn parse(file: &str, text: &str) -> Result<(Playbook, Diagnostics), Diagnost
         Ok(n) => n,
         Err(e) => {
             let pos = e.pos.unwrap_or(Pos { line: 1, col: 1 });
-            r.err(pos, "YAML_SYNTAX", e.message);
+            let code = if e.limit { "YAML_LIMIT" } else { "YAML_SYNTAX" };
+            r.err(pos, code, e.message);
             return Err(r.diags);
         }
     };

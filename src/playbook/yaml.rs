@@ -224,6 +224,8 @@ pub const MAX_DEPTH: usize = 48;
 pub struct YamlError {
     pub pos: Option<Pos>,
     pub message: String,
+    /// A resource limit was hit (alias expansion, nesting, size), rather than a syntax error.
+    pub limit: bool,
 }
 
 /// Parse one YAML document into a located tree.
@@ -235,6 +237,7 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
                 "the playbook is {} bytes; at most {MAX_PLAYBOOK_BYTES} are accepted",
                 text.len()
             ),
+            limit: true,
         });
     }
     let budget = serde_saphyr::budget! {
@@ -270,7 +273,28 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
         if let Some(i) = message.find(" at line ") {
             message.truncate(i);
         }
-        YamlError { pos, message }
+        let mut limit = false;
+        if let Some(detail) = message.strip_prefix("budget breached: ") {
+            limit = true;
+            message = format!(
+                "the YAML expands beyond cosell's limits (at most {MAX_DEPTH} levels of nesting, \
+                 1,000 anchors and aliases, 50,000 events replayed by aliases): {detail}"
+            );
+        } else if message.contains("recursion limit exceeded") || message.contains("nesting") {
+            limit = true;
+            message = format!("the YAML is nested too deeply (at most {MAX_DEPTH} levels)");
+        } else if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+            let key = rest
+                .split(", set DuplicateKeyPolicy")
+                .next()
+                .unwrap_or(rest);
+            message = format!("key {key:?} appears twice in the same mapping");
+        }
+        YamlError {
+            pos,
+            message,
+            limit,
+        }
     })
 }
 
