@@ -1359,6 +1359,21 @@ impl Campaign {
             .collect()
     }
 
+    /// The request that polls a waiting step's tasks: its `List…Tasks` operation with
+    /// `Catalog` and up to 10 task ids. `None` when the step does not wait.
+    pub fn poll_request(&self, step: &Step, task_ids: &[String]) -> Option<(&'static str, J)> {
+        let op = step.poll_action?;
+        Some((
+            op,
+            serde_json::json!({ "Catalog": self.catalog(), "TaskIdentifier": task_ids }),
+        ))
+    }
+
+    /// A step of `setup` or `steps` by id.
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.setup.iter().chain(&self.steps).find(|s| s.id == id)
+    }
+
     pub fn ledger_column_names(&self) -> Vec<String> {
         self.ledger.iter().map(|(n, _)| n.clone()).collect()
     }
@@ -1965,7 +1980,15 @@ mod tests {
             steps: &steps,
         };
         assert!(!c.when(accept, &ctx).unwrap());
-        let ok = serde_json::json!({"TaskId": "task-0123456789abcd", "TaskStatus": "COMPLETE"});
+        let ok = serde_json::json!({"TaskId": "task-0123456789abc", "TaskStatus": "COMPLETE"});
+        let (op, poll) = c
+            .poll_request(accept, &["task-0123456789abc".to_string()])
+            .unwrap();
+        assert!(
+            model::model().validate_input(op, &poll).is_empty(),
+            "{poll}"
+        );
+        assert!(c.poll_request(c.step("check").unwrap(), &[]).is_none());
         assert_eq!(c.check_expect(accept, &ok, &ctx), Ok(()));
     }
 
