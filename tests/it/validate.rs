@@ -258,10 +258,11 @@ fn vars_can_be_overridden_and_must_be_well_formed() {
     let o = Cosell::new()
         .args(["plan"])
         .arg(repo().join("playbooks/invite-partners.yaml"))
-        .args(["--var", "currency=EUR", "--show", "2"])
+        .args(["--var", "currency=EUR", "--show", "3"])
         .run();
     o.code(0);
     o.stdout_has("\"CurrencyCode\": \"EUR\"");
+    o.stdout_has("# steps.check GetEngagementInvitation row 0 (line 2, key 111122223333)\n{\n  \"Identifier\": \"<steps.invite.Id>\",\n  \"Catalog\": \"Sandbox\"\n}");
     let o = Cosell::new()
         .args(["validate"])
         .arg(repo().join("playbooks/invite-partners.yaml"))
