@@ -1250,13 +1250,23 @@ impl Campaign {
         }
     }
 
-    fn template_diag(&self, step: &Step, path: &str, msg: String, row: Option<&Row>) -> Diagnostic {
+    /// A template failure at `path` of a step's input. At run time the row's line is always
+    /// named; in a dry run a failure that does not depend on the row names none (and is then
+    /// reported once for all rows).
+    fn template_diag(
+        &self,
+        step: &Step,
+        path: &str,
+        msg: String,
+        row: Option<&Row>,
+        runtime: bool,
+    ) -> Diagnostic {
         let (pos, o) = self.locate(step, path);
         let mut d = Diagnostic::error(self.loc(pos), "TEMPLATE_ERROR", msg)
             .with_step(step.qualified())
             .with_member(path)
             .with_origin(self.csv_origin(&o, row).or_else(|| {
-                row.map(|r| Location::Csv {
+                row.filter(|_| runtime).map(|r| Location::Csv {
                     file: self.input_display.clone(),
                     line: r.line,
                     column: None,
@@ -1278,7 +1288,7 @@ impl Campaign {
         };
         let (req, errs) = self.render_mj(step, key, &mj);
         if let Some((path, msg)) = errs.into_iter().next() {
-            return Err(self.template_diag(step, &path, msg, ctx.row));
+            return Err(self.template_diag(step, &path, msg, ctx.row, true));
         }
         Ok(req)
     }
@@ -1405,6 +1415,16 @@ impl Campaign {
     }
 }
 
+/// Whether any template of a tree reads the row.
+fn reads_row(n: &TNode) -> bool {
+    match n {
+        TNode::Lit(_) => false,
+        TNode::Tpl(t) => origin_of(t) != Origin::Fixed,
+        TNode::Arr(items) => items.iter().any(reads_row),
+        TNode::Obj(es) => es.iter().any(|(_, i)| reads_row(i)),
+    }
+}
+
 fn collect_origins(n: &TNode, path: &mut String, out: &mut HashMap<String, Origin>) {
     match n {
         TNode::Lit(_) => {}
@@ -1510,7 +1530,7 @@ fn check_step(
     let (req, errs) = c.render_mj(step, key, ctx);
     let failed: HashSet<String> = errs.iter().map(|(p, _)| p.clone()).collect();
     for (path, msg) in errs {
-        b.diags.push(c.template_diag(step, &path, msg, row));
+        b.diags.push(c.template_diag(step, &path, msg, row, false));
     }
     if let Some(w) = &step.when {
         if let Err(e) = c.templates.truth(w, ctx) {
@@ -1531,11 +1551,14 @@ fn check_step(
                 Diagnostic::error(c.loc(*pos), "TEMPLATE_ERROR", format!("expect {path}: {e}"))
                     .with_step(step.qualified());
             if let Some(r) = row {
-                d = d.with_row(r.index).with_origin(Some(Location::Csv {
-                    file: c.input_display.clone(),
-                    line: r.line,
-                    column: None,
-                }));
+                d = d.with_row(r.index);
+                if reads_row(node) {
+                    d = d.with_origin(Some(Location::Csv {
+                        file: c.input_display.clone(),
+                        line: r.line,
+                        column: None,
+                    }));
+                }
             }
             b.diags.push(d);
         }
