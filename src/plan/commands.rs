@@ -56,10 +56,12 @@ pub fn validate(args: &ValidateArgs) -> i32 {
             eprint!("{}", r.diagnostics.render_text());
             if r.is_valid() {
                 println!(
-                    "{}: valid; {} rows, {} requests checked{}",
+                    "{}: valid; {} row{}, {} request{} checked{}",
                     c.playbook_path().display(),
                     r.rows,
+                    if r.rows == 1 { "" } else { "s" },
                     r.requests,
+                    if r.requests == 1 { "" } else { "s" },
                     match r.diagnostics.warning_count() {
                         0 => String::new(),
                         n => format!(", {n} warning{}", if n == 1 { "" } else { "s" }),

@@ -448,3 +448,70 @@ fn the_committed_schema_is_up_to_date() {
     let cc = &v["definitions"]["EngagementCustomer"]["properties"]["CountryCode"]["anyOf"][0];
     assert!(cc["enum"].as_array().unwrap().iter().any(|x| x == "US"));
 }
+
+#[test]
+fn limits_ids_durations_and_keys_have_located_messages() {
+    let o = Cosell::new()
+        .file("a.yaml", "version: 1\nname: x\ncatalog: AWS\nlimits:\n  rates: { read: 50/s }\n  daily: { writes: 5 }\nsteps:\n  - id: 1st\n    action: StartEngagementFromOpportunityTask\n    wait: { timeout: forever }\n  - action: GetEngagement\n")
+        .args(["validate", "a.yaml"])
+        .run();
+    o.code(2);
+    assert_eq!(lines(&o), [
+        "a.yaml:5:18: warning[RATE_ABOVE_QUOTA]: rate 50/s for read is above the documented quota of 10/s; expect throttling",
+        "a.yaml:6:12: error[UNKNOWN_QUOTA_CLASS]: \"writes\" is not a quota class; daily budgets apply to: read, write, engagement-write, prospecting-get, prospecting-list, prospecting-write; did you mean \"write\"?",
+        "a.yaml:8:9: error[INVALID_STEP_ID]: step id \"1st\" must start with a letter or _ and contain only letters, digits and _ (at most 40), so templates can name it as steps.<id>",
+        "a.yaml:10:22: error[INVALID_DURATION]: wait.timeout \"forever\" is not a duration such as 500ms, 90s, 10m or 1h",
+        "a.yaml:11:5: error[MISSING_KEY]: steps[1] needs an `id`",
+        "4 errors, 1 warning; nothing was sent",
+    ]);
+
+    let get = "steps:\n  - id: g\n    action: GetEngagementInvitation\n    input: { Identifier: \"{{ row.id }}\" }\n";
+    let o = Cosell::new()
+        .file(
+            "b.yaml",
+            format!("version: 1\nname: x\ncatalog: AWS\ninput: {{ key: fixed }}\n{get}"),
+        )
+        .args(["validate", "b.yaml"])
+        .run();
+    o.code(2);
+    assert_eq!(lines(&o), [
+        "b.yaml: error[NO_INPUT]: no input CSV: set input.csv in the playbook or pass --input FILE",
+        "b.yaml:4:15: error[INVALID_ROW_KEY]: input.key \"fixed\" is the same for every row; use a template such as \"{{ row.id }}\"",
+        "2 errors; nothing was sent",
+    ]);
+
+    let o = Cosell::new()
+        .file("c.yaml", format!("version: 1\nname: x\ncatalog: AWS\ninput: {{ key: \"{{{{ row.k }}}}\", csv: in.csv }}\n{get}"))
+        .file("in.csv", "k,id\n,engi-0123456789abc\nb,engi-0123456789abc\n")
+        .args(["validate", "c.yaml"])
+        .run();
+    o.code(2);
+    assert_eq!(
+        lines(&o),
+        [
+            "c.yaml:4:15: error[INVALID_ROW_KEY]: input.key: the row key is empty",
+            "  --> in.csv:2",
+            "1 error; nothing was sent",
+        ]
+    );
+
+    let o = Cosell::new()
+        .file("d.yaml", "# nothing\n")
+        .args(["validate", "d.yaml"])
+        .run();
+    o.code(2);
+    assert_eq!(lines(&o)[0], "d.yaml:1:1: error[EMPTY_PLAYBOOK]: the playbook is empty; it needs at least version, name, catalog and steps");
+
+    // a warning does not make the playbook invalid
+    let o = Cosell::new()
+        .file("e.yaml", format!("version: 1\nname: x\ncatalog: AWS\nlimits: {{ rates: {{ write: 5/s }} }}\ninput: {{ csv: in.csv }}\n{get}"))
+        .file("in.csv", "id\nengi-0123456789abc\n")
+        .args(["validate", "e.yaml"])
+        .run();
+    o.code(0);
+    assert_eq!(lines(&o), ["e.yaml:4:27: warning[RATE_ABOVE_QUOTA]: rate 5/s for write is above the documented quota of 1/s; expect throttling"]);
+    assert_eq!(
+        o.stdout,
+        "e.yaml: valid; 1 row, 1 request checked, 1 warning\n"
+    );
+}
