@@ -358,6 +358,7 @@ pub struct Campaign {
     /// Row columns the templates read: (position, column, guarded by `default`).
     row_refs: Vec<(Pos, String, bool)>,
     warnings: Diagnostics,
+    digest: String,
 }
 
 /// `a/b/../c` → `a/c` (lexically), so shown paths stay readable.
@@ -1010,6 +1011,10 @@ impl Campaign {
             ledger,
             row_refs,
             warnings: all_warnings,
+            digest: {
+                let d = Sha256::digest(text.as_bytes());
+                d.iter().map(|b| format!("{b:02x}")).collect()
+            },
             playbook: pb,
         })
     }
@@ -1040,6 +1045,10 @@ impl Campaign {
     }
     pub fn steps(&self) -> &[Step] {
         &self.steps
+    }
+    /// Hex SHA-256 of the playbook's text (for noticing an edited playbook on resume).
+    pub fn playbook_digest(&self) -> &str {
+        &self.digest
     }
     /// Warnings found while loading (they do not make the playbook invalid).
     pub fn warnings(&self) -> &Diagnostics {
@@ -1490,6 +1499,7 @@ mod tests {
         let c = load("playbooks/invite-partners.yaml");
         assert_eq!(c.name(), "q4-reseller-invites");
         assert_eq!(c.catalog(), "Sandbox");
+        assert_eq!(c.playbook_digest().len(), 64);
         assert!(c.input_path().ends_with("examples/partners.csv"));
         assert_eq!(c.limits().concurrency, 8);
         assert_eq!(c.limits().class_rate(QuotaClass::Write), 1.0);
