@@ -147,6 +147,14 @@ impl Diagnostic {
     }
 }
 
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render_text())
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
 /// Many findings, with counts. Keeps at most [`Diagnostics::KEEP`] of them in memory and
 /// counts the rest, so a systematic error over a million rows stays cheap.
 #[derive(Debug, Clone, Default, PartialEq)]
