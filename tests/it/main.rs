@@ -5,3 +5,4 @@ mod resume;
 mod run;
 mod sdk;
 mod support;
+mod validate;

@@ -1,0 +1,1654 @@
+//! Plans: templates, expansion over rows, offline validation, the plan summary, and the
+//! runtime API the engine calls ([`Campaign`]).
+//!
+//! Owns turning a parsed playbook and a CSV into requests: compiling templates, checking what
+//! they reference, rendering each step of each row, filling `Catalog` and `ClientToken`, and
+//! validating every request with the model, offline. Must not touch: the network, journals,
+//! ledgers (the engine writes those), the CSV beyond reading it.
+
+// A Diagnostic is large, but it is the error of the agreed runtime API and only built on the
+// cold path; boxing it would complicate every caller for no measurable gain.
+#![allow(clippy::result_large_err)]
+
+mod check;
+pub mod commands;
+#[cfg(test)]
+mod proptests;
+pub mod schema;
+pub mod summary;
+pub mod template;
+
+pub use crate::playbook::{Diagnostic, Diagnostics, Location, MaxFailures, RateTarget, Severity};
+
+use crate::input::CsvReader;
+use crate::model::{self, QuotaClass, ShapeId, ShapeKind};
+use crate::playbook::{self, Playbook, Pos, StepSpec};
+use minijinja::value::Value as MjValue;
+use serde_json::{Map, Value as J};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use template::{TNode, Templates, Tpl};
+
+/// Concurrency when the playbook sets none.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// The limits a run observes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub concurrency: usize,
+    /// Requests per second: every quota class (documented rate unless configured), then the
+    /// configured per-operation rates.
+    pub rates: Vec<(RateTarget, f64)>,
+    /// Requests per rolling 24 hours per class: documented budgets unless configured.
+    pub daily: Vec<(QuotaClass, u64)>,
+    /// Default: `Percent(100.0)` (never stop for failed rows).
+    pub max_failures: MaxFailures,
+}
+
+impl Limits {
+    /// The rate of a quota class.
+    pub fn class_rate(&self, class: QuotaClass) -> f64 {
+        self.rates
+            .iter()
+            .find(|(t, _)| *t == RateTarget::Class(class))
+            .map(|(_, r)| *r)
+            .unwrap_or(class.documented().rate)
+    }
+    /// The configured rate of one operation, if any.
+    pub fn operation_rate(&self, op: &str) -> Option<f64> {
+        self.rates.iter().find_map(|(t, r)| match t {
+            RateTarget::Operation(o) if o == op => Some(*r),
+            _ => None,
+        })
+    }
+    /// The rolling 24-hour budget of a class, if any.
+    pub fn daily_budget(&self, class: QuotaClass) -> Option<u64> {
+        self.daily
+            .iter()
+            .find(|(c, _)| *c == class)
+            .map(|(_, n)| *n)
+    }
+}
+
+/// Where a value in a request comes from, for locating findings.
+#[derive(Debug, Clone, PartialEq)]
+enum Origin {
+    /// No CSV data (a literal, vars, outputs): the same for every row.
+    Fixed,
+    /// Exactly one CSV column.
+    Column(String),
+    /// Several CSV columns.
+    Row,
+}
+
+fn origin_of(t: &Tpl) -> Origin {
+    let cols: HashSet<&str> = t.row_columns().collect();
+    match cols.len() {
+        0 if t.refs.iter().any(|r| r == "row") => Origin::Row,
+        0 => Origin::Fixed,
+        1 => Origin::Column(cols.into_iter().next().unwrap_or_default().to_string()),
+        _ => Origin::Row,
+    }
+}
+
+/// One step of the playbook, compiled.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: String,
+    /// The API operation.
+    pub action: String,
+    /// `Some(timeout)` when the step waits for its task to finish.
+    pub wait: Option<Duration>,
+    /// Time between polls when waiting.
+    pub poll_interval: Duration,
+    /// The List…Tasks operation that polls a waiting step.
+    pub poll_action: Option<&'static str>,
+    /// Whether the step is in `setup`.
+    pub setup: bool,
+    pub description: Option<String>,
+    /// Position of the step in the playbook.
+    pub pos: Pos,
+    input: TNode,
+    input_pos: Pos,
+    at: HashMap<String, (Pos, Origin)>,
+    when: Option<Tpl>,
+    expect: Vec<(String, Pos, TNode)>,
+}
+
+impl Step {
+    /// `steps.<id>` or `setup.<id>`: how templates name this step.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", if self.setup { "setup" } else { "steps" }, self.id)
+    }
+    /// The shape of what the step contributes to `steps.<id>`: the task summary when it
+    /// waits, otherwise the operation's output.
+    pub fn output_shape(&self) -> Option<ShapeId> {
+        output_shape(&self.action, self.wait.is_some())
+    }
+    pub fn has_when(&self) -> bool {
+        self.when.is_some()
+    }
+    pub fn has_expect(&self) -> bool {
+        !self.expect.is_empty()
+    }
+}
+
+fn output_shape(action: &str, waits: bool) -> Option<ShapeId> {
+    let m = model::model();
+    if waits {
+        if let Some((_, _, summary)) = playbook::WAITABLE.iter().find(|(a, _, _)| *a == action) {
+            return m.shape_id(summary);
+        }
+    }
+    m.operation(action)?.output
+}
+
+/// One data row of the CSV, with its rendered key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// 0-based index among data rows.
+    pub index: u64,
+    /// Physical line (1-based) where the record starts.
+    pub line: u64,
+    pub key: String,
+    /// Column name → trimmed value, in header order.
+    pub values: Vec<(Arc<str>, String)>,
+}
+
+impl Row {
+    pub fn get(&self, column: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(k, _)| &**k == column)
+            .map(|(_, v)| v.as_str())
+    }
+    fn to_mj(&self) -> MjValue {
+        MjValue::from_iter(
+            self.values
+                .iter()
+                .map(|(k, v)| (MjValue::from(&**k), MjValue::from(v.as_str()))),
+        )
+    }
+}
+
+/// What templates see at one point of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderContext<'a> {
+    pub row: Option<&'a Row>,
+    /// `setup.<id>` → that setup step's output.
+    pub setup: &'a Map<String, J>,
+    /// `steps.<id>` → this row's earlier steps' outputs.
+    pub steps: &'a Map<String, J>,
+}
+
+/// The deterministic idempotency token of one step of one row: `cosell-` and 40 hex digits
+/// of SHA-256 over (playbook name, row key, step id). 47 printable ASCII characters.
+pub fn client_token(playbook: &str, row_key: &str, step_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(playbook.as_bytes());
+    h.update([0]);
+    h.update(row_key.as_bytes());
+    h.update([0]);
+    h.update(step_id.as_bytes());
+    let d = h.finalize();
+    let mut s = String::with_capacity(47);
+    s.push_str("cosell-");
+    for b in &d[..20] {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The row key used for setup steps' tokens.
+pub const SETUP_KEY: &str = "setup";
+
+/// Renders row keys; shared with [`Rows`] so they own what they need.
+#[derive(Debug)]
+struct KeyRenderer {
+    templates: Templates,
+    key: Option<Tpl>,
+    vars: MjValue,
+    run: MjValue,
+}
+
+impl KeyRenderer {
+    fn key(&self, line: u64, row: &MjValue) -> Result<String, String> {
+        match &self.key {
+            None => Ok(line.to_string()),
+            Some(t) => {
+                let ctx = minijinja::context! { row => row.clone(), vars => self.vars.clone(), run => self.run.clone() };
+                let v = self.templates.eval(t, &ctx)?;
+                let s = match v {
+                    J::String(s) => s,
+                    J::Null => String::new(),
+                    other => other.to_string(),
+                };
+                let s = s.trim().to_string();
+                if s.is_empty() {
+                    Err("the row key is empty".into())
+                } else {
+                    Ok(s)
+                }
+            }
+        }
+    }
+}
+
+/// Streams the CSV's rows with their keys rendered. Duplicate keys are found by
+/// [`Campaign::validate`], not here.
+pub struct Rows {
+    reader: CsvReader,
+    keys: Arc<KeyRenderer>,
+    playbook_file: String,
+}
+
+impl Rows {
+    pub fn columns(&self) -> Vec<String> {
+        self.reader
+            .columns()
+            .iter()
+            .map(|c| c.to_string())
+            .collect()
+    }
+}
+
+impl Iterator for Rows {
+    type Item = Result<Row, Diagnostic>;
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.next_with_context()?.map(|(r, _)| r))
+    }
+}
+
+impl Rows {
+    /// The next row and its template value (built once, reused by the dry run).
+    fn next_with_context(&mut self) -> Option<Result<(Row, MjValue), Diagnostic>> {
+        let rec = match self.reader.next_record()? {
+            Ok(r) => r,
+            Err(d) => return Some(Err(d)),
+        };
+        let cols = self.reader.columns().clone();
+        let values: Vec<(Arc<str>, String)> = cols.iter().cloned().zip(rec.values).collect();
+        let mut row = Row {
+            index: rec.index,
+            line: rec.line,
+            key: String::new(),
+            values,
+        };
+        let mj = row.to_mj();
+        match self.keys.key(row.line, &mj) {
+            Ok(k) => {
+                row.key = k;
+                Some(Ok((row, mj)))
+            }
+            Err(e) => {
+                let pos = self.keys.key.as_ref().map(|t| t.pos).unwrap_or_default();
+                Some(Err(Diagnostic::error(
+                    Location::Playbook {
+                        file: self.playbook_file.clone(),
+                        line: pos.line,
+                        col: pos.col,
+                    },
+                    "INVALID_ROW_KEY",
+                    format!("input.key: {e}"),
+                )
+                .with_origin(Some(Location::Csv {
+                    file: self.reader.file().to_string(),
+                    line: row.line,
+                    column: None,
+                }))
+                .with_row(row.index)))
+            }
+        }
+    }
+}
+
+/// The result of a full dry run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub diagnostics: Diagnostics,
+    /// Data rows read.
+    pub rows: u64,
+    /// Requests rendered and validated (setup steps once, steps once per row).
+    pub requests: u64,
+    pub columns: Vec<String>,
+    /// The first requests rendered (display form: deferred values as `<steps.invite.Id>`),
+    /// when asked for by `plan --show`.
+    pub shown: Vec<ShownRequest>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ShownRequest {
+    pub step: String,
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub request: J,
+}
+
+impl Report {
+    pub fn is_valid(&self) -> bool {
+        !self.diagnostics.has_errors()
+    }
+}
+
+/// A playbook compiled for a campaign: everything needed to render any request of any row.
+#[derive(Debug)]
+pub struct Campaign {
+    playbook: Playbook,
+    playbook_path: PathBuf,
+    input_path: PathBuf,
+    input_display: String,
+    vars: BTreeMap<String, J>,
+    vars_mj: MjValue,
+    run_mj: MjValue,
+    limits: Limits,
+    setup: Vec<Step>,
+    steps: Vec<Step>,
+    templates: Templates,
+    keys: Arc<KeyRenderer>,
+    ledger: Vec<(String, Tpl)>,
+    /// Row columns the templates read: (position, column, guarded by `default`).
+    row_refs: Vec<(Pos, String, bool)>,
+    warnings: Diagnostics,
+    digest: String,
+}
+
+/// `a/b/../c` → `a/c` (lexically), so shown paths stay readable.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+/// Template globals that are not variables.
+const GLOBALS: &[&str] = &["range", "dict", "namespace", "debug", "loop", "self"];
+/// What templates can read.
+const ROOTS: &[&str] = &["row", "vars", "setup", "steps", "run"];
+
+#[derive(Clone, Copy, PartialEq)]
+enum Scope {
+    /// A setup step at this index.
+    Setup(usize),
+    /// A row step at this index.
+    Step(usize),
+    /// `input.key`.
+    Key,
+    /// `ledger.columns` (after all steps).
+    Ledger,
+}
+
+struct Compiler<'a> {
+    pb: &'a Playbook,
+    vars: &'a BTreeMap<String, J>,
+    diags: Diagnostics,
+    row_refs: Vec<(Pos, String, bool)>,
+}
+
+impl Compiler<'_> {
+    fn at(&self, pos: Pos) -> Location {
+        Location::Playbook {
+            file: self.pb.file.clone(),
+            line: pos.line,
+            col: pos.col,
+        }
+    }
+    fn err(&mut self, pos: Pos, code: &str, msg: String, sug: Option<&str>, step: Option<&str>) {
+        let mut d = Diagnostic::error(self.at(pos), code, msg).with_suggestion(sug);
+        d.step = step.map(str::to_string);
+        self.diags.push(d);
+    }
+
+    /// Check what a template reads.
+    fn check_refs(&mut self, t: &Tpl, scope: Scope, step: Option<&str>) {
+        let pb = self.pb;
+        for r in &t.refs {
+            let segs: Vec<&str> = r.split('.').collect();
+            let head = segs[0];
+            match head {
+                "row" => {
+                    if let Scope::Setup(_) = scope {
+                        self.err(
+                            t.pos,
+                            "ROW_IN_SETUP",
+                            "setup steps run once, before any row: they cannot read row".into(),
+                            None,
+                            step,
+                        );
+                    } else if let Some(col) = segs.get(1) {
+                        let guarded = t.source.contains("default")
+                            || t.source.contains("| d(")
+                            || t.source.contains("|d(");
+                        self.row_refs.push((t.pos, col.to_string(), guarded));
+                    }
+                }
+                "vars" => {
+                    if let Some(name) = segs.get(1) {
+                        if !self.vars.contains_key(*name) {
+                            let sug = model::nearest(name, self.vars.keys().map(String::as_str));
+                            let known: Vec<&str> = self.vars.keys().map(String::as_str).collect();
+                            self.err(t.pos, "UNKNOWN_VAR", format!("vars.{name} is not defined (vars: {}); define it under vars or pass --var {name}=VALUE", if known.is_empty() { "none".to_string() } else { known.join(", ") }), sug, step);
+                        }
+                    }
+                }
+                "run" => {
+                    if let Some(m) = segs.get(1) {
+                        if !["name", "catalog"].contains(m) {
+                            let sug = model::nearest(m, ["name", "catalog"]);
+                            self.err(
+                                t.pos,
+                                "UNKNOWN_VARIABLE",
+                                format!("run.{m} does not exist; run has name and catalog"),
+                                sug,
+                                step,
+                            );
+                        }
+                    }
+                }
+                "setup" | "steps" => {
+                    if scope == Scope::Key {
+                        self.err(
+                            t.pos,
+                            "INVALID_REFERENCE",
+                            format!("input.key can read only row, vars and run, not {head}"),
+                            None,
+                            step,
+                        );
+                        continue;
+                    }
+                    if head == "steps" {
+                        if let Scope::Setup(_) = scope {
+                            self.err(t.pos, "STEPS_IN_SETUP", "setup steps run once, before any row: they cannot read steps (use setup.<id> for earlier setup steps)".into(), None, step);
+                            continue;
+                        }
+                    }
+                    let Some(id) = segs.get(1) else { continue };
+                    let (list, other) = if head == "setup" {
+                        (&pb.setup, &pb.steps)
+                    } else {
+                        (&pb.steps, &pb.setup)
+                    };
+                    let Some(idx) = list.iter().position(|s| s.id.value == *id) else {
+                        if other.iter().any(|s| s.id.value == *id) {
+                            let right = if head == "setup" { "steps" } else { "setup" };
+                            self.err(
+                                t.pos,
+                                "UNKNOWN_STEP",
+                                format!(
+                                    "{head}.{id}: {id} is a{} step; write {right}.{id}",
+                                    if right == "setup" { " setup" } else { " row" }
+                                ),
+                                None,
+                                step,
+                            );
+                        } else {
+                            let sug = model::nearest(id, list.iter().map(|s| s.id.value.as_str()));
+                            let names: Vec<&str> =
+                                list.iter().map(|s| s.id.value.as_str()).collect();
+                            self.err(
+                                t.pos,
+                                "UNKNOWN_STEP",
+                                format!(
+                                    "{head}.{id}: there is no {} step {id:?} (known: {})",
+                                    if head == "setup" { "setup" } else { "row" },
+                                    if names.is_empty() {
+                                        "none".into()
+                                    } else {
+                                        names.join(", ")
+                                    }
+                                ),
+                                sug,
+                                step,
+                            );
+                        }
+                        continue;
+                    };
+                    let later = match scope {
+                        Scope::Setup(i) if head == "setup" => idx >= i,
+                        Scope::Step(i) if head == "steps" => idx >= i,
+                        _ => false,
+                    };
+                    if later {
+                        self.err(t.pos, "FORWARD_REFERENCE", format!("{head}.{id} is not available here: a step can read only the outputs of steps before it, and {id} {}", if Some(*id) == step.map(|s| s.rsplit('.').next().unwrap_or(s)) { "is this step" } else { "runs later" }), None, step);
+                        continue;
+                    }
+                    let spec = &list[idx];
+                    check_output_path(self, t.pos, spec, &segs[2..], &format!("{head}.{id}"), step);
+                }
+                _ if GLOBALS.contains(&head) => {}
+                _ => {
+                    let sug = model::nearest(head, ROOTS.iter().copied());
+                    self.err(t.pos, "UNKNOWN_VARIABLE", format!("unknown variable {head:?}; templates can read row, vars, setup, steps and run"), sug, step);
+                }
+            }
+        }
+    }
+
+    fn check_tree(&mut self, n: &TNode, scope: Scope, step: Option<&str>) {
+        match n {
+            TNode::Lit(_) => {}
+            TNode::Tpl(t) => self.check_refs(t, scope, step),
+            TNode::Arr(items) => items.iter().for_each(|i| self.check_tree(i, scope, step)),
+            TNode::Obj(es) => es.iter().for_each(|(_, i)| self.check_tree(i, scope, step)),
+        }
+    }
+}
+
+/// Check `steps.<id>.A.B` against the output shape of the step.
+fn check_output_path(
+    c: &mut Compiler,
+    pos: Pos,
+    spec: &StepSpec,
+    path: &[&str],
+    name: &str,
+    step: Option<&str>,
+) {
+    let m = model::model();
+    let Some(mut shape) = output_shape(&spec.action.value, spec.wait.is_some()) else {
+        return;
+    };
+    let mut walked = name.to_string();
+    for seg in path {
+        let s = m.shape(shape);
+        match &s.kind {
+            ShapeKind::Structure { members, .. } => match s.member(seg) {
+                Some(mm) => {
+                    shape = mm.shape;
+                    walked.push('.');
+                    walked.push_str(seg);
+                }
+                None => {
+                    let names: Vec<&str> = members.iter().map(|mm| mm.name.as_str()).collect();
+                    let sug = model::nearest(seg, names.iter().copied());
+                    let what = if walked == name {
+                        format!(
+                            "{} {}",
+                            spec.action.value,
+                            if spec.wait.is_some() {
+                                "(waited: the task summary)"
+                            } else {
+                                ""
+                            }
+                        )
+                    } else {
+                        walked.clone()
+                    };
+                    c.err(
+                        pos,
+                        "UNKNOWN_OUTPUT_MEMBER",
+                        format!(
+                            "{walked}.{seg} does not exist; {} has: {}",
+                            what.trim_end(),
+                            names.join(", ")
+                        ),
+                        sug,
+                        step,
+                    );
+                    return;
+                }
+            },
+            _ => return,
+        }
+    }
+}
+
+impl Campaign {
+    /// Load a playbook, compile its templates, apply `--var` overrides and resolve the input.
+    pub fn load(args: &crate::cli::CampaignArgs) -> Result<Campaign, Diagnostics> {
+        let file = args.playbook.to_string_lossy().into_owned();
+        let whole = |code: &str, msg: String| -> Diagnostics {
+            Diagnostic::error(Location::File { file: file.clone() }, code, msg).into()
+        };
+        let meta = std::fs::metadata(&args.playbook).map_err(|e| {
+            whole(
+                "PLAYBOOK_UNREADABLE",
+                format!("cannot read the playbook: {e}"),
+            )
+        })?;
+        if meta.len() > playbook::yaml::MAX_PLAYBOOK_BYTES as u64 {
+            return Err(whole(
+                "PLAYBOOK_TOO_LARGE",
+                format!(
+                    "the playbook is {} bytes; at most {} are accepted",
+                    meta.len(),
+                    playbook::yaml::MAX_PLAYBOOK_BYTES
+                ),
+            ));
+        }
+        let bytes = std::fs::read(&args.playbook).map_err(|e| {
+            whole(
+                "PLAYBOOK_UNREADABLE",
+                format!("cannot read the playbook: {e}"),
+            )
+        })?;
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                let off = e.utf8_error().valid_up_to();
+                let b = e.as_bytes();
+                let line = 1 + b[..off].iter().filter(|c| **c == b'\n').count() as u32;
+                let col = 1 + String::from_utf8_lossy(
+                    &b[b[..off]
+                        .iter()
+                        .rposition(|c| *c == b'\n')
+                        .map(|i| i + 1)
+                        .unwrap_or(0)..off],
+                )
+                .chars()
+                .count() as u32;
+                return Err(Diagnostic::error(
+                    Location::Playbook { file, line, col },
+                    "YAML_SYNTAX",
+                    format!(
+                        "the playbook is not UTF-8 text (byte 0x{:02X}); save it as UTF-8",
+                        b[off]
+                    ),
+                )
+                .into());
+            }
+        };
+        Self::from_text(args, &file, &text)
+    }
+
+    fn from_text(
+        args: &crate::cli::CampaignArgs,
+        file: &str,
+        text: &str,
+    ) -> Result<Campaign, Diagnostics> {
+        let (pb, warnings) = playbook::parse(file, text)?;
+        let mut diags = Diagnostics::new();
+        // vars, with --var overrides
+        let mut vars: BTreeMap<String, J> = pb
+            .vars
+            .iter()
+            .map(|(k, v)| (k.name.clone(), v.to_json()))
+            .collect();
+        for v in &args.vars {
+            match v.split_once('=') {
+                Some((k, val)) if !k.trim().is_empty() => {
+                    vars.insert(k.trim().to_string(), J::String(val.to_string()));
+                }
+                _ => diags.push(Diagnostic::error(
+                    Location::File {
+                        file: "--var".into(),
+                    },
+                    "INVALID_VAR",
+                    format!("--var {v:?} must be NAME=VALUE"),
+                )),
+            }
+        }
+        // input
+        let (input_path, input_display) = match (&args.input, &pb.csv) {
+            (Some(p), _) => (p.clone(), p.to_string_lossy().into_owned()),
+            (None, Some(c)) => {
+                let base = args.playbook.parent().unwrap_or(Path::new(""));
+                let p = normalize(&base.join(&c.value));
+                let shown = p.to_string_lossy().into_owned();
+                (p, shown)
+            }
+            (None, None) => {
+                diags.push(Diagnostic::error(
+                    Location::File {
+                        file: file.to_string(),
+                    },
+                    "NO_INPUT",
+                    "no input CSV: set input.csv in the playbook or pass --input FILE",
+                ));
+                (PathBuf::new(), String::new())
+            }
+        };
+
+        let mut c = Compiler {
+            pb: &pb,
+            vars: &vars,
+            diags,
+            row_refs: Vec::new(),
+        };
+        let mut templates = Templates::new();
+        let compile_step =
+            |c: &mut Compiler, spec: &StepSpec, index: usize, templates: &mut Templates| -> Step {
+                let m = model::model();
+                let op = m.operation(&spec.action.value);
+                let input_shape = op.and_then(|o| o.input);
+                let q = format!(
+                    "{}.{}",
+                    if spec.setup { "setup" } else { "steps" },
+                    spec.id.value
+                );
+                let scope = if spec.setup {
+                    Scope::Setup(index)
+                } else {
+                    Scope::Step(index)
+                };
+                let mut at_pos = HashMap::new();
+                let mut errors = Vec::new();
+                let input_pos = spec.input.as_ref().map(|n| n.pos).unwrap_or(spec.pos);
+                let input = match &spec.input {
+                    Some(n) => templates.compile_tree(
+                        n,
+                        input_shape,
+                        &mut String::new(),
+                        &mut at_pos,
+                        &mut errors,
+                    ),
+                    None => TNode::Lit(J::Object(Map::new())),
+                };
+                for (pos, e) in errors.drain(..) {
+                    c.err(pos, "TEMPLATE_SYNTAX", e, None, Some(&q));
+                }
+                c.check_tree(&input, scope, Some(&q));
+                // where each path's value comes from
+                let mut origins: HashMap<String, Origin> = HashMap::new();
+                collect_origins(&input, &mut String::new(), &mut origins);
+                let at: HashMap<String, (Pos, Origin)> = at_pos
+                    .into_iter()
+                    .map(|(k, p)| {
+                        let o = origins.get(&k).cloned().unwrap_or(Origin::Fixed);
+                        (k, (p, o))
+                    })
+                    .collect();
+                let when = spec.when.as_ref().and_then(|w| {
+                    match templates.compile_expression(&w.value, w.pos) {
+                        Ok(t) => {
+                            c.check_refs(&t, scope, Some(&q));
+                            Some(t)
+                        }
+                        Err(e) => {
+                            c.err(
+                                w.pos,
+                                "TEMPLATE_SYNTAX",
+                                format!("when: {e}"),
+                                None,
+                                Some(&q),
+                            );
+                            None
+                        }
+                    }
+                });
+                let out_shape = output_shape(&spec.action.value, spec.wait.is_some());
+                let mut expect = Vec::new();
+                for (k, v) in &spec.expect {
+                    let segs: Vec<&str> = k.name.split('.').collect();
+                    let target = out_shape.and_then(|s| m.shape_at_path(s, &segs));
+                    if target.is_none() {
+                        if let Some(s) = out_shape {
+                            let names: Vec<&str> = m
+                                .shape(s)
+                                .members()
+                                .iter()
+                                .map(|mm| mm.name.as_str())
+                                .collect();
+                            let sug = model::nearest(segs[0], names.iter().copied());
+                            let what = if spec.wait.is_some() {
+                                format!("{} (waited: the task summary)", spec.action.value)
+                            } else {
+                                spec.action.value.clone()
+                            };
+                            c.err(
+                                k.pos,
+                                "UNKNOWN_OUTPUT_MEMBER",
+                                format!(
+                                "expect: {} is not an output member of {what}, which returns: {}",
+                                k.name,
+                                names.join(", ")
+                            ),
+                                sug,
+                                Some(&q),
+                            );
+                        }
+                        continue;
+                    }
+                    let mut errors = Vec::new();
+                    let node = templates.compile_tree(
+                        v,
+                        target,
+                        &mut String::new(),
+                        &mut HashMap::new(),
+                        &mut errors,
+                    );
+                    for (pos, e) in errors {
+                        c.err(
+                            pos,
+                            "TEMPLATE_SYNTAX",
+                            format!("expect {}: {e}", k.name),
+                            None,
+                            Some(&q),
+                        );
+                    }
+                    c.check_tree(&node, scope, Some(&q));
+                    expect.push((k.name.clone(), k.pos, node));
+                }
+                let waitable = playbook::WAITABLE
+                    .iter()
+                    .find(|(a, _, _)| *a == spec.action.value);
+                Step {
+                    id: spec.id.value.clone(),
+                    action: spec.action.value.clone(),
+                    wait: spec.wait.as_ref().map(|w| w.timeout),
+                    poll_interval: spec
+                        .wait
+                        .as_ref()
+                        .map(|w| w.interval)
+                        .unwrap_or(playbook::DEFAULT_WAIT_INTERVAL),
+                    poll_action: spec.wait.as_ref().and(waitable.map(|(_, l, _)| *l)),
+                    setup: spec.setup,
+                    description: spec.description.clone(),
+                    pos: spec.pos,
+                    input,
+                    input_pos,
+                    at,
+                    when,
+                    expect,
+                }
+            };
+        let setup: Vec<Step> = pb
+            .setup
+            .iter()
+            .enumerate()
+            .map(|(i, s)| compile_step(&mut c, s, i, &mut templates))
+            .collect();
+        let steps: Vec<Step> = pb
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| compile_step(&mut c, s, i, &mut templates))
+            .collect();
+
+        // the row key
+        let mut key_templates = Templates::new();
+        let key = match &pb.key {
+            Some(n) => {
+                let src = match &n.value {
+                    playbook::Value::Str(s) => s.clone(),
+                    _ => String::new(),
+                };
+                match key_templates.compile(&src, n.pos, None) {
+                    Ok(Some(t)) => {
+                        c.check_refs(&t, Scope::Key, None);
+                        Some(t)
+                    }
+                    Ok(None) => {
+                        c.err(n.pos, "INVALID_ROW_KEY", format!("input.key {src:?} is the same for every row; use a template such as \"{{{{ row.id }}}}\""), None, None);
+                        None
+                    }
+                    Err(e) => {
+                        c.err(
+                            n.pos,
+                            "TEMPLATE_SYNTAX",
+                            format!("input.key: {e}"),
+                            None,
+                            None,
+                        );
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        // ledger columns
+        let mut ledger = Vec::new();
+        for (k, n) in &pb.ledger_columns {
+            let src = match &n.value {
+                playbook::Value::Str(s) => s.clone(),
+                _ => continue,
+            };
+            match templates.compile(&src, n.pos, None) {
+                Ok(Some(t)) => {
+                    c.check_refs(&t, Scope::Ledger, None);
+                    ledger.push((k.name.clone(), t));
+                }
+                Ok(None) => {
+                    // a constant column: a template that renders the literal
+                    if let Ok(Some(t)) = templates.compile(
+                        &format!(
+                            "{{{{ {} }}}}",
+                            serde_json::to_string(&src).unwrap_or_default()
+                        ),
+                        n.pos,
+                        None,
+                    ) {
+                        ledger.push((k.name.clone(), t));
+                    }
+                }
+                Err(e) => c.err(
+                    n.pos,
+                    "TEMPLATE_SYNTAX",
+                    format!("ledger column {}: {e}", k.name),
+                    None,
+                    None,
+                ),
+            }
+        }
+        let Compiler {
+            diags, row_refs, ..
+        } = c;
+        let mut diags = diags;
+        if diags.has_errors() {
+            diags.extend(warnings);
+            return Err(diags);
+        }
+        let mut all_warnings = warnings;
+        all_warnings.extend(diags);
+
+        // limits
+        let spec = &pb.limits;
+        let mut rates: Vec<(RateTarget, f64)> = QuotaClass::ALL
+            .iter()
+            .map(|c| (RateTarget::Class(*c), c.documented().rate))
+            .collect();
+        for (t, r) in &spec.rates {
+            match rates.iter_mut().find(|(x, _)| *x == t.value) {
+                Some(e) => e.1 = r.value,
+                None => rates.push((t.value.clone(), r.value)),
+            }
+        }
+        let mut daily: Vec<(QuotaClass, u64)> = QuotaClass::ALL
+            .iter()
+            .filter_map(|c| c.documented().daily.map(|d| (*c, d)))
+            .collect();
+        for (cl, n) in &spec.daily {
+            match daily.iter_mut().find(|(x, _)| *x == cl.value) {
+                Some(e) => e.1 = n.value,
+                None => daily.push((cl.value, n.value)),
+            }
+        }
+        let limits = Limits {
+            concurrency: spec
+                .concurrency
+                .as_ref()
+                .map(|c| c.value)
+                .unwrap_or(DEFAULT_CONCURRENCY),
+            rates,
+            daily,
+            max_failures: spec
+                .max_failures
+                .as_ref()
+                .map(|m| m.value)
+                .unwrap_or(MaxFailures::Percent(100.0)),
+        };
+        let vars_mj = MjValue::from_serialize(&vars);
+        let run_mj = minijinja::context! { name => pb.name.value.clone(), catalog => pb.catalog.value.clone() };
+        let keys = Arc::new(KeyRenderer {
+            templates: key_templates,
+            key,
+            vars: vars_mj.clone(),
+            run: run_mj.clone(),
+        });
+        Ok(Campaign {
+            playbook_path: args.playbook.clone(),
+            input_path,
+            input_display,
+            vars,
+            vars_mj,
+            run_mj,
+            limits,
+            setup,
+            steps,
+            templates,
+            keys,
+            ledger,
+            row_refs,
+            warnings: all_warnings,
+            digest: {
+                let d = Sha256::digest(text.as_bytes());
+                d.iter().map(|b| format!("{b:02x}")).collect()
+            },
+            playbook: pb,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.playbook.name.value
+    }
+    pub fn catalog(&self) -> &str {
+        &self.playbook.catalog.value
+    }
+    pub fn description(&self) -> Option<&str> {
+        self.playbook.description.as_deref()
+    }
+    pub fn playbook_path(&self) -> &Path {
+        &self.playbook_path
+    }
+    pub fn input_path(&self) -> &Path {
+        &self.input_path
+    }
+    pub fn vars(&self) -> &BTreeMap<String, J> {
+        &self.vars
+    }
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+    pub fn setup(&self) -> &[Step] {
+        &self.setup
+    }
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+    /// Hex SHA-256 of the playbook's text (for noticing an edited playbook on resume).
+    pub fn playbook_digest(&self) -> &str {
+        &self.digest
+    }
+    /// Warnings found while loading (they do not make the playbook invalid).
+    pub fn warnings(&self) -> &Diagnostics {
+        &self.warnings
+    }
+
+    fn loc(&self, pos: Pos) -> Location {
+        Location::Playbook {
+            file: self.playbook.file.clone(),
+            line: pos.line,
+            col: pos.col,
+        }
+    }
+
+    /// Open the CSV and check its header against the columns the templates read.
+    fn open_rows(&self) -> Result<Rows, Diagnostics> {
+        let reader = CsvReader::open(&self.input_path, &self.input_display)?;
+        let mut diags = Diagnostics::new();
+        let cols = reader.columns().clone();
+        let mut missing = 0;
+        let mut seen = HashSet::new();
+        for (pos, col, guarded) in &self.row_refs {
+            if cols.iter().any(|c| &**c == col) || !seen.insert((pos, col)) {
+                continue;
+            }
+            missing += 1;
+            let sug = model::nearest(col, cols.iter().map(|c| &**c));
+            let msg = format!(
+                "row.{col}: the CSV {} has no column {col:?} (columns: {})",
+                self.input_display,
+                cols.iter().map(|c| &**c).collect::<Vec<_>>().join(", ")
+            );
+            let d = if *guarded {
+                Diagnostic::warning(
+                    self.loc(*pos),
+                    "UNKNOWN_COLUMN",
+                    format!("{msg}; the default applies to every row"),
+                )
+            } else {
+                Diagnostic::error(self.loc(*pos), "UNKNOWN_COLUMN", msg)
+            };
+            diags.push(d.with_suggestion(sug));
+        }
+        let distinct: HashSet<&str> = self.row_refs.iter().map(|(_, c, _)| c.as_str()).collect();
+        if missing > 0
+            && !distinct.is_empty()
+            && distinct.iter().all(|c| !cols.iter().any(|h| &**h == *c))
+        {
+            // one finding says it all: the per-column ones would only repeat it
+            diags = Diagnostics::new();
+            diags.push(Diagnostic::error(
+                Location::Csv { file: self.input_display.clone(), line: 1, column: None },
+                "CSV_NO_HEADER",
+                format!(
+                    "the first line ({}) names none of the columns the playbook reads ({}); the CSV needs a header line naming its columns",
+                    cols.iter().map(|c| &**c).collect::<Vec<_>>().join(", "),
+                    { let mut v: Vec<&str> = distinct.into_iter().collect(); v.sort(); v.join(", ") }
+                ),
+            ));
+        }
+        if diags.has_errors() {
+            return Err(diags);
+        }
+        Ok(Rows {
+            reader,
+            keys: self.keys.clone(),
+            playbook_file: self.playbook.file.clone(),
+        })
+    }
+
+    /// Stream the rows of the input (keys rendered). Fails when the CSV cannot be opened, its
+    /// header is broken, or it lacks a column the templates read.
+    pub fn rows(&self) -> Result<Rows, Diagnostics> {
+        self.open_rows()
+    }
+
+    fn mj_ctx(&self, ctx: &RenderContext) -> MjValue {
+        let setup = MjValue::from_serialize(ctx.setup);
+        let steps = MjValue::from_serialize(ctx.steps);
+        match ctx.row {
+            Some(r) => {
+                minijinja::context! { row => r.to_mj(), vars => self.vars_mj.clone(), setup => setup, steps => steps, run => self.run_mj.clone() }
+            }
+            None => {
+                minijinja::context! { vars => self.vars_mj.clone(), setup => setup, steps => steps, run => self.run_mj.clone() }
+            }
+        }
+    }
+
+    /// Render a tree; template failures are collected with their member path.
+    fn render_tree(
+        &self,
+        n: &TNode,
+        ctx: &MjValue,
+        path: &mut String,
+        errs: &mut Vec<(String, String)>,
+    ) -> Option<J> {
+        match n {
+            TNode::Lit(v) => Some(v.clone()),
+            TNode::Tpl(t) => match self.templates.eval(t, ctx) {
+                Ok(v) => {
+                    let v = template::finish(v, t);
+                    match &v {
+                        J::Null => None,
+                        J::String(s) if s.is_empty() => None,
+                        _ => Some(v),
+                    }
+                }
+                Err(e) => {
+                    errs.push((path.clone(), e));
+                    None
+                }
+            },
+            TNode::Arr(items) => Some(J::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, it)| {
+                        let len = path.len();
+                        path.push_str(&format!("[{i}]"));
+                        let v = self.render_tree(it, ctx, path, errs);
+                        path.truncate(len);
+                        v
+                    })
+                    .collect(),
+            )),
+            TNode::Obj(es) => Some(J::Object(
+                es.iter()
+                    .filter_map(|(k, it)| {
+                        let len = path.len();
+                        if !path.is_empty() {
+                            path.push('.');
+                        }
+                        path.push_str(k);
+                        let v = self.render_tree(it, ctx, path, errs);
+                        path.truncate(len);
+                        v.map(|v| (k.clone(), v))
+                    })
+                    .collect(),
+            )),
+        }
+    }
+
+    /// Fill `Catalog` and `ClientToken` where the operation has them and they are not given.
+    fn fill(&self, step: &Step, key: &str, req: &mut J) {
+        let m = model::model();
+        let Some(op) = m.operation(&step.action) else {
+            return;
+        };
+        let Some(obj) = req.as_object_mut() else {
+            return;
+        };
+        if let Some(input) = op.input {
+            if m.shape(input).member("Catalog").is_some() && !obj.contains_key("Catalog") {
+                obj.insert("Catalog".into(), J::String(self.catalog().to_string()));
+            }
+        }
+        if let Some(tok) = op.idempotency_member() {
+            if !obj.contains_key(tok) {
+                obj.insert(
+                    tok.into(),
+                    J::String(client_token(self.name(), key, &step.id)),
+                );
+            }
+        }
+    }
+
+    fn render_mj(&self, step: &Step, key: &str, ctx: &MjValue) -> (J, Vec<(String, String)>) {
+        let mut errs = Vec::new();
+        let mut req = self
+            .render_tree(&step.input, ctx, &mut String::new(), &mut errs)
+            .unwrap_or(J::Object(Map::new()));
+        if !req.is_object() {
+            req = J::Object(Map::new());
+        }
+        self.fill(step, key, &mut req);
+        (req, errs)
+    }
+
+    /// Locate a member path of a step's input: its position and where the value comes from.
+    fn locate(&self, step: &Step, path: &str) -> (Pos, Origin) {
+        let mut p = path;
+        loop {
+            if let Some((pos, o)) = step.at.get(p) {
+                return (*pos, o.clone());
+            }
+            if p.is_empty() {
+                return (step.input_pos, Origin::Fixed);
+            }
+            let cut = p.rfind(['.', '[']).unwrap_or(0);
+            p = &p[..cut];
+        }
+    }
+
+    fn csv_origin(&self, o: &Origin, row: Option<&Row>) -> Option<Location> {
+        let row = row?;
+        match o {
+            Origin::Fixed => None,
+            Origin::Column(c) => Some(Location::Csv {
+                file: self.input_display.clone(),
+                line: row.line,
+                column: Some(c.clone()),
+            }),
+            Origin::Row => Some(Location::Csv {
+                file: self.input_display.clone(),
+                line: row.line,
+                column: None,
+            }),
+        }
+    }
+
+    /// A template failure at `path` of a step's input. At run time the row's line is always
+    /// named; in a dry run a failure that does not depend on the row names none (and is then
+    /// reported once for all rows).
+    fn template_diag(
+        &self,
+        step: &Step,
+        path: &str,
+        msg: String,
+        row: Option<&Row>,
+        runtime: bool,
+    ) -> Diagnostic {
+        let (pos, o) = self.locate(step, path);
+        let mut d = Diagnostic::error(self.loc(pos), "TEMPLATE_ERROR", msg)
+            .with_step(step.qualified())
+            .with_member(path)
+            .with_origin(self.csv_origin(&o, row).or_else(|| {
+                row.filter(|_| runtime).map(|r| Location::Csv {
+                    file: self.input_display.clone(),
+                    line: r.line,
+                    column: None,
+                })
+            }));
+        if let Some(r) = row {
+            d = d.with_row(r.index);
+        }
+        d
+    }
+
+    /// The final request of a step: templates rendered, `Catalog` and `ClientToken` filled.
+    pub fn render(&self, step: &Step, ctx: &RenderContext) -> Result<J, Diagnostic> {
+        let mj = self.mj_ctx(ctx);
+        let key = if step.setup {
+            SETUP_KEY
+        } else {
+            ctx.row.map(|r| r.key.as_str()).unwrap_or(SETUP_KEY)
+        };
+        let (req, errs) = self.render_mj(step, key, &mj);
+        if let Some((path, msg)) = errs.into_iter().next() {
+            return Err(self.template_diag(step, &path, msg, ctx.row, true));
+        }
+        Ok(req)
+    }
+
+    /// Whether a step runs (true when it has no `when`).
+    pub fn when(&self, step: &Step, ctx: &RenderContext) -> Result<bool, Diagnostic> {
+        let Some(w) = &step.when else { return Ok(true) };
+        self.templates.truth(w, &self.mj_ctx(ctx)).map_err(|e| {
+            let mut d = Diagnostic::error(self.loc(w.pos), "TEMPLATE_ERROR", format!("when: {e}"))
+                .with_step(step.qualified());
+            if let Some(r) = ctx.row {
+                d = d.with_row(r.index).with_origin(Some(Location::Csv {
+                    file: self.input_display.clone(),
+                    line: r.line,
+                    column: None,
+                }));
+            }
+            d
+        })
+    }
+
+    /// Compare a step's output with its `expect`. `Err` describes every mismatch.
+    pub fn check_expect(&self, step: &Step, output: &J, ctx: &RenderContext) -> Result<(), String> {
+        if step.expect.is_empty() {
+            return Ok(());
+        }
+        let mj = self.mj_ctx(ctx);
+        let mut problems = Vec::new();
+        for (path, _, node) in &step.expect {
+            let mut errs = Vec::new();
+            let want = self.render_tree(node, &mj, &mut String::new(), &mut errs);
+            if let Some((_, e)) = errs.first() {
+                problems.push(format!("expect {path}: {e}"));
+                continue;
+            }
+            let want = want.unwrap_or(J::Null);
+            let got = path.split('.').try_fold(output, |v, seg| v.get(seg));
+            let same = match (got, &want) {
+                (Some(g), w) if g == w => true,
+                (Some(J::String(g)), J::Number(n)) => g == &n.to_string(),
+                (Some(J::Number(n)), J::String(w)) => &n.to_string() == w,
+                (Some(J::Bool(b)), J::String(w)) => &b.to_string() == w,
+                (None, J::Null) => true,
+                _ => false,
+            };
+            if !same {
+                match got {
+                    Some(g) => problems.push(format!("{path} is {g}, expected {want}")),
+                    None => problems.push(format!(
+                        "{path} is missing from the output, expected {want}"
+                    )),
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// The configured ledger columns, rendered (a column that fails to render is empty).
+    pub fn ledger_columns(&self, ctx: &RenderContext) -> Vec<(String, String)> {
+        if self.ledger.is_empty() {
+            return Vec::new();
+        }
+        let mj = self.mj_ctx(ctx);
+        self.ledger
+            .iter()
+            .map(|(name, t)| {
+                let v = match self.templates.eval(t, &mj) {
+                    Ok(J::String(s)) => s,
+                    Ok(J::Null) | Err(_) => String::new(),
+                    Ok(other) => other.to_string(),
+                };
+                (name.clone(), v)
+            })
+            .collect()
+    }
+
+    /// The request that polls a waiting step's tasks: its `List…Tasks` operation with
+    /// `Catalog` and up to 10 task ids. `None` when the step does not wait.
+    pub fn poll_request(&self, step: &Step, task_ids: &[String]) -> Option<(&'static str, J)> {
+        let op = step.poll_action?;
+        Some((
+            op,
+            serde_json::json!({ "Catalog": self.catalog(), "TaskIdentifier": task_ids }),
+        ))
+    }
+
+    /// A step of `setup` or `steps` by id.
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.setup.iter().chain(&self.steps).find(|s| s.id == id)
+    }
+
+    pub fn ledger_column_names(&self) -> Vec<String> {
+        self.ledger.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Placeholder outputs for offline checks: `{id: {Member: "<deferred>"}}`.
+    fn placeholders(&self, steps: &[Step], root: &str) -> Map<String, J> {
+        steps
+            .iter()
+            .map(|s| {
+                let v = match s.output_shape() {
+                    Some(shape) => template::placeholder(shape, &format!("{root}.{}", s.id), 0),
+                    None => J::Object(Map::new()),
+                };
+                (s.id.clone(), v)
+            })
+            .collect()
+    }
+
+    /// The full dry run: every step of every row rendered and validated.
+    pub fn validate(&self) -> Report {
+        self.validate_with(0)
+    }
+
+    /// [`Campaign::validate`], keeping the first `show` rendered requests.
+    pub fn validate_with(&self, show: usize) -> Report {
+        let mut v = check::Checker::new(self, show);
+        v.run();
+        v.finish()
+    }
+}
+
+/// Whether any template of a tree reads the row.
+fn reads_row(n: &TNode) -> bool {
+    match n {
+        TNode::Lit(_) => false,
+        TNode::Tpl(t) => origin_of(t) != Origin::Fixed,
+        TNode::Arr(items) => items.iter().any(reads_row),
+        TNode::Obj(es) => es.iter().any(|(_, i)| reads_row(i)),
+    }
+}
+
+fn collect_origins(n: &TNode, path: &mut String, out: &mut HashMap<String, Origin>) {
+    match n {
+        TNode::Lit(_) => {}
+        TNode::Tpl(t) => {
+            out.insert(path.clone(), origin_of(t));
+        }
+        TNode::Arr(items) => {
+            for (i, it) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                collect_origins(it, path, out);
+                path.truncate(len);
+            }
+        }
+        TNode::Obj(es) => {
+            for (k, it) in es {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                collect_origins(it, path, out);
+                path.truncate(len);
+            }
+        }
+    }
+}
+
+// The engine holds a Campaign in an Arc across tasks and moves Rows into a task.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Campaign>();
+    send::<Rows>();
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_tokens_are_deterministic_and_fit_both_patterns() {
+        let t = client_token("q4-invites", "123456789012", "invite");
+        assert_eq!(t, client_token("q4-invites", "123456789012", "invite"));
+        assert_ne!(t, client_token("q4-invites", "123456789012", "check"));
+        assert_eq!(t.len(), 47);
+        assert!(t.starts_with("cosell-") && t.bytes().all(|b| (b'!'..=b'~').contains(&b)));
+    }
+
+    fn load(playbook: &str) -> Campaign {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        Campaign::load(&crate::cli::CampaignArgs {
+            playbook: root.join(playbook),
+            input: None,
+            vars: vec![],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_runtime_api_renders_real_outputs() {
+        let c = load("playbooks/invite-partners.yaml");
+        assert_eq!(c.name(), "q4-reseller-invites");
+        assert_eq!(c.catalog(), "Sandbox");
+        assert_eq!(c.playbook_digest().len(), 64);
+        assert!(c.input_path().ends_with("examples/partners.csv"));
+        assert_eq!(c.limits().concurrency, 8);
+        assert_eq!(c.limits().class_rate(QuotaClass::Write), 1.0);
+        assert_eq!(c.limits().max_failures, MaxFailures::Percent(5.0));
+        assert_eq!(c.setup()[0].id, "engagement");
+        let steps: Vec<&str> = c.steps().iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(steps, ["invite", "check"]);
+        let rows: Vec<Row> = c.rows().unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), 10);
+        assert_eq!(rows[1].key, "222233334444");
+        assert_eq!(rows[1].line, 3);
+        assert_eq!(rows[1].get("company"), Some("Contoso Ltd"));
+
+        let empty = Map::new();
+        let setup_req = c
+            .render(
+                &c.setup()[0],
+                &RenderContext {
+                    row: None,
+                    setup: &empty,
+                    steps: &empty,
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            setup_req["ClientToken"],
+            client_token("q4-reseller-invites", SETUP_KEY, "engagement")
+        );
+        assert_eq!(setup_req["Catalog"], "Sandbox");
+
+        let mut setup = Map::new();
+        setup.insert(
+            "engagement".into(),
+            serde_json::json!({"Id": "eng-abcdefghij1234"}),
+        );
+        let ctx = RenderContext {
+            row: Some(&rows[1]),
+            setup: &setup,
+            steps: &empty,
+        };
+        let req = c.render(&c.steps()[0], &ctx).unwrap();
+        assert_eq!(req["EngagementIdentifier"], "eng-abcdefghij1234");
+        assert_eq!(
+            req["Invitation"]["Message"],
+            "Join us, Contoso: Q4 data platform"
+        );
+        assert_eq!(
+            req["ClientToken"],
+            client_token("q4-reseller-invites", "222233334444", "invite")
+        );
+        assert!(model::model()
+            .validate_input("CreateEngagementInvitation", &req)
+            .is_empty());
+
+        let mut steps = Map::new();
+        steps.insert(
+            "invite".into(),
+            serde_json::json!({"Id": "engi-0123456789abc", "Arn": "arn:x"}),
+        );
+        let ctx = RenderContext {
+            row: Some(&rows[1]),
+            setup: &setup,
+            steps: &steps,
+        };
+        let check = &c.steps()[1];
+        assert_eq!(
+            c.render(check, &ctx).unwrap()["Identifier"],
+            "engi-0123456789abc"
+        );
+        assert!(c.when(check, &ctx).unwrap());
+        assert_eq!(
+            c.check_expect(check, &serde_json::json!({"Status": "PENDING"}), &ctx),
+            Ok(())
+        );
+        assert_eq!(
+            c.check_expect(check, &serde_json::json!({"Status": "EXPIRED"}), &ctx),
+            Err("Status is \"EXPIRED\", expected \"PENDING\"".to_string())
+        );
+        steps.insert("check".into(), serde_json::json!({"Status": "PENDING"}));
+        let ctx = RenderContext {
+            row: Some(&rows[1]),
+            setup: &setup,
+            steps: &steps,
+        };
+        assert_eq!(c.ledger_column_names(), ["invitation_id", "status"]);
+        assert_eq!(
+            c.ledger_columns(&ctx),
+            [
+                (
+                    "invitation_id".to_string(),
+                    "engi-0123456789abc".to_string()
+                ),
+                ("status".to_string(), "PENDING".to_string())
+            ]
+        );
+        // a missing output renders a template error, located at the template and the row
+        let ctx = RenderContext {
+            row: Some(&rows[1]),
+            setup: &empty,
+            steps: &empty,
+        };
+        let e = c.render(&c.steps()[0], &ctx).unwrap_err();
+        assert_eq!(e.code, "TEMPLATE_ERROR");
+        assert_eq!(e.member.as_deref(), Some("EngagementIdentifier"));
+        assert!(
+            e.render_text()
+                .contains("invite-partners.yaml:29:29: error[TEMPLATE_ERROR]"),
+            "{}",
+            e.render_text()
+        );
+    }
+
+    #[test]
+    fn when_decides_and_waits_poll_the_task_list() {
+        let c = load("playbooks/accept-invitations.yaml");
+        let accept = &c.steps()[1];
+        assert_eq!(accept.wait, Some(Duration::from_secs(600)));
+        assert_eq!(
+            accept.poll_action,
+            Some("ListEngagementByAcceptingInvitationTasks")
+        );
+        let rows: Vec<Row> = c.rows().unwrap().map(|r| r.unwrap()).collect();
+        let empty = Map::new();
+        let mut steps = Map::new();
+        steps.insert("check".into(), serde_json::json!({"Status": "ACCEPTED"}));
+        let ctx = RenderContext {
+            row: Some(&rows[0]),
+            setup: &empty,
+            steps: &steps,
+        };
+        assert!(!c.when(accept, &ctx).unwrap());
+        let ok = serde_json::json!({"TaskId": "task-0123456789abc", "TaskStatus": "COMPLETE"});
+        let (op, poll) = c
+            .poll_request(accept, &["task-0123456789abc".to_string()])
+            .unwrap();
+        assert!(
+            model::model().validate_input(op, &poll).is_empty(),
+            "{poll}"
+        );
+        assert!(c.poll_request(c.step("check").unwrap(), &[]).is_none());
+        assert_eq!(c.check_expect(accept, &ok, &ctx), Ok(()));
+    }
+
+    #[test]
+    fn paths_normalize() {
+        assert_eq!(
+            normalize(Path::new("playbooks/../examples/a.csv")),
+            PathBuf::from("examples/a.csv")
+        );
+        assert_eq!(normalize(Path::new("../x.csv")), PathBuf::from("../x.csv"));
+    }
+}

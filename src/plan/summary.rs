@@ -1,0 +1,285 @@
+//! The plan summary: calls per action and quota class, the lower bound on the run's duration
+//! at the configured rates, and how the rolling 24-hour budgets split the run.
+
+use super::{Campaign, Limits, Step};
+use crate::model::QuotaClass;
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// Poll rounds assumed per batch of (up to 10) waiting tasks: an estimate, the real number
+/// depends on how fast the service finishes the tasks.
+pub const POLL_ROUNDS_ESTIMATE: u64 = 3;
+/// Task ids one List…Tasks call can poll.
+pub const POLL_BATCH: u64 = 10;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionCalls {
+    pub action: String,
+    pub class: String,
+    pub calls: u64,
+    /// Polling counts are estimates.
+    pub estimate: bool,
+    /// A step with `when` may run on fewer rows: the count is an upper bound.
+    pub at_most: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassCalls {
+    pub class: String,
+    pub calls: u64,
+    /// Requests per second.
+    pub rate: f64,
+    /// calls / rate.
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily_budget: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DailySplit {
+    pub class: String,
+    pub calls: u64,
+    pub budget: u64,
+    /// Rows that fit in one rolling 24-hour window.
+    pub rows_per_window: u64,
+    pub windows: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub name: String,
+    pub catalog: String,
+    pub rows: u64,
+    pub actions: Vec<ActionCalls>,
+    pub classes: Vec<ClassCalls>,
+    /// Lower bound on the run's duration, in seconds.
+    pub min_seconds: f64,
+    /// What bounds it (a class or operation and its rate).
+    pub bound_by: String,
+    pub fits_daily: bool,
+    pub splits: Vec<DailySplit>,
+}
+
+fn add(actions: &mut Vec<ActionCalls>, action: &str, calls: u64, estimate: bool, at_most: bool) {
+    if let Some(a) = actions.iter_mut().find(|a| a.action == action) {
+        a.calls += calls;
+        a.estimate |= estimate;
+        a.at_most |= at_most;
+    } else {
+        actions.push(ActionCalls {
+            action: action.to_string(),
+            class: QuotaClass::of(action).to_string(),
+            calls,
+            estimate,
+            at_most,
+        });
+    }
+}
+
+/// Calls of one class per row (fractional: polling is shared by 10 rows) and for setup.
+fn per_row(steps: &[Step], class: QuotaClass) -> f64 {
+    let mut n = 0.0;
+    for s in steps {
+        if QuotaClass::of(&s.action) == class {
+            n += 1.0;
+        }
+        if let Some(p) = s.poll_action {
+            if QuotaClass::of(p) == class {
+                n += POLL_ROUNDS_ESTIMATE as f64 / POLL_BATCH as f64;
+            }
+        }
+    }
+    n
+}
+
+pub fn summarize(c: &Campaign, rows: u64) -> Summary {
+    let limits: &Limits = c.limits();
+    let mut actions = Vec::new();
+    for s in c.setup() {
+        add(&mut actions, &s.action, 1, false, s.has_when());
+        if let Some(p) = s.poll_action {
+            add(&mut actions, p, POLL_ROUNDS_ESTIMATE, true, false);
+        }
+    }
+    for s in c.steps() {
+        add(&mut actions, &s.action, rows, false, s.has_when());
+        if let Some(p) = s.poll_action {
+            add(
+                &mut actions,
+                p,
+                rows.div_ceil(POLL_BATCH) * POLL_ROUNDS_ESTIMATE,
+                true,
+                s.has_when(),
+            );
+        }
+    }
+    let mut classes: Vec<ClassCalls> = Vec::new();
+    for a in &actions {
+        let class = QuotaClass::of(&a.action);
+        match classes.iter_mut().find(|c| c.class == class.name()) {
+            Some(cc) => cc.calls += a.calls,
+            None => classes.push(ClassCalls {
+                class: class.name().to_string(),
+                calls: a.calls,
+                rate: limits.class_rate(class),
+                seconds: 0.0,
+                daily_budget: limits.daily_budget(class),
+            }),
+        }
+    }
+    let mut min_seconds = 0.0f64;
+    let mut bound_by = String::new();
+    for cc in &mut classes {
+        cc.seconds = cc.calls as f64 / cc.rate;
+        if cc.seconds > min_seconds {
+            min_seconds = cc.seconds;
+            bound_by = format!("{} at {}/s", cc.class, fmt_rate(cc.rate));
+        }
+    }
+    for a in &actions {
+        if let Some(r) = limits.operation_rate(&a.action) {
+            let s = a.calls as f64 / r;
+            if s > min_seconds {
+                min_seconds = s;
+                bound_by = format!("{} at {}/s", a.action, fmt_rate(r));
+            }
+        }
+    }
+    let mut splits = Vec::new();
+    for cc in &classes {
+        let Some(budget) = cc.daily_budget else {
+            continue;
+        };
+        if cc.calls <= budget {
+            continue;
+        }
+        let class = QuotaClass::parse(&cc.class).unwrap_or(QuotaClass::Write);
+        let setup_calls = per_row(c.setup(), class).ceil() as u64;
+        let r = per_row(c.steps(), class);
+        let rows_per_window = if r > 0.0 {
+            ((budget.saturating_sub(setup_calls)) as f64 / r).floor() as u64
+        } else {
+            rows
+        };
+        let windows = if rows_per_window == 0 {
+            u64::MAX
+        } else {
+            rows.div_ceil(rows_per_window).max(1)
+        };
+        splits.push(DailySplit {
+            class: cc.class.clone(),
+            calls: cc.calls,
+            budget,
+            rows_per_window,
+            windows,
+        });
+    }
+    let max_windows = splits.iter().map(|s| s.windows).max().unwrap_or(1);
+    if max_windows > 1 && max_windows != u64::MAX {
+        let by_days = (max_windows - 1) as f64 * 86_400.0;
+        if by_days > min_seconds {
+            min_seconds = by_days;
+            bound_by = format!("the rolling 24-hour quota ({} windows)", max_windows);
+        }
+    }
+    Summary {
+        name: c.name().to_string(),
+        catalog: c.catalog().to_string(),
+        rows,
+        actions,
+        classes,
+        min_seconds,
+        bound_by,
+        fits_daily: splits.is_empty(),
+        splits,
+    }
+}
+
+fn fmt_rate(r: f64) -> String {
+    if r.fract() == 0.0 {
+        format!("{}", r as u64)
+    } else {
+        format!("{r:.3}").trim_end_matches('0').to_string()
+    }
+}
+
+/// `3h 12m 5s`.
+pub fn fmt_duration(secs: f64) -> String {
+    let s = secs.ceil() as u64;
+    let (d, h, m, s) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
+    let mut out = String::new();
+    if d > 0 {
+        let _ = write!(out, "{d}d ");
+    }
+    if d > 0 || h > 0 {
+        let _ = write!(out, "{h}h ");
+    }
+    if d > 0 || h > 0 || m > 0 {
+        let _ = write!(out, "{m}m ");
+    }
+    let _ = write!(out, "{s}s");
+    out
+}
+
+impl Summary {
+    pub fn render_text(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "plan {} (catalog {}): {} rows",
+            self.name, self.catalog, self.rows
+        );
+        let _ = writeln!(o, "\ncalls per action:");
+        let w = self
+            .actions
+            .iter()
+            .map(|a| a.action.len())
+            .max()
+            .unwrap_or(0);
+        for a in &self.actions {
+            let note = match (a.estimate, a.at_most) {
+                (true, _) => "  (estimate: task polling, 10 tasks per call)",
+                (false, true) => "  (at most: the step has a `when`)",
+                _ => "",
+            };
+            let _ = writeln!(o, "  {:<w$}  {:>9}  {}{note}", a.action, a.calls, a.class);
+        }
+        let _ = writeln!(o, "\ncalls per quota class:");
+        for c in &self.classes {
+            let daily = match c.daily_budget {
+                Some(b) => format!(", {b} per 24 h"),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                o,
+                "  {:<16}  {:>9}  at {}/s{daily}: at least {}",
+                c.class,
+                c.calls,
+                fmt_rate(c.rate),
+                fmt_duration(c.seconds)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "\nminimum duration: {} (bound by {})",
+            fmt_duration(self.min_seconds),
+            if self.bound_by.is_empty() {
+                "nothing"
+            } else {
+                &self.bound_by
+            }
+        );
+        if self.fits_daily {
+            let _ = writeln!(o, "rolling 24-hour quotas: the campaign fits");
+        } else {
+            for s in &self.splits {
+                if s.windows == u64::MAX {
+                    let _ = writeln!(o, "rolling 24-hour quotas: {} needs {} calls but its budget is {}: not even one row fits; raise limits.daily.{}", s.class, s.calls, s.budget, s.class);
+                } else {
+                    let _ = writeln!(o, "rolling 24-hour quotas: {} needs {} calls, budget {} per 24 h: the run is split into {} windows of at most {} rows; it stops (exit 3) at the budget and `cosell resume` continues once the window rolls", s.class, s.calls, s.budget, s.windows, s.rows_per_window);
+                }
+            }
+        }
+        o
+    }
+}
