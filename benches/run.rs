@@ -66,7 +66,9 @@ fn emulator(quotas: &str) -> (tokio::runtime::Runtime, cosell::emulator::Emulato
         .enable_all()
         .build()
         .unwrap();
-    let h = rt.block_on(cosell::emulator::start(cfg, args.bind)).unwrap();
+    let h = rt
+        .block_on(cosell::emulator::start(cfg, args.bind))
+        .unwrap();
     (rt, h)
 }
 
@@ -83,8 +85,8 @@ fn run(url: &str, csv: &Path, dir: &Path, rates: &[&str]) -> (f64, f64, i32) {
         .args(["--endpoint-url", url, "--concurrency", "16"])
         .env("AWS_ACCESS_KEY_ID", "111111111111")
         .env("AWS_SECRET_ACCESS_KEY", "bench")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdout(std::process::Stdio::null());
     for r in rates {

@@ -11,17 +11,20 @@ use super::progress::{fmt_duration, Progress};
 use super::sdk::{ConnectOptions, SdkClient};
 use crate::cli::{CampaignArgs, ConnectionArgs, ResumeArgs, RunArgs};
 use crate::exit;
-use crate::journal::{self, JournalWriter, Record, RowRef, RowStatus, RunState, StepState};
-use crate::ledger::{id_of, LedgerRow, LedgerWriter};
+use crate::journal::{self, JournalWriter, Record, RowStatus, RunState, StepState};
+use crate::ledger::{LedgerRow, LedgerWriter};
 use crate::model::QuotaClass;
 use crate::plan::{Campaign, RateTarget, RenderContext};
 use crate::rundir::{digest_file, digest_vars, Digests, Manifest, RunDir, RUN_FORMAT};
-use serde_json::{Map, Value};
+use serde_json::Map;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+/// The partner account `--emulate` calls as.
+pub const EMULATED_ACCOUNT: &str = "123456789012";
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -92,6 +95,7 @@ pub fn run_command(args: RunArgs) -> i32 {
         catalog: campaign.catalog().to_string(),
         digests,
         cosell_version: env!("CARGO_PKG_VERSION").to_string(),
+        setup_steps: campaign.setup().len(),
         step_ids,
         ledger_columns: campaign.ledger_column_names(),
     };
@@ -180,7 +184,7 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
     };
     let journal_path = rundir.journal_path();
     let mut records = match journal::read(&journal_path) {
-        Ok(r) => r,
+        Ok(r) => r.records,
         Err(e) => {
             err(e);
             return exit::ENVIRONMENT;
@@ -238,7 +242,8 @@ fn daily_seeds(campaign: &Campaign, records: &[Record]) -> Vec<(QuotaClass, Syst
         .filter_map(|r| match r {
             Record::StepStarted { step, at, .. } => {
                 let t: SystemTime = chrono::DateTime::parse_from_rfc3339(at).ok()?.into();
-                (t > horizon).then(|| (QuotaClass::of(action.get(step.as_str())?), t))
+                let op = action.get(step.as_str())?;
+                (t > horizon).then(|| (QuotaClass::of(op), t))
             }
             _ => None,
         })
@@ -385,12 +390,16 @@ fn execute(
                     return exit::ENVIRONMENT;
                 }
             };
-            eprintln!("emulating Partner Central at {} (nothing leaves this machine)", handle.url());
+            eprintln!(
+                "emulating Partner Central at {} (nothing leaves this machine)",
+                handle.url()
+            );
             let c = SdkClient::connect(&ConnectOptions {
                 endpoint_url: Some(handle.url()),
                 profile: None,
                 region: conn.region.clone(),
-                static_credentials: Some(("111122223333".into(), "emulator".into())),
+                // the rehearsal's sender: the AWS documentation's example account
+                static_credentials: Some((EMULATED_ACCOUNT.into(), "emulator".into())),
             })
             .await;
             emulator = Some(handle);
@@ -411,7 +420,10 @@ fn execute(
                 return exit::ENVIRONMENT;
             }
         };
-        let code = drive(campaign, rundir, client, conn, rates, total_rows, prior, prelude).await;
+        let code = drive(
+            campaign, rundir, client, conn, rates, total_rows, prior, prelude,
+        )
+        .await;
         if let Some(h) = emulator {
             let _ = h.shutdown().await;
         }
@@ -434,10 +446,23 @@ async fn drive<C: ApiClient>(
     let mut journal = match JournalWriter::open(&journal_path) {
         Ok(j) => j,
         Err(e) => {
-            err(format!("cannot open the journal {}: {e}", journal_path.display()));
+            err(format!(
+                "cannot open the journal {}: {e}",
+                journal_path.display()
+            ));
             return exit::ENVIRONMENT;
         }
     };
+    if journal.is_empty() {
+        let header = Record::Header {
+            format: journal::JOURNAL_FORMAT,
+            run_id: rundir.manifest().run_id.clone(),
+        };
+        if let Err(e) = journal.append(&header) {
+            err(format!("cannot write the journal: {e}"));
+            return exit::ENVIRONMENT;
+        }
+    }
     let limits = Arc::new(Limits::new(rates));
     for (c, t) in &prelude.seeds {
         limits.seed_daily(*c, *t);
@@ -450,7 +475,18 @@ async fn drive<C: ApiClient>(
     }
     let limits_cfg = campaign.limits();
     let concurrency = conn.concurrency.unwrap_or(limits_cfg.concurrency);
-    let opts = Options::new(concurrency, limits_cfg.max_failures.clone(), total_rows);
+    let mut opts = Options::new(concurrency, limits_cfg.max_failures, total_rows);
+    // poll as often as the most eager `wait` step asks
+    if let Some(p) = campaign
+        .setup()
+        .iter()
+        .chain(campaign.steps())
+        .filter(|s| s.wait.is_some())
+        .map(|s| s.poll_interval)
+        .min()
+    {
+        opts.poll_interval = p;
+    }
     let per_row = per_row_calls(&campaign);
     let class_rates: BTreeMap<QuotaClass, f64> = QuotaClass::ALL
         .iter()
@@ -514,30 +550,8 @@ pub struct LedgerCounts {
 
 /// Rebuild the ledger from the journal: one line per input row, in input order.
 pub fn write_ledger(campaign: &Campaign, rundir: &RunDir) -> Result<LedgerCounts, String> {
-    let records = journal::read(&rundir.journal_path()).map_err(|e| e.to_string())?;
-    // first start and finish time of each row
-    let mut times: HashMap<u64, (String, String)> = HashMap::new();
-    for r in &records {
-        match r {
-            Record::StepStarted {
-                row: RowRef::Row(i),
-                at,
-                ..
-            } => {
-                times.entry(*i).or_insert_with(|| (at.clone(), String::new()));
-            }
-            Record::RowFinished {
-                row: RowRef::Row(i),
-                at,
-                ..
-            } => {
-                times.entry(*i).or_default().1 = at.clone();
-            }
-            _ => {}
-        }
-    }
-    let state = journal::replay(&records);
-    drop(records);
+    let (state, _torn) =
+        journal::read_and_replay(&rundir.journal_path()).map_err(|e| e.to_string())?;
     let mut setup = Map::new();
     for s in campaign.setup() {
         if let Some(StepState::Succeeded { output }) = state.setup.steps.get(&s.id) {
@@ -545,75 +559,42 @@ pub fn write_ledger(campaign: &Campaign, rundir: &RunDir) -> Result<LedgerCounts
         }
     }
     let step_ids: Vec<String> = campaign.steps().iter().map(|s| s.id.clone()).collect();
-    let mut writer = LedgerWriter::create(
-        rundir.path(),
-        &step_ids,
-        &campaign.ledger_column_names(),
-    )
-    .map_err(|e| e.to_string())?;
-    let rows = campaign.rows().map_err(|d| d.render_text())?;
+    let mut writer =
+        LedgerWriter::create(rundir.path(), &step_ids, &campaign.ledger_column_names())
+            .map_err(|e| e.to_string())?;
     let mut counts = LedgerCounts {
         csv: rundir.path().join("ledger.csv"),
         ..LedgerCounts::default()
     };
+    let rows = campaign.rows().map_err(|d| d.render_text())?;
     for row in rows {
         let row = row.map_err(|d| d.to_string())?;
         let rs = state.rows.get(&row.index);
-        let mut outputs = Map::new();
-        let mut ids = Vec::new();
-        let (mut error_step, mut error_code, mut error_message) =
-            (String::new(), String::new(), String::new());
-        if let Some(rs) = rs {
-            for s in campaign.steps() {
-                match rs.steps.get(&s.id) {
-                    Some(StepState::Succeeded { output }) => {
-                        if let Some(id) = id_of(output) {
-                            ids.push((s.id.clone(), id));
-                        }
-                        outputs.insert(s.id.clone(), output.clone());
-                    }
-                    Some(StepState::Failed { code, message }) => {
-                        error_step = s.id.clone();
-                        error_code = code.clone();
-                        error_message = message.clone();
-                    }
-                    Some(StepState::Waiting { task_id, .. }) => {
-                        ids.push((s.id.clone(), task_id.clone()));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let (status, n) = match rs.and_then(|r| r.status) {
-            Some(RowStatus::Succeeded) => ("succeeded", &mut counts.succeeded),
-            Some(RowStatus::Failed) => ("failed", &mut counts.failed),
-            Some(RowStatus::Skipped) => ("skipped", &mut counts.skipped),
-            None if rs.is_some() => ("in_flight", &mut counts.in_flight),
-            None => ("pending", &mut counts.pending),
+        let n = match rs.map(|r| r.status) {
+            Some(Some(RowStatus::Succeeded)) => &mut counts.succeeded,
+            Some(Some(RowStatus::Failed)) => &mut counts.failed,
+            Some(Some(RowStatus::Skipped)) => &mut counts.skipped,
+            Some(None) => &mut counts.in_flight,
+            None => &mut counts.pending,
         };
         *n += 1;
-        let ctx = RenderContext {
-            row: Some(&row),
-            setup: &setup,
-            steps: &outputs,
-        };
-        let columns = campaign.ledger_columns(&ctx);
-        let (started_at, finished_at) = times.remove(&row.index).unwrap_or_default();
-        writer
-            .write(&LedgerRow {
-                line: row.line,
-                key: row.key.clone(),
-                status: status.to_string(),
-                ids,
-                columns,
-                error_step,
-                error_code,
-                error_message,
-                started_at,
-                finished_at,
-                outputs,
+        let columns = {
+            let mut outputs = Map::new();
+            if let Some(rs) = rs {
+                for (id, st) in &rs.steps {
+                    if let StepState::Succeeded { output } = st {
+                        outputs.insert(id.clone(), output.clone());
+                    }
+                }
+            }
+            campaign.ledger_columns(&RenderContext {
+                row: Some(&row),
+                setup: &setup,
+                steps: &outputs,
             })
-            .map_err(|e| e.to_string())?;
+        };
+        let lr = LedgerRow::from_state(row.line, row.key.clone(), rs, &step_ids, columns);
+        writer.write(&lr).map_err(|e| e.to_string())?;
     }
     writer.finish().map_err(|e| e.to_string())?;
     Ok(counts)
@@ -647,11 +628,7 @@ fn print_summary(
     for (op, n) in &s.calls {
         let _ = writeln!(out, "  {op:<44} {n:>7}  ({})", QuotaClass::of(op));
     }
-    let _ = writeln!(
-        out,
-        "throttled {}   retries {}",
-        s.throttles, s.retries
-    );
+    let _ = writeln!(out, "throttled {}   retries {}", s.throttles, s.retries);
     let ratio = if bound > 0.0 {
         format!(" ({:.2}× the bound)", s.elapsed.as_secs_f64() / bound)
     } else {

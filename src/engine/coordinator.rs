@@ -54,9 +54,15 @@ impl Options {
 /// Why the run ended before every row was processed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stop {
-    MaxFailures { failed: u64, allowed: String },
+    MaxFailures {
+        failed: u64,
+        allowed: String,
+    },
     Daily(DailyExhausted),
-    SetupFailed { step: String, error: String },
+    SetupFailed {
+        step: String,
+        error: String,
+    },
     Interrupted,
     /// A second signal: leave at once.
     Aborted,
@@ -257,10 +263,12 @@ impl<C: ApiClient> Coordinator<C> {
     /// Make every appended record durable, then start the calls that depended on them.
     fn commit_and_spawn(&mut self) -> Result<(), EngineError> {
         if self.dirty {
-            self.journal.commit().map_err(|source| EngineError::Journal {
-                path: self.journal_path.clone(),
-                source,
-            })?;
+            self.journal
+                .commit()
+                .map_err(|source| EngineError::Journal {
+                    path: self.journal_path.clone(),
+                    source,
+                })?;
             self.dirty = false;
         }
         for (rref, step, op, request) in self.to_spawn.drain(..) {
@@ -473,8 +481,7 @@ impl<C: ApiClient> Coordinator<C> {
         let step = self.steps_of(rref)[step_idx].clone();
         match result {
             Ok(output) => {
-                if let (Some(timeout), Some(list_op)) = (step.wait, poll_operation(&step.action))
-                {
+                if let (Some(timeout), Some(list_op)) = (step.wait, poll_operation(&step.action)) {
                     let task_id = output.get("TaskId").and_then(Value::as_str);
                     let status = output.get("TaskStatus").and_then(Value::as_str);
                     match (task_id, status) {
@@ -756,7 +763,9 @@ impl<C: ApiClient> Coordinator<C> {
         let mut rows_exhausted = false;
         loop {
             // fill the window
-            while !rows_exhausted && self.stop.is_none() && self.active.len() < self.opts.concurrency
+            while !rows_exhausted
+                && self.stop.is_none()
+                && self.active.len() < self.opts.concurrency
             {
                 match rows.next() {
                     None => rows_exhausted = true,

@@ -61,7 +61,10 @@ impl Progress {
     }
 
     pub fn call(&mut self, class: QuotaClass) {
-        self.recent.entry(class).or_default().push_back(Instant::now());
+        self.recent
+            .entry(class)
+            .or_default()
+            .push_back(Instant::now());
     }
 
     pub fn row_finished(&mut self, status: RowStatus) {

@@ -212,6 +212,18 @@ pub struct LimitsSpec {
     pub max_failures: Option<Loc<MaxFailures>>,
 }
 
+/// The columns every ledger has (besides `<step>_id`); `ledger.columns` may not reuse them.
+pub const LEDGER_BUILTIN_COLUMNS: [&str; 8] = [
+    "row",
+    "key",
+    "status",
+    "error_step",
+    "error_code",
+    "error_message",
+    "started_at",
+    "finished_at",
+];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepSpec {
     pub pos: Pos,
@@ -596,6 +608,25 @@ pub fn parse(file: &str, text: &str) -> Result<(Playbook, Diagnostics), Diagnost
                     ),
                 }
             }
+        }
+    }
+
+    // ledger.columns sit beside the built-in columns: a clash would make two columns
+    // with one name, and a spreadsheet (or a script) would read the wrong one
+    for (k, _) in &ledger_columns {
+        let step_id_column = steps.iter().any(|s| format!("{}_id", s.id.value) == k.name);
+        if LEDGER_BUILTIN_COLUMNS.contains(&k.name.as_str()) || step_id_column {
+            r.err(
+                k.pos,
+                "LEDGER_COLUMN_CLASH",
+                format!(
+                    "ledger column {:?} clashes with a built-in ledger column ({}, and <step>_id \
+                     for each step); rename it, e.g. {:?}",
+                    k.name,
+                    LEDGER_BUILTIN_COLUMNS.join(", "),
+                    format!("my_{}", k.name)
+                ),
+            );
         }
     }
 

@@ -1,6 +1,6 @@
 //! Kill, interrupt, resume and redrive: `cosell resume` against an emulator with faults.
 
-use crate::run::{invitations_csv, invite, partners_csv, RECEIVER, SENDER, X50};
+use crate::run::{accept_playbook, invitations_csv, invite, partners_csv, RECEIVER, SENDER, X50};
 use crate::support::{read_ledger, repo, Cosell, Emu};
 use rand::{Rng, SeedableRng};
 use std::path::Path;
@@ -20,7 +20,7 @@ fn resume(emu: &Emu, dir: &Path, run_dir: &str, account: &str) -> Cosell {
     Cosell::in_dir(dir)
         .args(["resume", run_dir])
         .args(X50)
-        .as_account(emu.url(), account)
+        .calling_as(emu.url(), account)
 }
 
 /// Start `first`, then kill it (SIGKILL) `kills` times at seeded random moments, resuming
@@ -81,15 +81,21 @@ fn twenty_kills_lose_nothing_and_duplicate_nothing() {
     .unwrap();
     let first = Cosell::in_dir(dir.path())
         .arg("run")
-        .arg(repo().join("playbooks/accept-invitations.yaml"))
+        .arg(accept_playbook(dir.path()))
         .args(["--input", "invitations.csv", "--run-dir", "accept"])
         .args(X50)
-        .as_account(emu.url(), RECEIVER);
+        .calling_as(emu.url(), RECEIVER);
     kill_and_resume(&emu, dir.path(), "accept", RECEIVER, first, 10, &mut rng);
     let ledger = read_ledger(&dir.path().join("accept/ledger.csv"));
-    assert!(ledger.iter().all(|r| r["status"] == "succeeded"), "{ledger:#?}");
+    assert!(
+        ledger.iter().all(|r| r["status"] == "succeeded"),
+        "{ledger:#?}"
+    );
     let stats = emu.stats();
-    assert_eq!(stats["invitations_by_status"]["ACCEPTED"], n as u64, "{stats:#}");
+    assert_eq!(
+        stats["invitations_by_status"]["ACCEPTED"], n as u64,
+        "{stats:#}"
+    );
     assert_eq!(stats["tasks_started_per_invitation_max"], 1, "{stats:#}");
 }
 
@@ -100,7 +106,7 @@ fn ctrl_c_stops_cleanly_with_the_resume_command_and_resume_finishes() {
     let n = 60;
     std::fs::write(dir.path().join("partners.csv"), partners_csv(n, RECEIVER)).unwrap();
     // slower than the quota so the interrupt lands mid-run
-    let mut child = invite(&emu, dir.path(), "int")
+    let child = invite(&emu, dir.path(), "int")
         .args(["--rate", "write=20/s"])
         .command()
         .stdin(Stdio::null())
@@ -115,7 +121,10 @@ fn ctrl_c_stops_cleanly_with_the_resume_command_and_resume_finishes() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("cosell resume int"), "{stderr}");
     let ledger = read_ledger(&dir.path().join("int/ledger.csv"));
-    assert!(ledger.iter().any(|r| r["status"] == "pending"), "stopped early");
+    assert!(
+        ledger.iter().any(|r| r["status"] == "pending"),
+        "stopped early"
+    );
     resume(&emu, dir.path(), "int", SENDER).run().code(0);
     let ledger = read_ledger(&dir.path().join("int/ledger.csv"));
     assert!(ledger.iter().all(|r| r["status"] == "succeeded"));
@@ -196,28 +205,42 @@ steps:
     Cosell::in_dir(dir.path())
         .args(["run", "await.yaml", "--run-dir", "w"])
         .args(X50)
-        .as_account(emu.url(), SENDER)
+        .calling_as(emu.url(), SENDER)
         .run()
         .code(1)
         .stderr_has("--retry-failed");
-    let calls_before = emu.stats()["calls"]["GetEngagementInvitation"].as_u64().unwrap();
+    let calls_before = emu.stats()["calls"]["GetEngagementInvitation"]
+        .as_u64()
+        .unwrap();
     Cosell::in_dir(dir.path())
         .arg("run")
-        .arg(repo().join("playbooks/accept-invitations.yaml"))
+        .arg(accept_playbook(dir.path()))
         .args(["--input", "invitations.csv", "--run-dir", "acc"])
         .args(X50)
-        .as_account(emu.url(), RECEIVER)
+        .calling_as(emu.url(), RECEIVER)
         .run()
         .code(0);
-    let accept_gets = emu.stats()["calls"]["GetEngagementInvitation"].as_u64().unwrap() - calls_before;
+    let accept_gets = emu.stats()["calls"]["GetEngagementInvitation"]
+        .as_u64()
+        .unwrap()
+        - calls_before;
     // a plain resume has nothing to do: every row is finished (failed)
     resume(&emu, dir.path(), "w", SENDER).run().code(1);
     resume(&emu, dir.path(), "w", SENDER)
         .arg("--retry-failed")
         .run()
         .code(0);
-    let gets = emu.stats()["calls"]["GetEngagementInvitation"].as_u64().unwrap();
-    assert_eq!(gets - calls_before - accept_gets, 4, "only the four failed rows ran again");
+    let gets = emu.stats()["calls"]["GetEngagementInvitation"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        gets - calls_before - accept_gets,
+        4,
+        "only the four failed rows ran again"
+    );
     let ledger = read_ledger(&dir.path().join("w/ledger.csv"));
-    assert!(ledger.iter().all(|r| r["status"] == "succeeded"), "{ledger:#?}");
+    assert!(
+        ledger.iter().all(|r| r["status"] == "succeeded"),
+        "{ledger:#?}"
+    );
 }

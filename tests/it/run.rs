@@ -25,7 +25,9 @@ pub fn partners_csv(n: usize, receiver: &str) -> String {
         .iter()
         .position(|h| h.contains("account"))
         .expect("partners.csv has an account id column");
-    let key_col = headers.iter().position(|h| h.contains("company") || h.contains("name"));
+    let key_col = headers
+        .iter()
+        .position(|h| h.contains("company") || h.contains("name"));
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(&headers).unwrap();
     for i in 0..n {
@@ -67,20 +69,47 @@ pub fn invitations_csv(ledger: &Path) -> String {
         let rec: Vec<String> = template
             .iter()
             .enumerate()
-            .map(|(c, v)| if c == id_col { id.clone() } else { v.to_string() })
+            .map(|(c, v)| {
+                if c == id_col {
+                    id.clone()
+                } else {
+                    v.to_string()
+                }
+            })
             .collect();
         w.write_record(&rec).unwrap();
     }
     String::from_utf8(w.into_inner().unwrap()).unwrap()
 }
 
+/// The example accept playbook, polling every 200 ms instead of 5 s (tasks in the test
+/// emulator take 100-300 ms), written next to the test's CSVs.
+pub fn accept_playbook(dir: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(repo().join("playbooks/accept-invitations.yaml")).unwrap();
+    assert!(text.contains("interval: 5s"), "the example polls every 5 s");
+    let path = dir.join("accept.yaml");
+    std::fs::write(&path, text.replace("interval: 5s", "interval: 200ms")).unwrap();
+    path
+}
+
+/// The example invite playbook keyed by company instead of account id, so that one test
+/// receiver account can be invited once per row (and accept them all as one partner).
+pub fn invite_playbook(dir: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(repo().join("playbooks/invite-partners.yaml")).unwrap();
+    let keyed = r#"key: "{{ row.aws_account_id }}""#;
+    assert!(text.contains(keyed), "the example keys rows by account id");
+    let path = dir.join("invite.yaml");
+    std::fs::write(&path, text.replace(keyed, r#"key: "{{ row.company }}""#)).unwrap();
+    path
+}
+
 pub fn invite(emu: &Emu, dir: &Path, run_dir: &str) -> Cosell {
     Cosell::in_dir(dir)
         .arg("run")
-        .arg(repo().join("playbooks/invite-partners.yaml"))
+        .arg(invite_playbook(dir))
         .args(["--input", "partners.csv", "--run-dir", run_dir])
         .args(X50)
-        .as_account(emu.url(), SENDER)
+        .calling_as(emu.url(), SENDER)
 }
 
 fn count(stats: &serde_json::Value, path: &[&str]) -> u64 {
@@ -107,13 +136,23 @@ fn invite_then_accept_across_two_accounts_through_faults() {
     out.code(0).stdout_has("40 succeeded, 0 failed");
     let ledger = read_ledger(&dir.path().join("send/ledger.csv"));
     assert_eq!(ledger.len(), n);
-    assert!(ledger.iter().all(|r| r["status"] == "succeeded"), "{ledger:#?}");
+    assert!(
+        ledger.iter().all(|r| r["status"] == "succeeded"),
+        "{ledger:#?}"
+    );
     let stats = emu.stats();
-    assert_eq!(count(&stats, &["resources", "invitations"]), n as u64, "{stats:#}");
+    assert_eq!(
+        count(&stats, &["resources", "invitations"]),
+        n as u64,
+        "{stats:#}"
+    );
     assert_eq!(count(&stats, &["resources", "engagements"]), 1, "{stats:#}");
     let faults = &stats["faults"];
     assert!(
-        faults.as_object().map(|f| f.values().any(|v| v.as_u64() > Some(0))).unwrap_or(false),
+        faults
+            .as_object()
+            .map(|f| f.values().any(|v| v.as_u64() > Some(0)))
+            .unwrap_or(false),
         "faults were injected: {stats:#}"
     );
 
@@ -125,17 +164,28 @@ fn invite_then_accept_across_two_accounts_through_faults() {
     .unwrap();
     let out = Cosell::in_dir(dir.path())
         .arg("run")
-        .arg(repo().join("playbooks/accept-invitations.yaml"))
+        .arg(accept_playbook(dir.path()))
         .args(["--input", "invitations.csv", "--run-dir", "accept"])
         .args(X50)
-        .as_account(emu.url(), RECEIVER)
+        .calling_as(emu.url(), RECEIVER)
         .run();
     out.code(0);
     let ledger = read_ledger(&dir.path().join("accept/ledger.csv"));
-    assert!(ledger.iter().all(|r| r["status"] == "succeeded"), "{ledger:#?}");
+    assert!(
+        ledger.iter().all(|r| r["status"] == "succeeded"),
+        "{ledger:#?}"
+    );
     let stats = emu.stats();
-    assert_eq!(count(&stats, &["invitations_by_status", "ACCEPTED"]), n as u64, "{stats:#}");
-    assert_eq!(count(&stats, &["tasks_started_per_invitation_max"]), 1, "{stats:#}");
+    assert_eq!(
+        count(&stats, &["invitations_by_status", "ACCEPTED"]),
+        n as u64,
+        "{stats:#}"
+    );
+    assert_eq!(
+        count(&stats, &["tasks_started_per_invitation_max"]),
+        1,
+        "{stats:#}"
+    );
 }
 
 #[test]
@@ -149,10 +199,10 @@ fn a_failed_expectation_and_a_failed_task_land_in_the_ledger_with_the_reason() {
     // accept once: succeeds
     Cosell::in_dir(dir.path())
         .arg("run")
-        .arg(repo().join("playbooks/accept-invitations.yaml"))
+        .arg(accept_playbook(dir.path()))
         .args(["--input", "invitations.csv", "--run-dir", "a1"])
         .args(X50)
-        .as_account(emu.url(), RECEIVER)
+        .calling_as(emu.url(), RECEIVER)
         .run()
         .code(0);
     // the sender checks again: the invite playbook's `expect: Status PENDING` no longer holds
@@ -171,7 +221,7 @@ steps:
     let out = Cosell::in_dir(dir.path())
         .args(["run", "recheck.yaml", "--run-dir", "r1"])
         .args(X50)
-        .as_account(emu.url(), SENDER)
+        .calling_as(emu.url(), SENDER)
         .run();
     out.code(1);
     let ledger = read_ledger(&dir.path().join("r1/ledger.csv"));
@@ -189,7 +239,7 @@ fn an_invalid_campaign_sends_nothing_and_exits_2() {
     let emu = Emu::start("none", "", 1, "100ms");
     let dir = tempfile::tempdir().unwrap();
     let mut csv = partners_csv(3, RECEIVER);
-    csv = csv.replacen(RECEIVER, "12345", 1); // not an account id
+    csv = csv.replacen(RECEIVER, "2222222222220", 1); // 13 digits: not an account id
     std::fs::write(dir.path().join("partners.csv"), csv).unwrap();
     let out = invite(&emu, dir.path(), "bad").run();
     out.code(2).stderr_has("nothing was sent");
@@ -204,17 +254,20 @@ fn an_invalid_campaign_sends_nothing_and_exits_2() {
 #[test]
 fn catalog_aws_needs_confirmation_when_not_interactive() {
     let dir = tempfile::tempdir().unwrap();
-    let pb = std::fs::read_to_string(repo().join("playbooks/invite-partners.yaml"))
+    let pb = std::fs::read_to_string(invite_playbook(dir.path()))
         .unwrap()
         .replace("catalog: Sandbox", "catalog: AWS");
     std::fs::write(dir.path().join("aws.yaml"), pb).unwrap();
     std::fs::write(dir.path().join("partners.csv"), partners_csv(2, RECEIVER)).unwrap();
     let out = Cosell::in_dir(dir.path())
         .args(["run", "aws.yaml", "--input", "partners.csv"])
-        .as_account("http://127.0.0.1:9", SENDER)
+        .calling_as("http://127.0.0.1:9", SENDER)
         .run();
     out.code(2).stderr_has("--yes");
-    assert!(!dir.path().join("runs").exists(), "no run directory for a refused run");
+    assert!(
+        !dir.path().join("runs").exists(),
+        "no run directory for a refused run"
+    );
 }
 
 #[test]
@@ -222,9 +275,7 @@ fn max_failures_stops_the_run_with_exit_3() {
     let emu = Emu::start("x50", "", 1, "100ms");
     let dir = tempfile::tempdir().unwrap();
     // invitations that do not exist: every row fails with ResourceNotFoundException
-    let ids: String = (0..20)
-        .map(|i| format!("engi-{:013}\n", i))
-        .collect();
+    let ids: String = (0..20).map(|i| format!("engi-{:013}\n", i)).collect();
     let pb = r#"version: 1
 name: missing
 catalog: Sandbox
@@ -243,7 +294,7 @@ steps:
     let out = Cosell::in_dir(dir.path())
         .args(["run", "missing.yaml", "--run-dir", "m"])
         .args(X50)
-        .as_account(emu.url(), SENDER)
+        .calling_as(emu.url(), SENDER)
         .run();
     out.code(3).stderr_has("max_failures");
     let ledger = read_ledger(&dir.path().join("m/ledger.csv"));
@@ -264,8 +315,8 @@ fn emulate_runs_the_example_campaign_with_no_account() {
         .arg("run")
         .arg(repo().join("playbooks/invite-partners.yaml"))
         .args(["--emulate", "--run-dir", "demo"])
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .run();
     out.code(0).stdout_has("0 failed");
     assert!(dir.path().join("demo/ledger.csv").exists());

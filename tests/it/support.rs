@@ -62,13 +62,13 @@ impl Cosell {
     }
     /// Call Partner Central at `endpoint` as partner account `account` (static credentials
     /// in the environment, no shared config, no instance metadata).
-    pub fn as_account(self, endpoint: &str, account: &str) -> Self {
+    pub fn calling_as(self, endpoint: &str, account: &str) -> Self {
         self.arg("--endpoint-url")
             .arg(endpoint)
             .env("AWS_ACCESS_KEY_ID", account)
             .env("AWS_SECRET_ACCESS_KEY", "test-secret")
-            .env("AWS_CONFIG_FILE", "/nonexistent/cosell-test")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/cosell-test")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
             .env("AWS_EC2_METADATA_DISABLED", "true")
     }
     pub fn arg(mut self, a: impl Into<OsString>) -> Self {
@@ -117,12 +117,12 @@ impl Cosell {
     pub fn run(self) -> Outcome {
         let mut cmd = self.command();
         cmd.stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn cosell");
         if let Some(input) = &self.stdin {
             use std::io::Write;

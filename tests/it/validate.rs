@@ -315,6 +315,23 @@ fn a_wrong_type_and_an_unknown_key_get_located_errors() {
     ]);
 }
 
+#[test]
+fn ledger_columns_may_not_reuse_built_in_column_names() {
+    let pb = "version: 1\nname: t\ncatalog: AWS\ninput: { csv: in.csv }\nsteps:\n  - id: get\n    action: GetEngagementInvitation\n    input: { Identifier: \"{{ row.id }}\" }\nledger:\n  columns:\n    status: \"{{ steps.get.Status }}\"\n    get_id: \"{{ steps.get.Id }}\"\n    sender: \"{{ steps.get.SenderAwsAccountId }}\"\n";
+    let o = Cosell::new()
+        .file("p.yaml", pb)
+        .file("in.csv", "id\nengi-0123456789abc\n")
+        .args(["validate", "p.yaml"])
+        .run();
+    o.code(2);
+    let builtin = "row, key, status, error_step, error_code, error_message, started_at, finished_at, and <step>_id for each step";
+    has(&o, &[
+        &format!("p.yaml:11:5: error[LEDGER_COLUMN_CLASH]: ledger column \"status\" clashes with a built-in ledger column ({builtin}); rename it, e.g. \"my_status\""),
+        &format!("p.yaml:12:5: error[LEDGER_COLUMN_CLASH]: ledger column \"get_id\" clashes with a built-in ledger column ({builtin}); rename it, e.g. \"my_get_id\""),
+    ]);
+    assert!(!o.stderr.contains("\"sender\""), "{}", o.stderr);
+}
+
 /// Run the binary under a 512 MiB address-space limit with a time limit.
 fn bounded(dir: &std::path::Path, file: &str) -> (std::process::Output, Duration) {
     let t = Instant::now();
