@@ -1584,7 +1584,10 @@ mod tests {
             setup: &setup,
             steps: &steps,
         };
-        assert_eq!(c.ledger_column_names(), ["invitation_id", "status"]);
+        assert_eq!(
+            c.ledger_column_names(),
+            ["invitation_id", "invitation_status"]
+        );
         assert_eq!(
             c.ledger_columns(&ctx),
             [
@@ -1592,7 +1595,7 @@ mod tests {
                     "invitation_id".to_string(),
                     "engi-0123456789abc".to_string()
                 ),
-                ("status".to_string(), "PENDING".to_string())
+                ("invitation_status".to_string(), "PENDING".to_string())
             ]
         );
         // a missing output renders a template error, located at the template and the row

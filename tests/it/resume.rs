@@ -1,7 +1,7 @@
 //! Kill, interrupt, resume and redrive: `cosell resume` against an emulator with faults.
 
 use crate::run::{accept_playbook, invitations_csv, invite, partners_csv, RECEIVER, SENDER, X50};
-use crate::support::{read_ledger, repo, Cosell, Emu};
+use crate::support::{read_ledger, Cosell, Emu};
 use rand::{Rng, SeedableRng};
 use std::path::Path;
 use std::process::{Child, Stdio};
