@@ -31,7 +31,7 @@ fn partners(n: usize, dir: &Path) -> PathBuf {
             .enumerate()
             .map(|(c, v)| {
                 if c == acc {
-                    format!("{:012}", 222_222_222_222u64 + (i as u64 % 50))
+                    format!("{}", 200_000_000_000u64 + i as u64)
                 } else {
                     v.to_string()
                 }
@@ -93,6 +93,7 @@ fn run(url: &str, csv: &Path, dir: &Path, rates: &[&str]) -> (f64, f64, i32) {
         cmd.args(["--rate", r]);
     }
     let status = cmd.status().unwrap();
+    assert!(status.success(), "cosell run failed: {status}");
     (
         t0.elapsed().as_secs_f64(),
         children_cpu() - cpu0,

@@ -235,6 +235,104 @@ steps:
 }
 
 #[test]
+fn a_task_that_fails_lands_in_the_ledger_with_its_reason_code() {
+    // invitations expire after 3 s; acceptance tasks take 5 s, so they complete too late
+    let emu = Emu::start_with_ttl("x50", "", 1, "5s", "3s");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("partners.csv"), partners_csv(2, RECEIVER)).unwrap();
+    invite(&emu, dir.path(), "send").run().code(0);
+    std::fs::write(
+        dir.path().join("invitations.csv"),
+        invitations_csv(&dir.path().join("send/ledger.csv")),
+    )
+    .unwrap();
+    let out = Cosell::in_dir(dir.path())
+        .arg("run")
+        .arg(accept_playbook(dir.path()))
+        .args(["--input", "invitations.csv", "--run-dir", "late"])
+        .args(X50)
+        .calling_as(emu.url(), RECEIVER)
+        .run();
+    out.code(1).stderr_has("2 rows failed");
+    for r in read_ledger(&dir.path().join("late/ledger.csv")) {
+        assert_eq!(r["status"], "failed", "{r:?}");
+        assert_eq!(r["error_step"], "accept");
+        assert_eq!(r["error_code"], "InvitationValidationFailed", "{r:?}");
+        assert!(r["error_message"].starts_with("task task-"), "{r:?}");
+        assert_eq!(r["status_before"], "PENDING");
+    }
+}
+
+#[test]
+fn engagements_from_opportunities_wait_for_their_tasks() {
+    let emu = Emu::start("x50", "", 1, "200ms");
+    let client = crate::support::sdk_client(emu.url(), SENDER);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let out = emu
+            .block_on(
+                client
+                    .create_opportunity()
+                    .catalog("Sandbox")
+                    .client_token(format!("opp-{i}"))
+                    .partner_opportunity_identifier(format!("CRM-{i}"))
+                    .send(),
+            )
+            .expect("create opportunity");
+        ids.push(out.id().to_string());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = csv::Reader::from_path(repo().join("examples/opportunities.csv")).unwrap();
+    let headers = r.headers().unwrap().clone();
+    let template = r.records().next().unwrap().unwrap();
+    let col = headers.iter().position(|h| h == "opportunity_id").unwrap();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&headers).unwrap();
+    for id in &ids {
+        let rec: Vec<String> = template
+            .iter()
+            .enumerate()
+            .map(|(c, v)| if c == col { id.clone() } else { v.to_string() })
+            .collect();
+        w.write_record(&rec).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("opportunities.csv"),
+        w.into_inner().unwrap(),
+    )
+    .unwrap();
+    let pb = std::fs::read_to_string(repo().join("playbooks/engagements-from-opportunities.yaml"))
+        .unwrap()
+        .replace(
+            "wait: { timeout: 15m }",
+            "wait: { timeout: 15m, interval: 200ms }",
+        );
+    std::fs::write(dir.path().join("eo.yaml"), pb).unwrap();
+    Cosell::in_dir(dir.path())
+        .args([
+            "run",
+            "eo.yaml",
+            "--input",
+            "opportunities.csv",
+            "--run-dir",
+            "eo",
+        ])
+        .args(X50)
+        .calling_as(emu.url(), SENDER)
+        .run()
+        .code(0);
+    let ledger = read_ledger(&dir.path().join("eo/ledger.csv"));
+    assert_eq!(ledger.len(), 5);
+    for r in &ledger {
+        assert_eq!(r["status"], "succeeded", "{r:?}");
+        assert!(r["engagement_id"].starts_with("eng-"), "{r:?}");
+        assert!(r["start_id"].starts_with("task-"), "{r:?}");
+    }
+    let stats = emu.stats();
+    assert_eq!(stats["resources"]["engagements"], 5, "{stats:#}");
+}
+
+#[test]
 fn an_invalid_campaign_sends_nothing_and_exits_2() {
     let emu = Emu::start("none", "", 1, "100ms");
     let dir = tempfile::tempdir().unwrap();

@@ -203,10 +203,20 @@ pub struct Emu {
 impl Emu {
     /// `quotas` as the `--quotas` flag, `faults` as `--faults`, `task_delay` as `--task-delay`.
     pub fn start(quotas: &str, faults: &str, seed: u64, task_delay: &str) -> Emu {
+        Emu::start_with_ttl(quotas, faults, seed, task_delay, "15d")
+    }
+    /// As [`Emu::start`], with invitations expiring after `ttl`.
+    pub fn start_with_ttl(
+        quotas: &str,
+        faults: &str,
+        seed: u64,
+        task_delay: &str,
+        ttl: &str,
+    ) -> Emu {
         let args = cosell::emulator::EmulatorArgs {
             bind: "127.0.0.1:0".parse().unwrap(),
             default_account: "111122223333".into(),
-            invitation_ttl: "15d".into(),
+            invitation_ttl: ttl.into(),
             task_delay: task_delay.into(),
             quotas: quotas.into(),
             faults: faults.into(),

@@ -1,0 +1,191 @@
+//! Resume benchmark (a bench binary, not a timed test): `cargo bench --bench resume`.
+//!
+//! Builds a run directory for the invite playbook over 100,000 rows whose journal says 99%
+//! of them are done (setup done, 99,000 rows invited and checked), then starts the real
+//! `cosell resume` against an in-process emulator and measures the time from process start
+//! to the first request the emulator receives. Target (issue 5): within 1 s.
+
+use cosell::journal::{JournalWriter, Record, RowRef, RowStatus, JOURNAL_FORMAT};
+use cosell::rundir::{Digests, Manifest, RunDir, RUN_FORMAT};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ROWS: u64 = 100_000;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn total_calls(stats: &serde_json::Value) -> u64 {
+    stats["calls"]
+        .as_object()
+        .map(|m| m.values().filter_map(|v| v.as_u64()).sum())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let args = cosell::emulator::EmulatorArgs {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        default_account: "111122223333".into(),
+        invitation_ttl: "15d".into(),
+        task_delay: "1s".into(),
+        quotas: "none".into(),
+        faults: String::new(),
+        seed: 0,
+        state: None,
+    };
+    let cfg = cosell::emulator::EmulatorConfig::from_args(&args).unwrap();
+    let emu = rt
+        .block_on(cosell::emulator::start(cfg, args.bind))
+        .unwrap();
+
+    // the input: 100,000 partners with distinct account ids
+    let mut r = csv::Reader::from_path(repo().join("examples/partners.csv")).unwrap();
+    let headers = r.headers().unwrap().clone();
+    let template = r.records().next().unwrap().unwrap();
+    let acc = headers.iter().position(|h| h == "aws_account_id").unwrap();
+    let input = tmp.path().join("partners.csv");
+    let mut w = csv::Writer::from_path(&input).unwrap();
+    w.write_record(&headers).unwrap();
+    for i in 0..ROWS {
+        let rec: Vec<String> = template
+            .iter()
+            .enumerate()
+            .map(|(c, v)| {
+                if c == acc {
+                    format!("{}", 200_000_000_000 + i)
+                } else {
+                    v.to_string()
+                }
+            })
+            .collect();
+        w.write_record(&rec).unwrap();
+    }
+    w.flush().unwrap();
+
+    // the run directory, 99% done
+    let playbook = repo().join("playbooks/invite-partners.yaml");
+    let dir = tmp.path().join("run");
+    let manifest = Manifest {
+        format: RUN_FORMAT,
+        run_id: "bench-resume".into(),
+        created_at: "2026-11-22T00:00:00Z".into(),
+        playbook_name: "q4-reseller-invites".into(),
+        playbook_path: playbook.clone(),
+        input_path: input.clone(),
+        vars: vec![],
+        catalog: "Sandbox".into(),
+        digests: Digests::compute(&playbook, &input, &[]).unwrap(),
+        cosell_version: env!("CARGO_PKG_VERSION").into(),
+        step_ids: vec!["engagement".into(), "invite".into(), "check".into()],
+        setup_steps: 1,
+        ledger_columns: vec!["invitation_id".into(), "invitation_status".into()],
+    };
+    {
+        let rd = RunDir::create(&dir, &manifest).unwrap();
+        let mut j = JournalWriter::open(&rd.journal_path()).unwrap();
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        j.append(&Record::Header {
+            format: JOURNAL_FORMAT,
+            run_id: "bench-resume".into(),
+        })
+        .unwrap();
+        let eng = "eng-0000benchmark0";
+        j.append(&Record::StepSucceeded {
+            row: RowRef::Setup,
+            step: "engagement".into(),
+            output: json!({"Id": eng, "Arn": format!("arn:aws:partnercentral:us-east-1:111111111111:catalog/Sandbox/engagement/{eng}")}),
+            at: at.clone(),
+        })
+        .unwrap();
+        j.append(&Record::RowFinished {
+            row: RowRef::Setup,
+            status: RowStatus::Succeeded,
+            at: at.clone(),
+        })
+        .unwrap();
+        for i in 0..ROWS * 99 / 100 {
+            let row = RowRef::Row(i);
+            let id = format!("engi-{i:013}");
+            for (step, output) in [
+                (
+                    "invite",
+                    json!({"Id": id, "Arn": format!("arn:aws:partnercentral::111111111111:Sandbox/engagement-invitation/{id}")}),
+                ),
+                (
+                    "check",
+                    json!({"Id": id, "Catalog": "Sandbox", "Status": "PENDING", "EngagementId": eng}),
+                ),
+            ] {
+                j.append(&Record::StepStarted {
+                    row,
+                    step: step.into(),
+                    token: Some(format!("cosell-{i:040}")),
+                    digest: format!("{i:064x}"),
+                    at: at.clone(),
+                })
+                .unwrap();
+                j.append(&Record::StepSucceeded {
+                    row,
+                    step: step.into(),
+                    output,
+                    at: at.clone(),
+                })
+                .unwrap();
+            }
+            j.append(&Record::RowFinished {
+                row,
+                status: RowStatus::Succeeded,
+                at: at.clone(),
+            })
+            .unwrap();
+        }
+        j.commit().unwrap();
+    }
+    let journal_bytes = std::fs::metadata(dir.join("journal.jsonl")).unwrap().len();
+
+    let mut best = f64::MAX;
+    for attempt in 0..3 {
+        let before = total_calls(&emu.stats());
+        let t0 = Instant::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cosell"))
+            .arg("resume")
+            .arg(&dir)
+            .args(["--endpoint-url", &emu.url(), "--rate", "write=1000/s"])
+            .env("AWS_ACCESS_KEY_ID", "111111111111")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let first = loop {
+            if total_calls(&emu.stats()) > before {
+                break t0.elapsed();
+            }
+            if t0.elapsed() > Duration::from_secs(30) {
+                panic!("no request within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        let s = first.as_secs_f64();
+        best = best.min(s);
+        println!("resume attempt {attempt}: first request after {:.3} s", s);
+    }
+    println!(
+        "resume: {ROWS} rows, 99% done, journal {:.1} MB: first request after {:.3} s (best of 3)",
+        journal_bytes as f64 / 1e6,
+        best
+    );
+}
