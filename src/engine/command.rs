@@ -106,10 +106,21 @@ pub fn run_command(args: RunArgs) -> i32 {
             return exit::ENVIRONMENT;
         }
     };
+    let journal = match JournalWriter::open(&rundir.journal_path()) {
+        Ok(j) => j,
+        Err(e) => {
+            err(format!(
+                "cannot open the journal {}: {e}",
+                rundir.journal_path().display()
+            ));
+            return exit::ENVIRONMENT;
+        }
+    };
     let campaign = Arc::new(campaign);
     execute(
         campaign,
         rundir,
+        journal,
         &args.connection,
         rates,
         total_rows,
@@ -182,18 +193,16 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
         }
         report.rows
     };
-    let journal_path = rundir.journal_path();
-    let mut records = match journal::read(&journal_path) {
-        Ok(r) => r.records,
+    // one pass over the journal: position the writer after its last good record (a torn
+    // tail is cut) and keep the records for the replay and the daily budgets
+    let (journal, contents) = match JournalWriter::open_and_read(&rundir.journal_path()) {
+        Ok(x) => x,
         Err(e) => {
             err(e);
             return exit::ENVIRONMENT;
         }
     };
-    if args.retry_failed {
-        records.push(Record::RetryFailedRows { at: now() });
-    }
-    let prior = journal::replay(&records);
+    let mut records = contents.records;
     let rates = match rate_config(&campaign, &args.connection) {
         Ok(r) => r,
         Err(e) => {
@@ -201,19 +210,21 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
             return exit::INVALID;
         }
     };
-    let prelude = Prelude {
+    let mut prelude = Prelude {
         seeds: daily_seeds(&campaign, &records),
-        // the redrive is journaled so that a later resume sees the same rows pending
-        records: records
-            .last()
-            .filter(|_| args.retry_failed)
-            .cloned()
-            .into_iter()
-            .collect(),
+        records: Vec::new(),
     };
+    if args.retry_failed {
+        // journaled, so that a later resume sees the same rows pending
+        let redrive = Record::RetryFailedRows { at: now() };
+        records.push(redrive.clone());
+        prelude.records.push(redrive);
+    }
+    let prior = journal::replay_owned(records);
     execute(
         Arc::new(campaign),
         rundir,
+        journal,
         &args.connection,
         rates,
         total_rows,
@@ -237,10 +248,14 @@ fn daily_seeds(campaign: &Campaign, records: &[Record]) -> Vec<(QuotaClass, Syst
         action.insert(&s.id, &s.action);
     }
     let horizon = SystemTime::now() - DAY;
+    // journal times are RFC 3339 UTC with milliseconds, so they order as strings: only the
+    // last day's records are parsed
+    let horizon_text = chrono::DateTime::<chrono::Utc>::from(horizon)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     records
         .iter()
         .filter_map(|r| match r {
-            Record::StepStarted { step, at, .. } => {
+            Record::StepStarted { step, at, .. } if at.as_str() > horizon_text.as_str() => {
                 let t: SystemTime = chrono::DateTime::parse_from_rfc3339(at).ok()?.into();
                 let op = action.get(step.as_str())?;
                 (t > horizon).then(|| (QuotaClass::of(op), t))
@@ -365,9 +380,11 @@ fn confirm(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn execute(
     campaign: Arc<Campaign>,
     rundir: RunDir,
+    journal: JournalWriter,
     conn: &ConnectionArgs,
     rates: RateConfig,
     total_rows: u64,
@@ -421,7 +438,7 @@ fn execute(
             }
         };
         let code = drive(
-            campaign, rundir, client, conn, rates, total_rows, prior, prelude,
+            campaign, rundir, journal, client, conn, rates, total_rows, prior, prelude,
         )
         .await;
         if let Some(h) = emulator {
@@ -435,6 +452,7 @@ fn execute(
 async fn drive<C: ApiClient>(
     campaign: Arc<Campaign>,
     rundir: RunDir,
+    mut journal: JournalWriter,
     client: Arc<C>,
     conn: &ConnectionArgs,
     rates: RateConfig,
@@ -443,16 +461,6 @@ async fn drive<C: ApiClient>(
     prelude: Prelude,
 ) -> i32 {
     let journal_path = rundir.journal_path();
-    let mut journal = match JournalWriter::open(&journal_path) {
-        Ok(j) => j,
-        Err(e) => {
-            err(format!(
-                "cannot open the journal {}: {e}",
-                journal_path.display()
-            ));
-            return exit::ENVIRONMENT;
-        }
-    };
     if journal.is_empty() {
         let header = Record::Header {
             format: journal::JOURNAL_FORMAT,

@@ -32,8 +32,6 @@ pub struct Options {
     pub max_attempts: u32,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
-    /// Only rows whose index is in this set run (for `--retry-failed`); None = all.
-    pub only_rows: Option<std::collections::HashSet<u64>>,
 }
 
 impl Options {
@@ -46,7 +44,6 @@ impl Options {
             max_attempts: 8,
             backoff_base: Duration::from_millis(200),
             backoff_cap: Duration::from_secs(20),
-            only_rows: None,
         }
     }
 }
@@ -767,25 +764,18 @@ impl<C: ApiClient> Coordinator<C> {
                 && self.stop.is_none()
                 && self.active.len() < self.opts.concurrency
             {
-                match rows.next() {
+                // rows an earlier process finished are passed over without building them
+                let finished = |i: u64| prior.rows.get(&i).is_some_and(|p| p.status.is_some());
+                match rows.next_unless(finished) {
                     None => rows_exhausted = true,
                     Some(Err(d)) => return Err(EngineError::Input(d.to_string())),
-                    Some(Ok(row)) => {
+                    Some(Ok(None)) => {
+                        self.summary.already_done += 1;
+                        self.progress.row_already_done();
+                    }
+                    Some(Ok(Some(row))) => {
                         let idx = row.index;
-                        if let Some(only) = &self.opts.only_rows {
-                            if !only.contains(&idx) {
-                                self.summary.already_done += 1;
-                                self.progress.row_already_done();
-                                continue;
-                            }
-                        }
-                        let p = prior.rows.get(&idx);
-                        if p.is_some_and(|p| p.status.is_some()) {
-                            self.summary.already_done += 1;
-                            self.progress.row_already_done();
-                            continue;
-                        }
-                        self.activate(RowRef::Row(idx), Some(row), p)?;
+                        self.activate(RowRef::Row(idx), Some(row), prior.rows.get(&idx))?;
                     }
                 }
             }

@@ -246,6 +246,11 @@ impl CsvReader {
     }
 
     /// The next data row, `None` at the end. Rows whose cells are all empty are skipped.
+    /// The index the next record will have (blank rows are skipped and take none).
+    pub fn peek_index(&self) -> Option<u64> {
+        (!self.done).then_some(self.next_index)
+    }
+
     pub fn next_record(&mut self) -> Option<Result<Record, Diagnostic>> {
         loop {
             if self.done {

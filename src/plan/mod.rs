@@ -264,6 +264,19 @@ impl Iterator for Rows {
 }
 
 impl Rows {
+    /// The next record, built into a [`Row`] (key rendered) only when `skip(index)` is
+    /// false; `Ok(None)` for a skipped record. Resume uses it to pass over the rows an earlier
+    /// process finished without paying for their keys.
+    pub fn next_unless(
+        &mut self,
+        skip: impl Fn(u64) -> bool,
+    ) -> Option<Result<Option<Row>, Diagnostic>> {
+        if self.reader.peek_index().is_some_and(&skip) {
+            return Some(self.reader.next_record()?.map(|_| None));
+        }
+        Some(self.next()?.map(Some))
+    }
+
     /// The next row and its template value (built once, reused by the dry run).
     fn next_with_context(&mut self) -> Option<Result<(Row, MjValue), Diagnostic>> {
         let rec = match self.reader.next_record()? {
