@@ -60,6 +60,9 @@ pub struct Manifest {
     pub setup_steps: usize,
     /// The names of the playbook's `ledger.columns`, in order.
     pub ledger_columns: Vec<String>,
+    /// Data rows in the input when the run started (0: not recorded).
+    #[serde(default)]
+    pub total_rows: u64,
 }
 
 impl Manifest {
@@ -489,6 +492,7 @@ mod tests {
             step_ids: vec!["whoami".into(), "invite".into(), "check".into()],
             setup_steps: 1,
             ledger_columns: vec!["partner".into()],
+            total_rows: 0,
         }
     }
 

@@ -49,7 +49,10 @@ pub fn run_command(args: RunArgs) -> i32 {
     // The whole campaign is validated before the first call: nothing is sent if anything fails.
     let report = campaign.validate();
     if !report.diagnostics.is_empty() {
+        // warnings are shown and do not stop the run; errors do
         eprint!("{}", report.diagnostics.render_text());
+    }
+    if report.diagnostics.has_errors() {
         eprintln!("error: the campaign is invalid; nothing was sent");
         return exit::INVALID;
     }
@@ -98,6 +101,7 @@ pub fn run_command(args: RunArgs) -> i32 {
         setup_steps: campaign.setup().len(),
         step_ids,
         ledger_columns: campaign.ledger_column_names(),
+        total_rows,
     };
     let rundir = match RunDir::create(&dir, &manifest) {
         Ok(r) => r,
@@ -151,7 +155,22 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
             return exit::INVALID;
         }
     };
-    let digests = match current_digests(&campaign, &m.vars) {
+    // Digesting the input and reading the journal are the two long reads of a large run:
+    // they go side by side. One pass over the journal positions the writer after its last
+    // good record (a torn tail is cut) and keeps the records for the replay and the budgets.
+    let journal_path = rundir.journal_path();
+    let (digests, journal_read) = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            // the journal streams into the replayed state; only the last day's call times
+            // are kept (for the rolling daily budgets)
+            let mut recent = DailySeeds::new(&campaign);
+            let r = JournalWriter::open_and_replay_visiting(&journal_path, |rec| recent.visit(rec));
+            r.map(|(writer, state, _torn)| (writer, state, recent.seeds))
+        });
+        let digests = current_digests(&campaign, &m.vars);
+        (digests, reader.join().expect("journal reader thread"))
+    });
+    let digests = match digests {
         Ok(d) => d,
         Err(e) => {
             err(e);
@@ -176,7 +195,9 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
         }
     }
     // Unchanged inputs were validated when the run started; changed ones are validated again.
-    let total_rows = if drift.is_empty() {
+    let total_rows = if drift.is_empty() && m.total_rows > 0 {
+        m.total_rows
+    } else if drift.is_empty() {
         match count_rows(campaign.input_path()) {
             Ok(n) => n,
             Err(e) => {
@@ -188,21 +209,20 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
         let report = campaign.validate();
         if !report.diagnostics.is_empty() {
             eprint!("{}", report.diagnostics.render_text());
+        }
+        if report.diagnostics.has_errors() {
             eprintln!("error: the changed campaign is invalid; nothing was sent");
             return exit::INVALID;
         }
         report.rows
     };
-    // one pass over the journal: position the writer after its last good record (a torn
-    // tail is cut) and keep the records for the replay and the daily budgets
-    let (journal, contents) = match JournalWriter::open_and_read(&rundir.journal_path()) {
+    let (journal, mut prior, seeds) = match journal_read {
         Ok(x) => x,
         Err(e) => {
             err(e);
             return exit::ENVIRONMENT;
         }
     };
-    let mut records = contents.records;
     let rates = match rate_config(&campaign, &args.connection) {
         Ok(r) => r,
         Err(e) => {
@@ -211,16 +231,15 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
         }
     };
     let mut prelude = Prelude {
-        seeds: daily_seeds(&campaign, &records),
+        seeds,
         records: Vec::new(),
     };
     if args.retry_failed {
         // journaled, so that a later resume sees the same rows pending
         let redrive = Record::RetryFailedRows { at: now() };
-        records.push(redrive.clone());
+        prior.apply(&redrive);
         prelude.records.push(redrive);
     }
-    let prior = journal::replay_owned(records);
     execute(
         Arc::new(campaign),
         rundir,
@@ -241,28 +260,50 @@ struct Prelude {
 }
 
 /// Calls started in the last 24 hours by earlier processes of this run count against the
-/// rolling daily budgets.
-fn daily_seeds(campaign: &Campaign, records: &[Record]) -> Vec<(QuotaClass, SystemTime)> {
-    let mut action: HashMap<&str, &str> = HashMap::new();
-    for s in campaign.setup().iter().chain(campaign.steps()) {
-        action.insert(&s.id, &s.action);
+/// rolling daily budgets: collected while the journal streams by.
+struct DailySeeds {
+    action: HashMap<String, String>,
+    horizon: SystemTime,
+    /// Journal times are RFC 3339 UTC with milliseconds, so they order as strings: only the
+    /// last day's records are parsed.
+    horizon_text: String,
+    seeds: Vec<(QuotaClass, SystemTime)>,
+}
+
+impl DailySeeds {
+    fn new(campaign: &Campaign) -> Self {
+        let horizon = SystemTime::now() - DAY;
+        DailySeeds {
+            action: campaign
+                .setup()
+                .iter()
+                .chain(campaign.steps())
+                .map(|s| (s.id.clone(), s.action.clone()))
+                .collect(),
+            horizon,
+            horizon_text: chrono::DateTime::<chrono::Utc>::from(horizon)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            seeds: Vec::new(),
+        }
     }
-    let horizon = SystemTime::now() - DAY;
-    // journal times are RFC 3339 UTC with milliseconds, so they order as strings: only the
-    // last day's records are parsed
-    let horizon_text = chrono::DateTime::<chrono::Utc>::from(horizon)
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    records
-        .iter()
-        .filter_map(|r| match r {
-            Record::StepStarted { step, at, .. } if at.as_str() > horizon_text.as_str() => {
-                let t: SystemTime = chrono::DateTime::parse_from_rfc3339(at).ok()?.into();
-                let op = action.get(step.as_str())?;
-                (t > horizon).then(|| (QuotaClass::of(op), t))
+
+    fn visit(&mut self, rec: &Record) {
+        if let Record::StepStarted { step, at, .. } = rec {
+            if at.as_str() <= self.horizon_text.as_str() {
+                return;
             }
-            _ => None,
-        })
-        .collect()
+            let (Some(op), Ok(t)) = (
+                self.action.get(step),
+                chrono::DateTime::parse_from_rfc3339(at),
+            ) else {
+                return;
+            };
+            let t: SystemTime = t.into();
+            if t > self.horizon {
+                self.seeds.push((QuotaClass::of(op), t));
+            }
+        }
+    }
 }
 
 fn now() -> String {

@@ -792,6 +792,13 @@ impl<C: ApiClient> Coordinator<C> {
                     let (done, stats) = joined.expect("worker panicked");
                     self.absorb(stats);
                     self.dispatch(done)?;
+                    // take every other result that is already in, so one group commit
+                    // covers them all
+                    while let Some(joined) = self.workers.try_join_next() {
+                        let (done, stats) = joined.expect("worker panicked");
+                        self.absorb(stats);
+                        self.dispatch(done)?;
+                    }
                 }
                 _ = poll_tick.tick(), if !self.waiting.is_empty() && self.polls_in_flight == 0 && self.stop.is_none() => self.spawn_polls(),
                 _ = progress_tick.tick() => self.progress.tick(&self.limits),

@@ -615,10 +615,22 @@ impl JournalWriter {
     pub fn open_and_replay(
         path: &Path,
     ) -> Result<(JournalWriter, RunState, Option<TornTail>), JournalError> {
+        Self::open_and_replay_visiting(path, |_| {})
+    }
+
+    /// [`open_and_replay`](Self::open_and_replay), showing each record to `visit` before it
+    /// is applied (resume counts the last day's calls this way, without keeping the records).
+    pub fn open_and_replay_visiting(
+        path: &Path,
+        mut visit: impl FnMut(&Record),
+    ) -> Result<(JournalWriter, RunState, Option<TornTail>), JournalError> {
         let mut state = RunState::default();
         let mut torn_out = None;
         let w = Self::open_with(path, |input| {
-            let (n, torn) = parse_input(path, input, |r| state.apply_owned(r))?;
+            let (n, torn) = parse_input(path, input, |r| {
+                visit(&r);
+                state.apply_owned(r)
+            })?;
             torn_out = torn.clone();
             Ok((n, torn))
         })?;

@@ -36,6 +36,7 @@ fn make_run(work: &Path, rows: usize) -> std::path::PathBuf {
         step_ids: vec![s("whoami"), s("invite"), s("check")],
         setup_steps: 1,
         ledger_columns: vec![],
+        total_rows: 0,
     };
     let dir = work.join("runs/invite");
     RunDir::create(&dir, &manifest).unwrap();
