@@ -11,21 +11,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 /// The operations the emulator serves (everything else is `UnknownOperationException`).
-pub const OPERATIONS: [&str; 13] = [
-    "CreateEngagement",
-    "GetEngagement",
-    "ListEngagements",
-    "CreateEngagementInvitation",
-    "GetEngagementInvitation",
-    "ListEngagementInvitations",
-    "RejectEngagementInvitation",
-    "StartEngagementByAcceptingInvitationTask",
-    "ListEngagementByAcceptingInvitationTasks",
-    "StartEngagementFromOpportunityTask",
-    "ListEngagementFromOpportunityTasks",
-    "CreateOpportunity",
-    "GetOpportunity",
-];
+pub use crate::model::OPERATIONS;
 
 /// Index of an operation in [`OPERATIONS`].
 pub fn op_index(name: &str) -> Option<usize> {

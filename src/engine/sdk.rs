@@ -747,6 +747,18 @@ mod tests {
 }
 
 #[cfg(test)]
+mod one_list_of_operations {
+    #[test]
+    fn the_bridge_sends_exactly_the_operations_playbooks_and_the_emulator_know() {
+        let mut generated = super::SUPPORTED_OPERATIONS.to_vec();
+        let mut model = crate::model::OPERATIONS.to_vec();
+        generated.sort_unstable();
+        model.sort_unstable();
+        assert_eq!(generated, model, "regenerate src/engine/sdk_gen.rs");
+    }
+}
+
+#[cfg(test)]
 mod generated {
     #[test]
     fn sdk_gen_matches_the_embedded_model() {

@@ -22,6 +22,24 @@ pub const MODEL_JSON: &str = include_str!("../../schemas/model.json");
 /// The constraints-file format this build understands.
 pub const MODEL_FORMAT: u32 = 1;
 
+/// The operations cosell supports end to end: the actions a playbook step may name, the
+/// operations the SDK bridge sends and the emulator serves. One list, used by all three.
+pub const OPERATIONS: [&str; 13] = [
+    "CreateEngagement",
+    "GetEngagement",
+    "ListEngagements",
+    "CreateEngagementInvitation",
+    "GetEngagementInvitation",
+    "ListEngagementInvitations",
+    "RejectEngagementInvitation",
+    "StartEngagementByAcceptingInvitationTask",
+    "ListEngagementByAcceptingInvitationTasks",
+    "StartEngagementFromOpportunityTask",
+    "ListEngagementFromOpportunityTasks",
+    "CreateOpportunity",
+    "GetOpportunity",
+];
+
 /// Index of a shape in [`Model::shapes`].
 pub type ShapeId = u16;
 

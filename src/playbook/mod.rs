@@ -19,21 +19,7 @@ use std::time::Duration;
 pub const VERSION: i64 = 1;
 
 /// The operations a step may name (those the SDK bridge and the emulator serve).
-pub const ACTIONS: &[&str] = &[
-    "CreateEngagement",
-    "GetEngagement",
-    "ListEngagements",
-    "CreateEngagementInvitation",
-    "GetEngagementInvitation",
-    "ListEngagementInvitations",
-    "RejectEngagementInvitation",
-    "StartEngagementByAcceptingInvitationTask",
-    "ListEngagementByAcceptingInvitationTasks",
-    "StartEngagementFromOpportunityTask",
-    "ListEngagementFromOpportunityTasks",
-    "CreateOpportunity",
-    "GetOpportunity",
-];
+pub const ACTIONS: &[&str] = &crate::model::OPERATIONS;
 
 /// The task actions that may `wait`, with the List operation that polls them and the shape of
 /// one task summary (the step's output when it waits).

@@ -115,7 +115,7 @@ fn ctrl_c_stops_cleanly_with_the_resume_command_and_resume_finishes() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1200));
-    unsafe_sigint(child.id());
+    sigint(child.id());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
@@ -131,12 +131,49 @@ fn ctrl_c_stops_cleanly_with_the_resume_command_and_resume_finishes() {
     assert_eq!(emu.stats()["resources"]["invitations"], n as u64);
 }
 
-fn unsafe_sigint(pid: u32) {
+fn sigint(pid: u32) {
     // `kill -INT` from procps: no libc binding needed in the tests
     std::process::Command::new("kill")
         .args(["-INT", &pid.to_string()])
         .status()
         .unwrap();
+}
+
+#[test]
+fn a_second_ctrl_c_leaves_at_once_and_the_journal_still_resumes() {
+    let emu = Emu::start("x50", "latency=400ms@1.0", 1, "100ms");
+    let dir = tempfile::tempdir().unwrap();
+    let n = 40;
+    std::fs::write(dir.path().join("partners.csv"), partners_csv(n, RECEIVER)).unwrap();
+    // every call takes 400 ms: the second signal lands while calls are in flight
+    let child = invite(&emu, dir.path(), "abort")
+        .command()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    sigint(child.id());
+    std::thread::sleep(Duration::from_millis(50));
+    sigint(child.id());
+    let t = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("aborted"), "{stderr}");
+    assert!(stderr.contains("cosell resume abort"), "{stderr}");
+    assert!(
+        t.elapsed() < Duration::from_millis(350),
+        "left at once, not after the calls"
+    );
+    resume(&emu, dir.path(), "abort", SENDER).run().code(0);
+    let ledger = read_ledger(&dir.path().join("abort/ledger.csv"));
+    assert!(
+        ledger.iter().all(|r| r["status"] == "succeeded"),
+        "{ledger:#?}"
+    );
+    assert_eq!(emu.stats()["resources"]["invitations"], n as u64);
 }
 
 #[test]
