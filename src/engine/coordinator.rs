@@ -96,7 +96,6 @@ pub enum EngineError {
 }
 
 struct Active {
-    rref: RowRef,
     row: Option<Row>,
     /// Index of the next step to run.
     next: usize,
@@ -542,7 +541,7 @@ impl<C: ApiClient> Coordinator<C> {
         }
     }
 
-    fn spawn_polls(&mut self) {
+    fn spawn_polls(&mut self) -> Result<(), EngineError> {
         let now_i = Instant::now();
         // time-outs first
         let mut expired = Vec::new();
@@ -555,12 +554,12 @@ impl<C: ApiClient> Coordinator<C> {
             }
         });
         for (rref, step, id) in expired {
-            let _ = self.fail_step(
+            self.fail_step(
                 rref,
                 step,
                 "WaitTimeout",
                 &format!("task {id} did not finish within the step's wait timeout"),
-            );
+            )?;
         }
         let mut by_op: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
         for w in &self.waiting {
@@ -599,6 +598,7 @@ impl<C: ApiClient> Coordinator<C> {
                 });
             }
         }
+        Ok(())
     }
 
     fn on_poll(
@@ -653,7 +653,6 @@ impl<C: ApiClient> Coordinator<C> {
         prior: Option<&crate::journal::RowState>,
     ) -> Result<(), EngineError> {
         let mut a = Active {
-            rref,
             row,
             next: 0,
             outputs: Map::new(),
@@ -679,7 +678,6 @@ impl<C: ApiClient> Coordinator<C> {
                 }
             }
         }
-        debug_assert_eq!(a.rref, rref);
         self.active.insert(rref, a);
         if let Some((i, task_id, action, wait)) = resume_wait {
             if let Some(list_op) = poll_operation(&action) {
@@ -733,7 +731,7 @@ impl<C: ApiClient> Coordinator<C> {
                         self.absorb(stats);
                         self.dispatch(done)?;
                     }
-                    _ = poll_tick.tick(), if !self.waiting.is_empty() && self.polls_in_flight == 0 => self.spawn_polls(),
+                    _ = poll_tick.tick(), if !self.waiting.is_empty() && self.polls_in_flight == 0 => self.spawn_polls()?,
                     sig = signals.next() => {
                         if sig { self.stop = Some(Stop::Aborted); break; }
                         self.stop = Some(Stop::Interrupted);
@@ -800,7 +798,7 @@ impl<C: ApiClient> Coordinator<C> {
                         self.dispatch(done)?;
                     }
                 }
-                _ = poll_tick.tick(), if !self.waiting.is_empty() && self.polls_in_flight == 0 && self.stop.is_none() => self.spawn_polls(),
+                _ = poll_tick.tick(), if !self.waiting.is_empty() && self.polls_in_flight == 0 && self.stop.is_none() => self.spawn_polls()?,
                 _ = progress_tick.tick() => self.progress.tick(&self.limits),
                 sig = signals.next() => {
                     if sig {

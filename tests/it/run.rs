@@ -264,6 +264,40 @@ fn a_task_that_fails_lands_in_the_ledger_with_its_reason_code() {
 }
 
 #[test]
+fn a_wait_that_times_out_fails_the_row_and_names_the_task() {
+    let emu = Emu::start("x50", "", 1, "30s");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("partners.csv"), partners_csv(1, RECEIVER)).unwrap();
+    invite(&emu, dir.path(), "send").run().code(0);
+    std::fs::write(
+        dir.path().join("invitations.csv"),
+        invitations_csv(&dir.path().join("send/ledger.csv")),
+    )
+    .unwrap();
+    let pb = std::fs::read_to_string(accept_playbook(dir.path()))
+        .unwrap()
+        .replace("timeout: 10m", "timeout: 1s");
+    std::fs::write(dir.path().join("impatient.yaml"), pb).unwrap();
+    Cosell::in_dir(dir.path())
+        .args([
+            "run",
+            "impatient.yaml",
+            "--input",
+            "invitations.csv",
+            "--run-dir",
+            "t",
+        ])
+        .args(X50)
+        .calling_as(emu.url(), RECEIVER)
+        .run()
+        .code(1);
+    let r = &read_ledger(&dir.path().join("t/ledger.csv"))[0];
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["error_code"], "WaitTimeout");
+    assert!(r["error_message"].starts_with("task task-"), "{r:?}");
+}
+
+#[test]
 fn engagements_from_opportunities_wait_for_their_tasks() {
     let emu = Emu::start("x50", "", 1, "200ms");
     let client = crate::support::sdk_client(emu.url(), SENDER);
