@@ -64,7 +64,7 @@ pub fn run_command(args: RunArgs) -> i32 {
             return exit::INVALID;
         }
     };
-    if let Err(code) = confirm(&campaign, &args.connection, total_rows, &rates) {
+    if let Err(code) = confirm(&campaign, &args.connection, total_rows) {
         return code;
     }
     let dir = args.run_dir.clone().unwrap_or_else(|| {
@@ -384,26 +384,17 @@ fn per_row_calls(campaign: &Campaign) -> BTreeMap<QuotaClass, f64> {
 }
 
 /// Against catalog AWS through a real endpoint, show what will be sent and ask.
-fn confirm(
-    campaign: &Campaign,
-    conn: &ConnectionArgs,
-    rows: u64,
-    rates: &RateConfig,
-) -> Result<(), i32> {
+fn confirm(campaign: &Campaign, conn: &ConnectionArgs, rows: u64) -> Result<(), i32> {
     if campaign.catalog() != "AWS" || conn.emulate || conn.yes {
         return Ok(());
     }
-    let per_row = per_row_calls(campaign);
-    let bound = per_row
-        .iter()
-        .map(|(c, n)| n * rows as f64 / rates.class_rate(*c))
-        .fold(0.0, f64::max);
+    eprint!(
+        "{}",
+        crate::plan::summary::summarize(campaign, rows).render_text()
+    );
     eprintln!(
-        "This run sends {} rows of playbook {} to catalog AWS (live Partner Central data); \
-         it takes at least {} at the configured rates.",
-        rows,
-        campaign.name(),
-        fmt_duration(Duration::from_secs_f64(bound))
+        "This run sends the requests above to catalog AWS (live Partner Central data) as \
+         the configured credentials' partner account."
     );
     if !std::io::stdin().is_terminal() {
         err("catalog AWS needs confirmation: run from a terminal, or pass --yes");
