@@ -164,7 +164,13 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
             // the journal streams into the replayed state; only the last day's call times
             // are kept (for the rolling daily budgets)
             let mut recent = DailySeeds::new(&campaign);
-            let r = JournalWriter::open_and_replay_visiting(&journal_path, |rec| recent.visit(rec));
+            let lean = RunState {
+                lean: true,
+                ..RunState::default()
+            };
+            let r = JournalWriter::open_and_replay_visiting(&journal_path, lean, |rec| {
+                recent.visit(rec)
+            });
             r.map(|(writer, state, _torn)| (writer, state, recent.seeds))
         });
         let digests = current_digests(&campaign, &m.vars);

@@ -615,16 +615,17 @@ impl JournalWriter {
     pub fn open_and_replay(
         path: &Path,
     ) -> Result<(JournalWriter, RunState, Option<TornTail>), JournalError> {
-        Self::open_and_replay_visiting(path, |_| {})
+        Self::open_and_replay_visiting(path, RunState::default(), |_| {})
     }
 
-    /// [`open_and_replay`](Self::open_and_replay), showing each record to `visit` before it
-    /// is applied (resume counts the last day's calls this way, without keeping the records).
+    /// [`open_and_replay`](Self::open_and_replay) into `state` (e.g. a `lean` one), showing
+    /// each record to `visit` before it is applied (resume counts the last day's calls this
+    /// way, without keeping the records).
     pub fn open_and_replay_visiting(
         path: &Path,
+        mut state: RunState,
         mut visit: impl FnMut(&Record),
     ) -> Result<(JournalWriter, RunState, Option<TornTail>), JournalError> {
-        let mut state = RunState::default();
         let mut torn_out = None;
         let w = Self::open_with(path, |input| {
             let (n, torn) = parse_input(path, input, |r| {

@@ -99,6 +99,10 @@ pub struct RunState {
     pub rows: BTreeMap<u64, RowState>,
     /// How many `RetryFailedRows` records were replayed.
     pub retry_epoch: u32,
+    /// Forget the step states of data rows once they finish succeeded or skipped (their
+    /// status and times stay). Resume needs nothing else of them, and on a large, nearly
+    /// done run this keeps the replay from holding every output in memory.
+    pub lean: bool,
 }
 
 /// Rows by where they stand.
@@ -177,6 +181,9 @@ impl RunState {
             Record::RowFinished { status, at, .. } => {
                 state.status = Some(status);
                 state.finished_at = Some(at);
+                if self.lean && row != RowRef::Setup && status != RowStatus::Failed {
+                    state.steps = BTreeMap::new();
+                }
                 return;
             }
             Record::Header { .. } | Record::RetryFailedRows { .. } => unreachable!(),
@@ -220,6 +227,75 @@ pub fn replay_owned(records: Vec<Record>) -> RunState {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_lean_replay_forgets_only_what_resume_does_not_need() {
+        let at = || "2026-11-22T00:00:00.000Z".to_string();
+        let recs = vec![
+            Record::StepSucceeded {
+                row: RowRef::Setup,
+                step: "e".into(),
+                output: serde_json::json!({"Id": "eng-1"}),
+                at: at(),
+            },
+            Record::RowFinished {
+                row: RowRef::Setup,
+                status: RowStatus::Succeeded,
+                at: at(),
+            },
+            Record::StepSucceeded {
+                row: RowRef::Row(0),
+                step: "a".into(),
+                output: serde_json::json!({"Id": 1}),
+                at: at(),
+            },
+            Record::RowFinished {
+                row: RowRef::Row(0),
+                status: RowStatus::Succeeded,
+                at: at(),
+            },
+            Record::StepSucceeded {
+                row: RowRef::Row(1),
+                step: "a".into(),
+                output: serde_json::json!({"Id": 2}),
+                at: at(),
+            },
+            Record::StepFailed {
+                row: RowRef::Row(1),
+                step: "b".into(),
+                code: "X".into(),
+                message: "m".into(),
+                at: at(),
+            },
+            Record::RowFinished {
+                row: RowRef::Row(1),
+                status: RowStatus::Failed,
+                at: at(),
+            },
+            Record::StepSucceeded {
+                row: RowRef::Row(2),
+                step: "a".into(),
+                output: serde_json::json!({"Id": 3}),
+                at: at(),
+            },
+        ];
+        let full = replay(&recs);
+        let mut lean = RunState {
+            lean: true,
+            ..RunState::default()
+        };
+        for r in &recs {
+            lean.apply(r);
+        }
+        // finished-succeeded rows keep status and times, not their steps
+        assert_eq!(lean.rows[&0].status, Some(RowStatus::Succeeded));
+        assert_eq!(lean.rows[&0].finished_at, full.rows[&0].finished_at);
+        assert!(lean.rows[&0].steps.is_empty());
+        // setup, failed and unfinished rows are kept whole (resume and redrive read them)
+        assert_eq!(lean.setup, full.setup);
+        assert_eq!(lean.rows[&1], full.rows[&1]);
+        assert_eq!(lean.rows[&2], full.rows[&2]);
+    }
     use super::*;
     use proptest::prelude::*;
 
