@@ -2,7 +2,8 @@
 //!
 //! 1. Quota-bound campaign: a 400-row invite-and-check campaign against the emulator with
 //!    `--quotas x20`, client rates set to the same x20 quotas. Reports elapsed time against
-//!    the quota lower bound (400 writes at 20/s = 20 s) and the ThrottlingExceptions served.
+//!    the quota lower bound (400 writes at 20/s: 399 intervals, 19.95 s) and the
+//!    ThrottlingExceptions served.
 //! 2. Engine overhead: the same campaign shape with 2,000 rows, `--quotas none` and client
 //!    limits lifted; reports the `cosell` process's CPU time (user + system) per API call.
 //!
@@ -122,7 +123,8 @@ fn main() {
         &["write=20/s", "read=200/s", "engagement-write=300/s"],
     );
     let stats = h.stats();
-    let bound = rows as f64 / 20.0;
+    // 400 writes evenly spaced at 20/s: 399 intervals from the first to the last
+    let bound = (rows - 1) as f64 / 20.0;
     println!(
         "quota-bound: {rows} rows invite+check, quotas x20: {elapsed:.2} s vs lower bound {bound:.2} s \
          = {:.3}x; throttled {}; exit {code}",

@@ -653,10 +653,11 @@ fn print_summary(
     rates: &BTreeMap<QuotaClass, f64>,
     ledger: &LedgerCounts,
 ) {
+    // n calls evenly spaced at a rate r need (n - 1) / r from the first to the last
     let bound = s
         .calls_per_class
         .iter()
-        .map(|(c, n)| *n as f64 / rates.get(c).copied().unwrap_or(1.0))
+        .map(|(c, n)| n.saturating_sub(1) as f64 / rates.get(c).copied().unwrap_or(1.0))
         .fold(0.0, f64::max);
     let mut out = String::new();
     use std::fmt::Write as _;

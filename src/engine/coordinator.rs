@@ -274,7 +274,6 @@ impl<C: ApiClient> Coordinator<C> {
                 .calls_per_class
                 .entry(QuotaClass::of(&op))
                 .or_default() += 1;
-            self.progress.call(QuotaClass::of(&op));
             let (client, limits) = (self.client.clone(), self.limits.clone());
             let o = (
                 self.opts.max_attempts,
@@ -576,7 +575,6 @@ impl<C: ApiClient> Coordinator<C> {
                     .calls_per_class
                     .entry(QuotaClass::of(op))
                     .or_default() += 1;
-                self.progress.call(QuotaClass::of(op));
                 let (client, limits) = (self.client.clone(), self.limits.clone());
                 let o = (
                     self.opts.max_attempts,
@@ -827,6 +825,13 @@ impl<C: ApiClient> Coordinator<C> {
     }
 
     fn dispatch(&mut self, done: Done) -> Result<(), EngineError> {
+        // the progress line shows calls answered per second (a call spawned waits for its
+        // turn in the limiter, so counting spawns would misreport the pace)
+        let class = match &done {
+            Done::Call { rref, step, .. } => QuotaClass::of(&self.steps_of(*rref)[*step].action),
+            Done::Poll { list_op, .. } => QuotaClass::of(list_op),
+        };
+        self.progress.call(class);
         match done {
             Done::Call { rref, step, result } => self.on_call(rref, step, result),
             Done::Poll {
