@@ -367,6 +367,78 @@ fn engagements_from_opportunities_wait_for_their_tasks() {
 }
 
 #[test]
+fn the_daily_quota_stops_the_run_and_counts_earlier_calls_on_resume() {
+    let emu = Emu::start("x50", "", 1, "100ms");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("partners.csv"), partners_csv(6, RECEIVER)).unwrap();
+    let pb = std::fs::read_to_string(invite_playbook(dir.path()))
+        .unwrap()
+        .replace(
+            "daily: { write: 10000, read: 100000 }",
+            "daily: { write: 3, read: 100000 }",
+        )
+        .replace("concurrency: 8", "concurrency: 1");
+    assert!(pb.contains("write: 3,"), "the example sets limits.daily");
+    std::fs::write(dir.path().join("daily.yaml"), pb).unwrap();
+    let run = || {
+        Cosell::in_dir(dir.path())
+            .args([
+                "run",
+                "daily.yaml",
+                "--input",
+                "partners.csv",
+                "--run-dir",
+                "q",
+            ])
+            .args(X50)
+            .calling_as(emu.url(), SENDER)
+    };
+    let out = run().run();
+    out.code(3)
+        .stderr_has("the rolling 24-hour quota of the write class (3 calls) is used up")
+        .stderr_has("cosell resume q");
+    let ledger = read_ledger(&dir.path().join("q/ledger.csv"));
+    let done = ledger.iter().filter(|r| r["status"] == "succeeded").count();
+    assert_eq!(done, 3, "{ledger:#?}");
+    assert_eq!(emu.stats()["resources"]["invitations"], 3);
+    // within the same 24 hours, resume knows the three earlier writes and sends nothing
+    let out = resume_in(dir.path(), emu.url(), "q");
+    out.code(3).stderr_has("write class (3 calls) is used up");
+    assert_eq!(emu.stats()["resources"]["invitations"], 3);
+}
+
+fn resume_in(dir: &Path, endpoint: &str, run_dir: &str) -> crate::support::Outcome {
+    Cosell::in_dir(dir)
+        .args(["resume", run_dir])
+        .args(X50)
+        .calling_as(endpoint, SENDER)
+        .run()
+}
+
+#[test]
+fn logs_at_trace_level_carry_no_secret_and_no_sensitive_value() {
+    let emu = Emu::start("x50", "", 1, "100ms");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("partners.csv"), partners_csv(2, RECEIVER)).unwrap();
+    let out = invite(&emu, dir.path(), "t")
+        .env("RUST_LOG", "trace")
+        .env("AWS_SECRET_ACCESS_KEY", "SECRET-never-in-logs")
+        .run();
+    out.code(0);
+    assert!(out.stderr.len() > 10_000, "trace logging was on");
+    for needle in [
+        "SECRET-never-in-logs",
+        "Signature=",
+        // values of members the model marks sensitive: the customer's website and the
+        // receiver's account id (Customer.WebsiteUrl, Receiver.Account.AwsAccountId)
+        "northwind.example.com",
+        RECEIVER,
+    ] {
+        assert!(!out.stderr.contains(needle), "{needle:?} reached the logs");
+    }
+}
+
+#[test]
 fn an_invalid_campaign_sends_nothing_and_exits_2() {
     let emu = Emu::start("none", "", 1, "100ms");
     let dir = tempfile::tempdir().unwrap();
