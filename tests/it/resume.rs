@@ -1,6 +1,6 @@
 //! Kill, interrupt, resume and redrive: `cosell resume` against an emulator with faults.
 
-use crate::run::{accept_playbook, invitations_csv, invite, partners_csv, RECEIVER, SENDER, X50};
+use crate::run::{accept, invite, partners_csv, write_invitations, RECEIVER, SENDER, X50};
 use crate::support::{read_ledger, Cosell, Emu};
 use rand::{Rng, SeedableRng};
 use std::path::Path;
@@ -74,17 +74,8 @@ fn twenty_kills_lose_nothing_and_duplicate_nothing() {
     assert_eq!(stats["resources"]["engagements"], 1, "{stats:#}");
 
     // the receiver accepts them all, killed ten more times on the way
-    std::fs::write(
-        dir.path().join("invitations.csv"),
-        invitations_csv(&dir.path().join("send/ledger.csv")),
-    )
-    .unwrap();
-    let first = Cosell::in_dir(dir.path())
-        .arg("run")
-        .arg(accept_playbook(dir.path()))
-        .args(["--input", "invitations.csv", "--run-dir", "accept"])
-        .args(X50)
-        .calling_as(emu.url(), RECEIVER);
+    write_invitations(dir.path());
+    let first = accept(&emu, dir.path(), "accept");
     kill_and_resume(&emu, dir.path(), "accept", RECEIVER, first, 10, &mut rng);
     let ledger = read_ledger(&dir.path().join("accept/ledger.csv"));
     assert!(
@@ -221,11 +212,7 @@ fn retry_failed_runs_only_the_failed_rows_again() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("partners.csv"), partners_csv(4, RECEIVER)).unwrap();
     invite(&emu, dir.path(), "send").run().code(0);
-    std::fs::write(
-        dir.path().join("invitations.csv"),
-        invitations_csv(&dir.path().join("send/ledger.csv")),
-    )
-    .unwrap();
+    write_invitations(dir.path());
     // the sender waits for acceptance: fails while invitations are still pending
     let pb = r#"version: 1
 name: await-accept
@@ -249,14 +236,7 @@ steps:
     let calls_before = emu.stats()["calls"]["GetEngagementInvitation"]
         .as_u64()
         .unwrap();
-    Cosell::in_dir(dir.path())
-        .arg("run")
-        .arg(accept_playbook(dir.path()))
-        .args(["--input", "invitations.csv", "--run-dir", "acc"])
-        .args(X50)
-        .calling_as(emu.url(), RECEIVER)
-        .run()
-        .code(0);
+    accept(&emu, dir.path(), "acc").run().code(0);
     let accept_gets = emu.stats()["calls"]["GetEngagementInvitation"]
         .as_u64()
         .unwrap()

@@ -103,6 +103,22 @@ pub fn invite_playbook(dir: &Path) -> std::path::PathBuf {
     path
 }
 
+/// `invitations.csv` in `dir`, from the invite run `send`'s ledger.
+pub fn write_invitations(dir: &Path) {
+    let csv = invitations_csv(&dir.join("send/ledger.csv"));
+    std::fs::write(dir.join("invitations.csv"), csv).unwrap();
+}
+
+/// The receiver's accept run over `invitations.csv` in `dir`.
+pub fn accept(emu: &Emu, dir: &Path, run_dir: &str) -> Cosell {
+    Cosell::in_dir(dir)
+        .arg("run")
+        .arg(accept_playbook(dir))
+        .args(["--input", "invitations.csv", "--run-dir", run_dir])
+        .args(X50)
+        .calling_as(emu.url(), RECEIVER)
+}
+
 pub fn invite(emu: &Emu, dir: &Path, run_dir: &str) -> Cosell {
     Cosell::in_dir(dir)
         .arg("run")
@@ -157,18 +173,8 @@ fn invite_then_accept_across_two_accounts_through_faults() {
     );
 
     // the receiver accepts every invitation, as a second partner account
-    std::fs::write(
-        dir.path().join("invitations.csv"),
-        invitations_csv(&dir.path().join("send/ledger.csv")),
-    )
-    .unwrap();
-    let out = Cosell::in_dir(dir.path())
-        .arg("run")
-        .arg(accept_playbook(dir.path()))
-        .args(["--input", "invitations.csv", "--run-dir", "accept"])
-        .args(X50)
-        .calling_as(emu.url(), RECEIVER)
-        .run();
+    write_invitations(dir.path());
+    let out = accept(&emu, dir.path(), "accept").run();
     out.code(0);
     let ledger = read_ledger(&dir.path().join("accept/ledger.csv"));
     assert!(
@@ -197,14 +203,7 @@ fn a_failed_expectation_and_a_failed_task_land_in_the_ledger_with_the_reason() {
     let invitations = invitations_csv(&dir.path().join("send/ledger.csv"));
     std::fs::write(dir.path().join("invitations.csv"), &invitations).unwrap();
     // accept once: succeeds
-    Cosell::in_dir(dir.path())
-        .arg("run")
-        .arg(accept_playbook(dir.path()))
-        .args(["--input", "invitations.csv", "--run-dir", "a1"])
-        .args(X50)
-        .calling_as(emu.url(), RECEIVER)
-        .run()
-        .code(0);
+    accept(&emu, dir.path(), "a1").run().code(0);
     // the sender checks again: the invite playbook's `expect: Status PENDING` no longer holds
     let check = r#"version: 1
 name: recheck
@@ -241,18 +240,8 @@ fn a_task_that_fails_lands_in_the_ledger_with_its_reason_code() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("partners.csv"), partners_csv(2, RECEIVER)).unwrap();
     invite(&emu, dir.path(), "send").run().code(0);
-    std::fs::write(
-        dir.path().join("invitations.csv"),
-        invitations_csv(&dir.path().join("send/ledger.csv")),
-    )
-    .unwrap();
-    let out = Cosell::in_dir(dir.path())
-        .arg("run")
-        .arg(accept_playbook(dir.path()))
-        .args(["--input", "invitations.csv", "--run-dir", "late"])
-        .args(X50)
-        .calling_as(emu.url(), RECEIVER)
-        .run();
+    write_invitations(dir.path());
+    let out = accept(&emu, dir.path(), "late").run();
     out.code(1).stderr_has("2 rows failed");
     for r in read_ledger(&dir.path().join("late/ledger.csv")) {
         assert_eq!(r["status"], "failed", "{r:?}");
@@ -269,11 +258,7 @@ fn a_wait_that_times_out_fails_the_row_and_names_the_task() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("partners.csv"), partners_csv(1, RECEIVER)).unwrap();
     invite(&emu, dir.path(), "send").run().code(0);
-    std::fs::write(
-        dir.path().join("invitations.csv"),
-        invitations_csv(&dir.path().join("send/ledger.csv")),
-    )
-    .unwrap();
+    write_invitations(dir.path());
     let pb = std::fs::read_to_string(accept_playbook(dir.path()))
         .unwrap()
         .replace("timeout: 10m", "timeout: 1s");
