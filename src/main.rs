@@ -3,7 +3,19 @@ use clap::Parser;
 
 fn main() {
     let cli = cosell::cli::Cli::parse();
-    let code = cosell::run(cli);
+    // A panic is a bug in cosell, never the user's mistake: say so, and exit with the
+    // documented internal-error code instead of Rust's 101.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        eprintln!(
+            "internal error: this is a bug in cosell {}, not a problem with your playbook or \
+             input; please report it with the message below. A run's journal stays consistent: \
+             `cosell resume` continues it.",
+            env!("CARGO_PKG_VERSION")
+        );
+        default_hook(info);
+    }));
+    let code = std::panic::catch_unwind(|| cosell::run(cli)).unwrap_or(cosell::exit::INTERNAL);
     std::process::exit(code);
 }
 
