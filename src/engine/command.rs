@@ -6,7 +6,7 @@
 
 use super::api::ApiClient;
 use super::coordinator::{poll_operation, Coordinator, Options, Stop, Summary};
-use super::limits::{parse_rate, Limits, RateConfig, DAY};
+use super::limits::{Limits, RateConfig, DAY};
 use super::progress::{fmt_duration, Progress};
 use super::sdk::{ConnectOptions, SdkClient};
 use crate::cli::{CampaignArgs, ConnectionArgs, ResumeArgs, RunArgs};
@@ -371,7 +371,10 @@ fn rate_config(campaign: &Campaign, conn: &ConnectionArgs) -> Result<RateConfig,
                 classes.join(", ")
             ));
         }
-        cfg.set(name, parse_rate(value).map_err(|e| format!("--rate: {e}"))?);
+        let rate = crate::playbook::parse_rate(value).ok_or_else(|| {
+            format!("--rate {r:?}: the rate must be a positive number per unit: 1/s, 30/m, 3600/h")
+        })?;
+        cfg.set(name, rate);
     }
     Ok(cfg)
 }

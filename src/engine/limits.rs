@@ -66,32 +66,6 @@ impl RateConfig {
     }
 }
 
-/// Parse `N/s`, `N/m`, `N/h` (or a bare `N`, per second) into requests per second.
-pub fn parse_rate(text: &str) -> Result<f64, String> {
-    let t = text.trim();
-    let (num, unit) = match t.split_once('/') {
-        Some((n, u)) => (n.trim(), u.trim()),
-        None => (t, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("rate {text:?} is not a number per unit such as 1/s or 30/m"))?;
-    let per = match unit {
-        "s" | "sec" | "second" => 1.0,
-        "m" | "min" | "minute" => 60.0,
-        "h" | "hour" => 3600.0,
-        _ => {
-            return Err(format!(
-                "rate {text:?}: unit must be s, m or h (as in 1/s, 30/m)"
-            ))
-        }
-    };
-    if !(n > 0.0 && n.is_finite()) {
-        return Err(format!("rate {text:?} must be greater than zero"));
-    }
-    Ok(n / per)
-}
-
 /// A rolling 24-hour budget was used up.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DailyExhausted {
@@ -267,16 +241,6 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
 mod tests {
     use super::*;
     use std::time::Instant;
-
-    #[test]
-    fn rates_parse_with_units_and_reject_nonsense() {
-        assert_eq!(parse_rate("1/s").unwrap(), 1.0);
-        assert_eq!(parse_rate("30/m").unwrap(), 0.5);
-        assert_eq!(parse_rate("15").unwrap(), 15.0);
-        assert!(parse_rate("0/s").is_err());
-        assert!(parse_rate("x/s").is_err());
-        assert!(parse_rate("1/d").is_err());
-    }
 
     #[tokio::test]
     async fn calls_are_paced_at_the_configured_rate_without_burst() {

@@ -441,6 +441,29 @@ fn an_invalid_campaign_sends_nothing_and_exits_2() {
 }
 
 #[test]
+fn a_bad_rate_flag_is_refused_before_anything_is_sent() {
+    for (flag, says) in [
+        (
+            "write=fast",
+            "--rate \"write=fast\": the rate must be a positive number per unit: 1/s, 30/m, 3600/h",
+        ),
+        (
+            "writes=1/s",
+            "--rate \"writes=1/s\": \"writes\" is neither a quota class (read, write, engagement-write, prospecting-get, prospecting-list, prospecting-write) nor an operation",
+        ),
+    ] {
+        Cosell::new()
+            .arg("run")
+            .arg(repo().join("playbooks/invite-partners.yaml"))
+            .args(["--rate", flag])
+            .calling_as("http://127.0.0.1:9", SENDER)
+            .run()
+            .code(2)
+            .stderr_has(says);
+    }
+}
+
+#[test]
 fn catalog_aws_needs_confirmation_when_not_interactive() {
     let dir = tempfile::tempdir().unwrap();
     let pb = std::fs::read_to_string(invite_playbook(dir.path()))
