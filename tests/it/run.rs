@@ -441,6 +441,72 @@ fn an_invalid_campaign_sends_nothing_and_exits_2() {
 }
 
 #[test]
+fn the_endpoint_and_a_profile_come_from_the_standard_aws_configuration() {
+    let emu = Emu::start("x50", "", 1, "100ms");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("partners.csv"), partners_csv(2, RECEIVER)).unwrap();
+    // a named profile in a credentials file, the endpoint from the service's env variable
+    std::fs::write(
+        dir.path().join("credentials"),
+        format!(
+            "[cosell-test]\naws_access_key_id = {SENDER}\naws_secret_access_key = from-profile\n"
+        ),
+    )
+    .unwrap();
+    Cosell::in_dir(dir.path())
+        .arg("run")
+        .arg(invite_playbook(dir.path()))
+        .args([
+            "--input",
+            "partners.csv",
+            "--run-dir",
+            "p",
+            "--profile",
+            "cosell-test",
+        ])
+        .args(X50)
+        .env("AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING", emu.url())
+        .env("AWS_SHARED_CREDENTIALS_FILE", "credentials")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .run()
+        .code(0);
+    // the invitations were sent as the profile's partner account
+    let client = crate::support::sdk_client(emu.url(), SENDER);
+    let ledger = read_ledger(&dir.path().join("p/ledger.csv"));
+    for r in &ledger {
+        let inv = emu
+            .block_on(
+                client
+                    .get_engagement_invitation()
+                    .catalog("Sandbox")
+                    .identifier(&r["invitation_id"])
+                    .send(),
+            )
+            .unwrap();
+        assert_eq!(inv.sender_aws_account_id(), Some(SENDER));
+    }
+    // a profile that does not exist is an environment error naming it, before any call
+    let out = Cosell::in_dir(dir.path())
+        .arg("run")
+        .arg(invite_playbook(dir.path()))
+        .args([
+            "--input",
+            "partners.csv",
+            "--run-dir",
+            "p2",
+            "--profile",
+            "nope",
+        ])
+        .env("AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING", emu.url())
+        .env("AWS_SHARED_CREDENTIALS_FILE", "credentials")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .run();
+    out.code(4).stderr_has("nope");
+}
+
+#[test]
 fn a_bad_rate_flag_is_refused_before_anything_is_sent() {
     for (flag, says) in [
         (
