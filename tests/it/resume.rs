@@ -1,7 +1,7 @@
 //! Kill, interrupt, resume and redrive: `cosell resume` against an emulator with faults.
 
 use crate::run::{accept, invite, partners_csv, write_invitations, RECEIVER, SENDER, X50};
-use crate::support::{read_ledger, Cosell, Emu};
+use crate::support::{all_succeeded, read_ledger, Cosell, Emu};
 use rand::{Rng, SeedableRng};
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -12,6 +12,16 @@ fn spawn(c: Cosell) -> Child {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Start `c` with its output captured (for tests that signal it and read what it said).
+fn spawn_piped(c: Cosell) -> Child {
+    c.command()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap()
 }
@@ -77,11 +87,7 @@ fn twenty_kills_lose_nothing_and_duplicate_nothing() {
     write_invitations(dir.path());
     let first = accept(&emu, dir.path(), "accept");
     kill_and_resume(&emu, dir.path(), "accept", RECEIVER, first, 10, &mut rng);
-    let ledger = read_ledger(&dir.path().join("accept/ledger.csv"));
-    assert!(
-        ledger.iter().all(|r| r["status"] == "succeeded"),
-        "{ledger:#?}"
-    );
+    all_succeeded(&dir.path().join("accept/ledger.csv"));
     let stats = emu.stats();
     assert_eq!(
         stats["invitations_by_status"]["ACCEPTED"], n as u64,
@@ -97,14 +103,7 @@ fn ctrl_c_stops_cleanly_with_the_resume_command_and_resume_finishes() {
     let n = 60;
     std::fs::write(dir.path().join("partners.csv"), partners_csv(n, RECEIVER)).unwrap();
     // slower than the quota so the interrupt lands mid-run
-    let child = invite(&emu, dir.path(), "int")
-        .args(["--rate", "write=20/s"])
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_piped(invite(&emu, dir.path(), "int").args(["--rate", "write=20/s"]));
     std::thread::sleep(Duration::from_millis(1200));
     sigint(child.id());
     let out = child.wait_with_output().unwrap();
@@ -117,8 +116,7 @@ fn ctrl_c_stops_cleanly_with_the_resume_command_and_resume_finishes() {
         "stopped early"
     );
     resume(&emu, dir.path(), "int", SENDER).run().code(0);
-    let ledger = read_ledger(&dir.path().join("int/ledger.csv"));
-    assert!(ledger.iter().all(|r| r["status"] == "succeeded"));
+    all_succeeded(&dir.path().join("int/ledger.csv"));
     assert_eq!(emu.stats()["resources"]["invitations"], n as u64);
 }
 
@@ -137,13 +135,7 @@ fn a_second_ctrl_c_leaves_at_once_and_the_journal_still_resumes() {
     let n = 8;
     std::fs::write(dir.path().join("partners.csv"), partners_csv(n, RECEIVER)).unwrap();
     // every call takes 3 s: both signals land while calls are in flight
-    let child = invite(&emu, dir.path(), "abort")
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_piped(invite(&emu, dir.path(), "abort"));
     std::thread::sleep(Duration::from_millis(4500));
     sigint(child.id());
     std::thread::sleep(Duration::from_millis(50));
@@ -159,11 +151,7 @@ fn a_second_ctrl_c_leaves_at_once_and_the_journal_still_resumes() {
         "left at once, not after the calls in flight (3 s each)"
     );
     resume(&emu, dir.path(), "abort", SENDER).run().code(0);
-    let ledger = read_ledger(&dir.path().join("abort/ledger.csv"));
-    assert!(
-        ledger.iter().all(|r| r["status"] == "succeeded"),
-        "{ledger:#?}"
-    );
+    all_succeeded(&dir.path().join("abort/ledger.csv"));
     assert_eq!(emu.stats()["resources"]["invitations"], n as u64);
 }
 
@@ -255,9 +243,5 @@ steps:
         4,
         "only the four failed rows ran again"
     );
-    let ledger = read_ledger(&dir.path().join("w/ledger.csv"));
-    assert!(
-        ledger.iter().all(|r| r["status"] == "succeeded"),
-        "{ledger:#?}"
-    );
+    all_succeeded(&dir.path().join("w/ledger.csv"));
 }

@@ -1,6 +1,6 @@
 //! `cosell run` end to end: the real binary, the real SDK, an emulator over loopback.
 
-use crate::support::{read_ledger, repo, Cosell, Emu};
+use crate::support::{all_succeeded, read_ledger, repo, Cosell, Emu};
 use std::path::Path;
 
 pub const SENDER: &str = "111111111111";
@@ -176,11 +176,7 @@ fn invite_then_accept_across_two_accounts_through_faults() {
     write_invitations(dir.path());
     let out = accept(&emu, dir.path(), "accept").run();
     out.code(0);
-    let ledger = read_ledger(&dir.path().join("accept/ledger.csv"));
-    assert!(
-        ledger.iter().all(|r| r["status"] == "succeeded"),
-        "{ledger:#?}"
-    );
+    all_succeeded(&dir.path().join("accept/ledger.csv"));
     let stats = emu.stats();
     assert_eq!(
         count(&stats, &["invitations_by_status", "ACCEPTED"]),

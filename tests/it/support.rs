@@ -278,3 +278,14 @@ pub fn read_ledger(path: &Path) -> Vec<std::collections::BTreeMap<String, String
         })
         .collect()
 }
+
+/// The ledger at `path`, after asserting that every row succeeded.
+#[track_caller]
+pub fn all_succeeded(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let ledger = read_ledger(path);
+    assert!(
+        ledger.iter().all(|r| r["status"] == "succeeded"),
+        "{ledger:#?}"
+    );
+    ledger
+}
