@@ -6,13 +6,44 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// The exit codes (README, "Exit codes"), shown by every `--help`.
+macro_rules! exit_codes {
+    () => {
+        "Exit codes:
+  0    success: every row succeeded (or was skipped by `when`)
+  1    the run finished but some rows failed (resume --retry-failed redrives them)
+  2    invalid playbook, input, flags or usage; changed inputs on resume; not
+       confirmed; not a run directory: nothing was sent
+  3    stopped by limits.max_failures or a rolling 24-hour quota: resumable
+  4    the environment failed (I/O, credentials, endpoint, locked or damaged run
+       directory): resumable once fixed
+  70   an internal error in cosell (a bug: please report it)
+  130  interrupted (Ctrl-C, SIGTERM, SIGHUP): resumable"
+    };
+}
+
+/// A subcommand's `--help` epilogue: its examples, then the exit codes.
+macro_rules! help {
+    ($examples:expr) => {
+        concat!("Examples:\n", $examples, "\n\n", exit_codes!())
+    };
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cosell",
     version,
     about = "Batch workflow engine for the AWS Partner Central Selling API",
     long_about = "Validate, plan, run and resume co-sell campaigns (playbook + CSV) against \
-                  AWS Partner Central, or against a faithful local emulator."
+                  AWS Partner Central, or against a faithful local emulator.",
+    after_help = help!(concat!(
+        "  cosell validate playbooks/invite-partners.yaml        # the dry run: every row, offline\n",
+        "  cosell plan playbooks/invite-partners.yaml --show 2   # calls, quota time, requests\n",
+        "  cosell run playbooks/invite-partners.yaml --emulate   # rehearse against the emulator\n",
+        "  cosell run playbooks/invite-partners.yaml --profile partner-prod\n",
+        "  cosell resume runs/q4-reseller-invites-20261202T101500Z\n",
+        "  cosell status runs/q4-reseller-invites-20261202T101500Z"
+    ))
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -22,18 +53,37 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check a playbook and every row of its input offline; send nothing.
+    #[command(after_help = help!(
+        "  cosell validate playbooks/invite-partners.yaml\n  cosell validate invite.yaml --input partners.csv --var engagement_title='Q1 resellers'\n  cosell validate invite.yaml --format json > diagnostics.json"
+    ))]
     Validate(ValidateArgs),
     /// Validate, then show calls per action and quota class and the run's minimum duration.
+    #[command(after_help = help!(
+        "  cosell plan playbooks/invite-partners.yaml\n  cosell plan invite.yaml --show 3          # the first three rendered requests\n  cosell plan invite.yaml --rate write=2/s   # preview an override"
+    ))]
     Plan(PlanArgs),
     /// Print the JSON Schema of playbooks (for editors with the YAML language server).
+    #[command(after_help = help!("  cosell schema > schemas/playbook.schema.json"))]
     Schema,
     /// Execute a playbook against Partner Central (or the embedded emulator).
+    #[command(after_help = help!(
+        "  cosell run playbooks/invite-partners.yaml --emulate           # rehearse offline\n  cosell run invite.yaml --profile partner-prod                 # catalog AWS asks first\n  cosell run invite.yaml --endpoint-url http://127.0.0.1:4566   # a running `cosell emulator`\n  cosell run invite.yaml --run-dir runs/q4 --concurrency 16 --rate read=5/s"
+    ))]
     Run(RunArgs),
-    /// Continue a stopped run from its journal.
+    /// Continue a stopped run from its journal (with the connection the run recorded).
+    #[command(after_help = help!(
+        "  cosell resume runs/q4-reseller-invites-20261202T101500Z\n  cosell resume runs/q4 --retry-failed     # run the failed rows again\n  cosell resume runs/q4 --profile other    # override the recorded connection"
+    ))]
     Resume(ResumeArgs),
     /// Show the progress of a run directory.
+    #[command(after_help = help!(
+        "  cosell status runs/q4-reseller-invites-20261202T101500Z\n  cosell status runs/q4 --format json"
+    ))]
     Status(StatusArgs),
     /// Serve a local Partner Central Selling API (AWS JSON 1.0) for tests and rehearsals.
+    #[command(after_help = help!(
+        "  cosell emulator                                    # 127.0.0.1:4566, documented quotas\n  cosell emulator --quotas x20 --task-delay 0s --state emu.json\n  cosell emulator --faults throttle=0.05,reset=0.01 --seed 7"
+    ))]
     Emulator(crate::emulator::EmulatorArgs),
 }
 
@@ -89,9 +139,9 @@ pub struct ConnectionArgs {
     /// AWS profile (default: the standard credential chain).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
-    /// AWS region.
-    #[arg(long, value_name = "REGION", default_value = "us-east-1")]
-    pub region: String,
+    /// AWS region (default us-east-1, where the service answers; resume: the run's).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
     /// At most N rows in flight (overrides `limits.concurrency`).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,

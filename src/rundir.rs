@@ -63,7 +63,33 @@ pub struct Manifest {
     /// Data rows in the input when the run started (0: not recorded).
     #[serde(default)]
     pub total_rows: u64,
+    /// Where the run sends its requests (never credentials): `resume` reuses it unless its
+    /// flags say otherwise.
+    #[serde(default)]
+    pub connection: Connection,
+    /// The partner account the run's credentials resolved to (STS GetCallerIdentity);
+    /// `resume` refuses credentials of another account.
+    #[serde(default)]
+    pub account: Option<String>,
 }
+
+/// How a run connects, as recorded in `run.json`. Credentials are never recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    /// `--emulate`: the embedded emulator, whose state is kept in the run directory
+    /// ([`EMULATOR_STATE_FILE`]).
+    #[serde(default)]
+    pub emulate: bool,
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// The embedded emulator's state of an `--emulate` run (a rehearsal resumes against it).
+pub const EMULATOR_STATE_FILE: &str = "emulator-state.json";
 
 impl Manifest {
     /// The step ids of `setup`.

@@ -15,7 +15,10 @@ use crate::journal::{self, JournalWriter, Record, RowStatus, RunState, StepState
 use crate::ledger::{LedgerRow, LedgerWriter};
 use crate::model::QuotaClass;
 use crate::plan::{Campaign, RateTarget, RenderContext};
-use crate::rundir::{digest_file, digest_vars, Digests, Manifest, RunDir, RUN_FORMAT};
+use crate::rundir::{
+    digest_file, digest_vars, Connection, Digests, Manifest, RunDir, EMULATOR_STATE_FILE,
+    RUN_FORMAT,
+};
 use serde_json::Map;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, IsTerminal, Write};
@@ -64,16 +67,13 @@ pub fn run_command(args: RunArgs) -> i32 {
             return exit::INVALID;
         }
     };
-    if let Err(code) = confirm(&campaign, &args.connection, total_rows) {
-        return code;
-    }
-    let dir = args.run_dir.clone().unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!(
-            "{}-{}",
-            campaign.name(),
-            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-        ))
-    });
+    let conn = match connection(&args.connection, None) {
+        Ok(c) => c,
+        Err(e) => {
+            err(e);
+            return exit::INVALID;
+        }
+    };
     let digests = match current_digests(&campaign, &args.campaign.vars) {
         Ok(d) => d,
         Err(e) => {
@@ -102,35 +102,249 @@ pub fn run_command(args: RunArgs) -> i32 {
         step_ids,
         ledger_columns: campaign.ledger_column_names(),
         total_rows,
-    };
-    let rundir = match RunDir::create(&dir, &manifest) {
-        Ok(r) => r,
-        Err(e) => {
-            err(e);
-            return exit::ENVIRONMENT;
-        }
-    };
-    let journal = match JournalWriter::open(&rundir.journal_path()) {
-        Ok(j) => j,
-        Err(e) => {
-            err(format!(
-                "cannot open the journal {}: {e}",
-                rundir.journal_path().display()
-            ));
-            return exit::ENVIRONMENT;
-        }
+        connection: conn.clone(),
+        account: None,
     };
     let campaign = Arc::new(campaign);
-    execute(
-        campaign,
-        rundir,
-        journal,
-        &args.connection,
-        rates,
-        total_rows,
-        RunState::default(),
-        Prelude::default(),
+    let yes = args.connection.yes;
+    let concurrency = args.connection.concurrency;
+    let run_dir = args.run_dir.clone();
+    runtime().block_on(async move {
+        // A rehearsal's emulator keeps its state in the run directory, so the directory comes
+        // first; against a real endpoint the account is learnt (and confirmed) first, so that
+        // nothing is created for a run that is not confirmed.
+        let (rundir, link) = if conn.emulate {
+            let mut manifest = manifest;
+            manifest.account = Some(EMULATED_ACCOUNT.to_string());
+            let rundir = match create_rundir(run_dir.as_deref(), &manifest) {
+                Ok(r) => r,
+                Err(code) => return code,
+            };
+            let link = match connect(&conn, Some(&rundir), &campaign).await {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
+            (rundir, link)
+        } else {
+            let link = match connect(&conn, None, &campaign).await {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
+            let account = match link.client.caller_account().await {
+                Ok(a) => Some(a),
+                Err(e) if e.kind == super::api::ErrorKind::Config => {
+                    err(format!("credentials: {e}"));
+                    return exit::ENVIRONMENT;
+                }
+                Err(e) => {
+                    eprintln!(
+                        "warning: cannot tell which partner account these credentials belong \
+                         to (STS GetCallerIdentity: {e}); resume will not be able to check it"
+                    );
+                    None
+                }
+            };
+            if let Err(code) = confirm(&campaign, &conn, yes, account.as_deref(), total_rows) {
+                return code;
+            }
+            let mut manifest = manifest;
+            manifest.account = account;
+            let rundir = match create_rundir(run_dir.as_deref(), &manifest) {
+                Ok(r) => r,
+                Err(code) => return code,
+            };
+            (rundir, link)
+        };
+        let journal = match JournalWriter::open(&rundir.journal_path()) {
+            Ok(j) => j,
+            Err(e) => {
+                err(format!(
+                    "cannot open the journal {}: {e}",
+                    rundir.journal_path().display()
+                ));
+                return exit::ENVIRONMENT;
+            }
+        };
+        let code = drive(
+            campaign,
+            rundir,
+            journal,
+            link.client.clone(),
+            concurrency,
+            rates,
+            total_rows,
+            RunState::default(),
+            Prelude::default(),
+        )
+        .await;
+        link.close().await;
+        code
+    })
+}
+
+fn create_rundir(dir: Option<&Path>, manifest: &Manifest) -> Result<RunDir, i32> {
+    let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!(
+            "{}-{}",
+            manifest.playbook_name,
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        ))
+    });
+    RunDir::create(&dir, manifest).map_err(|e| {
+        err(e);
+        exit::ENVIRONMENT
+    })
+}
+
+/// The connection of a run: the flags, or (on resume) what the run recorded, with flags that
+/// name a connection replacing it.
+fn connection(flags: &ConnectionArgs, recorded: Option<&Connection>) -> Result<Connection, String> {
+    if let Some(url) = &flags.endpoint_url {
+        check_endpoint_url(url)?;
+    }
+    let named = flags.emulate || flags.endpoint_url.is_some() || flags.profile.is_some();
+    let mut c = match recorded {
+        Some(r) if !named => r.clone(),
+        _ => Connection {
+            emulate: flags.emulate,
+            endpoint_url: flags.endpoint_url.clone(),
+            profile: flags.profile.clone(),
+            region: None,
+        },
+    };
+    if let Some(r) = &flags.region {
+        c.region = Some(r.clone());
+    }
+    if c.region.is_none() {
+        c.region = Some(DEFAULT_REGION.to_string());
+    }
+    Ok(c)
+}
+
+/// The service answers only in us-east-1.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// `--endpoint-url` must be an absolute http(s) URL with a host.
+fn check_endpoint_url(url: &str) -> Result<(), String> {
+    let fix = "give an absolute URL such as http://127.0.0.1:4566 or https://partnercentral-selling.us-east-1.api.aws";
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| format!("--endpoint-url {url:?} is not a URL ({e}); {fix}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(h)) if !h.is_empty() => Ok(()),
+        (Some(s), _) if s != "http" && s != "https" => Err(format!(
+            "--endpoint-url {url:?}: the scheme must be http or https, not {s}; {fix}"
+        )),
+        _ => Err(format!(
+            "--endpoint-url {url:?} has no scheme or host; {fix}"
+        )),
+    }
+}
+
+/// A connected client, and the embedded emulator behind it (for `--emulate`).
+struct Link {
+    client: Arc<SdkClient>,
+    emulator: Option<crate::emulator::EmulatorHandle>,
+}
+
+impl Link {
+    async fn close(self) {
+        if let Some(h) = self.emulator {
+            let _ = h.shutdown().await;
+        }
+    }
+}
+
+/// Connect to Partner Central, or start the embedded emulator (its state kept in `rundir`)
+/// and connect to that.
+async fn connect(
+    conn: &Connection,
+    rundir: Option<&RunDir>,
+    campaign: &Campaign,
+) -> Result<Link, i32> {
+    let region = conn.region.clone().unwrap_or_else(|| DEFAULT_REGION.into());
+    if !conn.emulate {
+        return match SdkClient::connect(&ConnectOptions {
+            endpoint_url: conn.endpoint_url.clone(),
+            profile: conn.profile.clone(),
+            region,
+            static_credentials: None,
+        })
+        .await
+        {
+            Ok(c) => Ok(Link {
+                client: Arc::new(c),
+                emulator: None,
+            }),
+            Err(e) => {
+                err(e);
+                Err(exit::ENVIRONMENT)
+            }
+        };
+    }
+    let config = rehearsal_config(campaign, rundir.map(|r| r.path().join(EMULATOR_STATE_FILE)));
+    let handle = match crate::emulator::start(
+        config,
+        "127.0.0.1:0".parse().expect("loopback address"),
     )
+    .await
+    {
+        Ok(h) => h,
+        Err(e) => {
+            err(format!("cannot start the embedded emulator: {e}"));
+            return Err(exit::ENVIRONMENT);
+        }
+    };
+    if let Err(e) = load_rehearsal_fixture(campaign, &handle) {
+        err(e);
+        let _ = handle.shutdown().await;
+        return Err(exit::INVALID);
+    }
+    eprintln!(
+        "emulating Partner Central at {} (nothing leaves this machine)",
+        handle.url()
+    );
+    let c = SdkClient::connect(&ConnectOptions {
+        endpoint_url: Some(handle.url()),
+        profile: None,
+        region,
+        // the rehearsal's partner account: the AWS documentation's example account
+        static_credentials: Some((EMULATED_ACCOUNT.into(), "emulator".into())),
+    })
+    .await;
+    match c {
+        Ok(c) => Ok(Link {
+            client: Arc::new(c),
+            emulator: Some(handle),
+        }),
+        Err(e) => {
+            err(e);
+            let _ = handle.shutdown().await;
+            Err(exit::ENVIRONMENT)
+        }
+    }
+}
+
+/// The embedded emulator of a rehearsal: documented quotas, state kept in the run directory
+/// and written through after every change (a rehearsal killed with `kill -9` resumes against
+/// everything the emulator acknowledged).
+fn rehearsal_config(
+    _campaign: &Campaign,
+    state: Option<PathBuf>,
+) -> crate::emulator::EmulatorConfig {
+    crate::emulator::EmulatorConfig {
+        state,
+        ..crate::emulator::EmulatorConfig::default()
+    }
+}
+
+/// Load the playbook's rehearsal fixture (`emulate:`) into the embedded emulator. Items that
+/// already exist (a resumed rehearsal) are left as they are.
+fn load_rehearsal_fixture(
+    _campaign: &Campaign,
+    _handle: &crate::emulator::EmulatorHandle,
+) -> Result<(), String> {
+    Ok(())
 }
 
 /// `cosell resume`.
@@ -143,6 +357,22 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
         }
     };
     let m = rundir.manifest().clone();
+    let conn = match connection(&args.connection, Some(&m.connection)) {
+        Ok(c) => c,
+        Err(e) => {
+            err(e);
+            return exit::INVALID;
+        }
+    };
+    if conn.emulate && !rundir.path().join(EMULATOR_STATE_FILE).exists() {
+        err(format!(
+            "{} has no {EMULATOR_STATE_FILE}: this run was not a rehearsal with --emulate (or \
+             the file was deleted), so an emulator would not know what the run already did. \
+             Resume against the endpoint the run used instead",
+            rundir.path().display()
+        ));
+        return exit::INVALID;
+    }
     let cargs = CampaignArgs {
         playbook: m.playbook_path.clone(),
         input: Some(m.input_path.clone()),
@@ -246,16 +476,49 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
         prior.apply(&redrive);
         prelude.records.push(redrive);
     }
-    execute(
-        Arc::new(campaign),
-        rundir,
-        journal,
-        &args.connection,
-        rates,
-        total_rows,
-        prior,
-        prelude,
-    )
+    let campaign = Arc::new(campaign);
+    let concurrency = args.connection.concurrency;
+    runtime().block_on(async move {
+        let link = match connect(&conn, Some(&rundir), &campaign).await {
+            Ok(l) => l,
+            Err(code) => return code,
+        };
+        // the credentials must be the run's partner account: another account's resources
+        // are not this run's, and its ClientTokens would create everything again there
+        if let (Some(recorded), false) = (&m.account, conn.emulate) {
+            match link.client.caller_account().await {
+                Ok(a) if &a == recorded => {}
+                Ok(a) => {
+                    err(format!(
+                        "these credentials belong to partner account {a}, but the run was                          started as {recorded}; nothing was sent. Use the credentials (or                          --profile) of account {recorded}"
+                    ));
+                    link.close().await;
+                    return exit::INVALID;
+                }
+                Err(e) => {
+                    err(format!(
+                        "cannot confirm that these credentials belong to the run's partner                          account {recorded} (STS GetCallerIdentity: {e}); nothing was sent"
+                    ));
+                    link.close().await;
+                    return exit::ENVIRONMENT;
+                }
+            }
+        }
+        let code = drive(
+            campaign,
+            rundir,
+            journal,
+            link.client.clone(),
+            concurrency,
+            rates,
+            total_rows,
+            prior,
+            prelude,
+        )
+        .await;
+        link.close().await;
+        code
+    })
 }
 
 /// Records to append before the run starts, plus daily-budget seeds.
@@ -392,18 +655,36 @@ fn per_row_calls(campaign: &Campaign) -> BTreeMap<QuotaClass, f64> {
     m
 }
 
-/// Against catalog AWS through a real endpoint, show what will be sent and ask.
-fn confirm(campaign: &Campaign, conn: &ConnectionArgs, rows: u64) -> Result<(), i32> {
-    if campaign.catalog() != "AWS" || conn.emulate || conn.yes {
+/// Against catalog AWS through a real endpoint, show what will be sent, to which account,
+/// and ask.
+fn confirm(
+    campaign: &Campaign,
+    conn: &Connection,
+    yes: bool,
+    account: Option<&str>,
+    rows: u64,
+) -> Result<(), i32> {
+    if campaign.catalog() != "AWS" || conn.emulate || yes {
         return Ok(());
     }
     eprint!(
         "{}",
         crate::plan::summary::summarize(campaign, rows).render_text()
     );
+    let who = match account {
+        Some(a) => format!("partner account {a}"),
+        None => "the credentials' partner account (STS could not tell which)".to_string(),
+    };
+    let profile = match &conn.profile {
+        Some(p) => format!("profile {p}"),
+        None => match std::env::var("AWS_PROFILE") {
+            Ok(p) if !p.is_empty() => format!("profile {p} (AWS_PROFILE)"),
+            _ => "the default credential chain".to_string(),
+        },
+    };
     eprintln!(
         "This run sends the requests above to catalog AWS (live Partner Central data) as \
-         the configured credentials' partner account."
+         {who}, with {profile}."
     );
     if !std::io::stdin().is_terminal() {
         err("catalog AWS needs confirmation: run from a terminal, or pass --yes");
@@ -422,80 +703,12 @@ fn confirm(campaign: &Campaign, conn: &ConnectionArgs, rows: u64) -> Result<(), 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn execute(
-    campaign: Arc<Campaign>,
-    rundir: RunDir,
-    journal: JournalWriter,
-    conn: &ConnectionArgs,
-    rates: RateConfig,
-    total_rows: u64,
-    prior: RunState,
-    prelude: Prelude,
-) -> i32 {
-    let rt = runtime();
-    rt.block_on(async move {
-        let mut emulator = None;
-        let client = if conn.emulate {
-            let handle = match crate::emulator::start(
-                crate::emulator::EmulatorConfig::default(),
-                "127.0.0.1:0".parse().expect("loopback address"),
-            )
-            .await
-            {
-                Ok(h) => h,
-                Err(e) => {
-                    err(format!("cannot start the embedded emulator: {e}"));
-                    return exit::ENVIRONMENT;
-                }
-            };
-            eprintln!(
-                "emulating Partner Central at {} (nothing leaves this machine)",
-                handle.url()
-            );
-            let c = SdkClient::connect(&ConnectOptions {
-                endpoint_url: Some(handle.url()),
-                profile: None,
-                region: conn.region.clone(),
-                // the rehearsal's sender: the AWS documentation's example account
-                static_credentials: Some((EMULATED_ACCOUNT.into(), "emulator".into())),
-            })
-            .await;
-            emulator = Some(handle);
-            c
-        } else {
-            SdkClient::connect(&ConnectOptions {
-                endpoint_url: conn.endpoint_url.clone(),
-                profile: conn.profile.clone(),
-                region: conn.region.clone(),
-                static_credentials: None,
-            })
-            .await
-        };
-        let client = match client {
-            Ok(c) => Arc::new(c),
-            Err(e) => {
-                err(e);
-                return exit::ENVIRONMENT;
-            }
-        };
-        let code = drive(
-            campaign, rundir, journal, client, conn, rates, total_rows, prior, prelude,
-        )
-        .await;
-        if let Some(h) = emulator {
-            let _ = h.shutdown().await;
-        }
-        code
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
 async fn drive<C: ApiClient>(
     campaign: Arc<Campaign>,
     rundir: RunDir,
     mut journal: JournalWriter,
     client: Arc<C>,
-    conn: &ConnectionArgs,
+    concurrency: Option<usize>,
     rates: RateConfig,
     total_rows: u64,
     prior: RunState,
@@ -523,7 +736,7 @@ async fn drive<C: ApiClient>(
         }
     }
     let limits_cfg = campaign.limits();
-    let concurrency = conn.concurrency.unwrap_or(limits_cfg.concurrency);
+    let concurrency = concurrency.unwrap_or(limits_cfg.concurrency);
     let mut opts = Options::new(concurrency, limits_cfg.max_failures, total_rows);
     // poll as often as the most eager `wait` step asks
     if let Some(p) = campaign
@@ -563,8 +776,8 @@ async fn drive<C: ApiClient>(
     };
     if summary.stop == Some(Stop::Aborted) {
         eprintln!(
-            "aborted; the journal is consistent. Resume with:\n  cosell resume {}",
-            rundir.path().display()
+            "aborted; the journal is consistent. Resume with:\n  {}",
+            resume_hint(rundir.path(), false)
         );
         return exit::INTERRUPTED;
     }
@@ -578,6 +791,7 @@ async fn drive<C: ApiClient>(
     print_summary(&campaign, &rundir, &summary, &class_rates, &ledger);
     match &summary.stop {
         Some(Stop::Interrupted) => exit::INTERRUPTED,
+        Some(Stop::Environment { .. }) => exit::ENVIRONMENT,
         Some(Stop::MaxFailures { .. }) | Some(Stop::Daily(_)) => exit::STOPPED,
         Some(Stop::SetupFailed { .. }) => exit::ROWS_FAILED,
         Some(Stop::Aborted) => exit::INTERRUPTED,
@@ -590,6 +804,8 @@ async fn drive<C: ApiClient>(
 #[derive(Debug, Default)]
 pub struct LedgerCounts {
     pub csv: PathBuf,
+    /// Each succeeded setup step and the id it produced (the engagement of the campaign).
+    pub setup: Vec<(String, String)>,
     pub succeeded: u64,
     pub failed: u64,
     pub skipped: u64,
@@ -602,9 +818,13 @@ pub fn write_ledger(campaign: &Campaign, rundir: &RunDir) -> Result<LedgerCounts
     let (state, _torn) =
         journal::read_and_replay(&rundir.journal_path()).map_err(|e| e.to_string())?;
     let mut setup = Map::new();
+    let mut setup_ids = Vec::new();
     for s in campaign.setup() {
         if let Some(StepState::Succeeded { output }) = state.setup.steps.get(&s.id) {
             setup.insert(s.id.clone(), output.clone());
+            if let Some(id) = crate::ledger::id_of(output) {
+                setup_ids.push((s.id.clone(), id));
+            }
         }
     }
     let step_ids: Vec<String> = campaign.steps().iter().map(|s| s.id.clone()).collect();
@@ -613,6 +833,7 @@ pub fn write_ledger(campaign: &Campaign, rundir: &RunDir) -> Result<LedgerCounts
             .map_err(|e| e.to_string())?;
     let mut counts = LedgerCounts {
         csv: rundir.path().join("ledger.csv"),
+        setup: setup_ids,
         ..LedgerCounts::default()
     };
     let rows = campaign.rows().map_err(|d| d.render_text())?;
@@ -649,6 +870,37 @@ pub fn write_ledger(campaign: &Campaign, rundir: &RunDir) -> Result<LedgerCounts
     Ok(counts)
 }
 
+/// The command that continues a run, ready to paste: the run directory records how it
+/// connects, so nothing else is needed.
+pub fn resume_hint(dir: &Path, retry_failed: bool) -> String {
+    let d = dir.display().to_string();
+    let safe = !d.is_empty()
+        && d.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:=@%,".contains(&b));
+    let quoted = if safe {
+        d
+    } else {
+        format!("'{}'", d.replace('\'', "'\\''"))
+    };
+    if retry_failed {
+        format!("cosell resume {quoted} --retry-failed")
+    } else {
+        format!("cosell resume {quoted}")
+    }
+}
+
+/// The quota lower bound of what this process sent: n calls of a class evenly spaced at its
+/// rate need (n - 1) / rate from the first to the last, and the last task still takes its
+/// time after its Start answered (the shortest task wait observed stands for it).
+pub fn quota_bound(s: &Summary, rates: &BTreeMap<QuotaClass, f64>) -> Duration {
+    let pacing = s
+        .calls_per_class
+        .iter()
+        .map(|(c, n)| n.saturating_sub(1) as f64 / rates.get(c).copied().unwrap_or(1.0))
+        .fold(0.0, f64::max);
+    Duration::from_secs_f64(pacing) + s.min_task_wait.unwrap_or_default()
+}
+
 fn print_summary(
     campaign: &Campaign,
     rundir: &RunDir,
@@ -656,15 +908,13 @@ fn print_summary(
     rates: &BTreeMap<QuotaClass, f64>,
     ledger: &LedgerCounts,
 ) {
-    // n calls evenly spaced at a rate r need (n - 1) / r from the first to the last
-    let bound = s
-        .calls_per_class
-        .iter()
-        .map(|(c, n)| n.saturating_sub(1) as f64 / rates.get(c).copied().unwrap_or(1.0))
-        .fold(0.0, f64::max);
+    let bound = quota_bound(s, rates);
     let mut out = String::new();
     use std::fmt::Write as _;
     let _ = writeln!(out, "run {} ({})", campaign.name(), rundir.path().display());
+    for (id, output) in &ledger.setup {
+        let _ = writeln!(out, "setup     {id}: {output}");
+    }
     let _ = writeln!(
         out,
         "rows      {} succeeded, {} failed, {} skipped, {} not run ({} finished by this process)",
@@ -674,48 +924,60 @@ fn print_summary(
         ledger.pending + ledger.in_flight,
         s.succeeded + s.failed + s.skipped
     );
-    let _ = writeln!(out, "calls");
+    let _ = writeln!(out, "calls sent");
     for (op, n) in &s.calls {
         let _ = writeln!(out, "  {op:<44} {n:>7}  ({})", QuotaClass::of(op));
     }
     let _ = writeln!(out, "throttled {}   retries {}", s.throttles, s.retries);
-    let ratio = if bound > 0.0 {
-        format!(" ({:.2}× the bound)", s.elapsed.as_secs_f64() / bound)
+    let ratio = if bound.as_secs_f64() > 0.0 {
+        format!(
+            " ({:.2}× the bound)",
+            s.elapsed.as_secs_f64() / bound.as_secs_f64()
+        )
     } else {
         String::new()
     };
+    let waits = match s.min_task_wait {
+        Some(w) => format!(", the last task's {} wait included", fmt_duration(w)),
+        None => String::new(),
+    };
     let _ = writeln!(
         out,
-        "elapsed   {} against a quota lower bound of {}{ratio}",
+        "elapsed   {} against a quota lower bound of {}{waits}{ratio}",
         fmt_duration(s.elapsed),
-        fmt_duration(Duration::from_secs_f64(bound))
+        fmt_duration(bound)
     );
     let _ = writeln!(out, "ledger    {}", ledger.csv.display());
     print!("{out}");
-    let dir = rundir.path().display();
+    let resume = resume_hint(rundir.path(), false);
+    let redrive = resume_hint(rundir.path(), true);
     match &s.stop {
-        Some(Stop::Interrupted) => eprintln!(
-            "interrupted; calls in flight were journaled. Resume with:\n  cosell resume {dir}"
+        Some(Stop::Interrupted) => {
+            eprintln!("interrupted; calls in flight were journaled. Resume with:\n  {resume}")
+        }
+        Some(Stop::Environment { code, message }) => eprintln!(
+            "stopped: {code}: {message}\nNo row was failed for it. Fix the credentials, \
+             configuration or network, then resume with:\n  {resume}"
         ),
         Some(Stop::MaxFailures { failed, allowed }) => eprintln!(
             "stopped: {failed} rows failed, more than limits.max_failures allows ({allowed}). \
-             Fix the cause (see the ledger), then:\n  cosell resume {dir} --retry-failed"
+             Fix the cause (see the ledger), then:\n  {redrive}"
         ),
         Some(Stop::Daily(d)) => {
             let at: chrono::DateTime<chrono::Utc> = d.resume_at.into();
             eprintln!(
                 "stopped: the rolling 24-hour quota of the {} class ({} calls) is used up; \
-                 one more call fits at {}. Resume then with:\n  cosell resume {dir}",
+                 one more call fits at {}. Resume then with:\n  {resume}",
                 d.class,
                 d.limit,
                 at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             )
         }
         Some(Stop::SetupFailed { step, error }) => eprintln!(
-            "setup step {step} failed: {error}. No row was run. Fix it, then:\n  cosell resume {dir} --retry-failed"
+            "setup step {step} failed: {error}. No row was run. Fix it, then:\n  {redrive}"
         ),
         _ if ledger.failed > 0 => eprintln!(
-            "{} rows failed (see the ledger). To run only them again:\n  cosell resume {dir} --retry-failed",
+            "{} rows failed (see the ledger). To run only them again:\n  {redrive}",
             ledger.failed
         ),
         _ => {}

@@ -63,6 +63,12 @@ pub enum Stop {
     Interrupted,
     /// A second signal: leave at once.
     Aborted,
+    /// Credentials, configuration or the endpoint failed: nothing more can be sent until the
+    /// environment is fixed. The call that met it stays in flight for resume.
+    Environment {
+        code: String,
+        message: String,
+    },
 }
 
 /// What happened, for the summary table.
@@ -73,12 +79,17 @@ pub struct Summary {
     pub skipped: u64,
     /// Rows finished by an earlier process of this run (resume).
     pub already_done: u64,
+    /// Requests sent, per operation (every attempt that left, retries included): what the
+    /// service counted.
     pub calls: BTreeMap<String, u64>,
     pub calls_per_class: BTreeMap<QuotaClass, u64>,
     pub throttles: u64,
     pub retries: u64,
     pub elapsed: Duration,
     pub stop: Option<Stop>,
+    /// The shortest time a task took from its Start answer to the poll that saw it settle
+    /// (None when no task was awaited): the part of the quota bound that no pacing can hide.
+    pub min_task_wait: Option<Duration>,
 }
 
 /// An engine failure that is not a row's failure.
@@ -101,6 +112,8 @@ struct Active {
     next: usize,
     outputs: Map<String, Value>,
     any_ran: bool,
+    /// ClientToken generation per step (bumped by each redrive of a failed step).
+    generations: BTreeMap<String, u32>,
 }
 
 struct Waiting {
@@ -109,6 +122,8 @@ struct Waiting {
     task_id: String,
     list_op: &'static str,
     deadline: Instant,
+    /// When the Start call answered (None for a wait taken over from an earlier process).
+    since: Option<Instant>,
 }
 
 enum Done {
@@ -128,11 +143,23 @@ enum Done {
 enum CallFailure {
     Api(ApiError),
     Daily(DailyExhausted),
+    /// The run is stopping: the call was not sent (or not retried).
+    Cancelled,
 }
 
 struct WorkerStats {
+    op: String,
+    /// Attempts that were sent.
+    sent: u64,
     throttles: u64,
     retries: u64,
+}
+
+/// Resolves once the run is stopping (never, if the coordinator is gone).
+async fn stopping(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    if rx.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 fn now() -> String {
@@ -143,6 +170,12 @@ fn digest(v: &Value) -> String {
     let mut h = Sha256::new();
     h.update(v.to_string().as_bytes());
     format!("{:x}", h.finalize())
+}
+
+/// A failure that no row can be blamed for: credentials or configuration, or an endpoint that
+/// could not be reached even after every retry.
+fn is_environment(e: &ApiError) -> bool {
+    matches!(e.kind, ErrorKind::Config | ErrorKind::Transport)
 }
 
 /// The List…Tasks operation that reports on a Start…Task action.
@@ -156,24 +189,38 @@ pub fn poll_operation(action: &str) -> Option<&'static str> {
     }
 }
 
-/// One worker: wait for the limiters, call, retry retryable errors with backoff.
+/// One worker: wait for the limiters, call, retry retryable errors with backoff. Once the
+/// run is stopping, a call still waiting for its turn (or for its next attempt) is not sent:
+/// only calls already on the wire finish.
 async fn call_with_retries<C: ApiClient>(
     client: Arc<C>,
     limits: Arc<Limits>,
     op: String,
     request: Value,
     opts: (u32, Duration, Duration),
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> (Result<Value, CallFailure>, WorkerStats) {
     let (max_attempts, base, cap) = opts;
     let mut stats = WorkerStats {
+        op: op.clone(),
+        sent: 0,
         throttles: 0,
         retries: 0,
     };
     let mut attempt = 0u32;
     loop {
-        if let Err(d) = limits.acquire(&op).await {
+        let turn = tokio::select! {
+            biased;
+            _ = stopping(&mut stop) => return (Err(CallFailure::Cancelled), stats),
+            t = limits.acquire(&op) => t,
+        };
+        if let Err(d) = turn {
             return (Err(CallFailure::Daily(d)), stats);
         }
+        if *stop.borrow() {
+            return (Err(CallFailure::Cancelled), stats);
+        }
+        stats.sent += 1;
         match client.call(&op, request.clone()).await {
             Ok(v) => {
                 limits.succeeded(&op);
@@ -190,7 +237,11 @@ async fn call_with_retries<C: ApiClient>(
                 }
                 stats.retries += 1;
                 tracing::debug!(op, code = %e.code, attempt, "retrying");
-                tokio::time::sleep(backoff(attempt - 1, base, cap)).await;
+                tokio::select! {
+                    biased;
+                    _ = stopping(&mut stop) => return (Err(CallFailure::Cancelled), stats),
+                    _ = tokio::time::sleep(backoff(attempt - 1, base, cap)) => {}
+                }
             }
         }
     }
@@ -213,8 +264,13 @@ pub struct Coordinator<C: ApiClient> {
     to_spawn: Vec<(RowRef, usize, String, Value)>,
     summary: Summary,
     stop: Option<Stop>,
+    /// Tells workers the run is stopping (set with `stop`).
+    stop_tx: tokio::sync::watch::Sender<bool>,
     dirty: bool,
 }
+
+/// Rows waiting on a task hold no concurrency slot; this bounds how many may wait at once.
+const MAX_WAITING: usize = 10_000;
 
 impl<C: ApiClient> Coordinator<C> {
     pub fn new(
@@ -242,6 +298,7 @@ impl<C: ApiClient> Coordinator<C> {
             to_spawn: Vec::new(),
             summary: Summary::default(),
             stop: None,
+            stop_tx: tokio::sync::watch::channel(false).0,
             dirty: false,
         }
     }
@@ -267,21 +324,22 @@ impl<C: ApiClient> Coordinator<C> {
                 })?;
             self.dirty = false;
         }
+        if self.stop.is_some() {
+            // stopping: calls queued behind the limiters are not sent, and what was
+            // journaled as started stays in flight for resume
+            self.stop_tx.send_replace(true);
+            self.to_spawn.clear();
+        }
         for (rref, step, op, request) in self.to_spawn.drain(..) {
-            *self.summary.calls.entry(op.clone()).or_default() += 1;
-            *self
-                .summary
-                .calls_per_class
-                .entry(QuotaClass::of(&op))
-                .or_default() += 1;
             let (client, limits) = (self.client.clone(), self.limits.clone());
             let o = (
                 self.opts.max_attempts,
                 self.opts.backoff_base,
                 self.opts.backoff_cap,
             );
+            let stop = self.stop_tx.subscribe();
             self.workers.spawn(async move {
-                let (result, stats) = call_with_retries(client, limits, op, request, o).await;
+                let (result, stats) = call_with_retries(client, limits, op, request, o, stop).await;
                 (Done::Call { rref, step, result }, stats)
             });
         }
@@ -343,13 +401,35 @@ impl<C: ApiClient> Coordinator<C> {
                     return self.fail_step(rref, step_idx, "TemplateError", &msg);
                 }
             }
-            let request = match campaign.render(step, &ctx) {
+            let mut request = match campaign.render(step, &ctx) {
                 Ok(r) => r,
                 Err(d) => {
                     let msg = d.to_string();
                     return self.fail_step(rref, step_idx, "TemplateError", &msg);
                 }
             };
+            // a redriven step is a new request: a fresh ClientToken generation, since the
+            // same token would only return the original failed result
+            if let Some(g) = a.generations.get(&step.id).copied().filter(|g| *g > 0) {
+                let key = match (rref, a.row.as_ref()) {
+                    (RowRef::Row(_), Some(r)) => r.key.as_str(),
+                    _ => crate::plan::SETUP_KEY,
+                };
+                let default = crate::plan::client_token(campaign.name(), key, &step.id);
+                if let Some(tok) = crate::model::model()
+                    .operation(&step.action)
+                    .and_then(|o| o.idempotency_member())
+                {
+                    if request.get(tok).and_then(Value::as_str) == Some(default.as_str()) {
+                        request[tok] = Value::String(crate::plan::client_token_generation(
+                            campaign.name(),
+                            key,
+                            &step.id,
+                            g,
+                        ));
+                    }
+                }
+            }
             // The offline validation covered every row; run-time values (earlier outputs)
             // are checked here, before anything is sent.
             let violations = crate::model::model().validate_input(&step.action, &request);
@@ -494,6 +574,7 @@ impl<C: ApiClient> Coordinator<C> {
                                 task_id: id,
                                 list_op,
                                 deadline: Instant::now() + timeout,
+                                since: Some(Instant::now()),
                             });
                             return Ok(());
                         }
@@ -502,12 +583,30 @@ impl<C: ApiClient> Coordinator<C> {
                 }
                 self.step_succeeded(rref, step_idx, output)
             }
+            Err(CallFailure::Api(e)) if is_environment(&e) => {
+                // not the row's fault: the row stays in flight and resume re-sends the call
+                // (with the same ClientToken) once the environment is fixed
+                if self.stop.is_none() {
+                    self.stop = Some(Stop::Environment {
+                        code: e.code.clone(),
+                        message: e.message.clone(),
+                    });
+                }
+                self.active.remove(&rref);
+                Ok(())
+            }
             Err(CallFailure::Api(e)) => self.fail_step(rref, step_idx, &e.code, &e.message),
             Err(CallFailure::Daily(d)) => {
                 if self.stop.is_none() {
                     self.stop = Some(Stop::Daily(d));
                 }
                 // the step was journaled as started and never sent: resume sends it
+                self.active.remove(&rref);
+                Ok(())
+            }
+            Err(CallFailure::Cancelled) => {
+                // stopping: not sent (or its outcome unknown); resume sends it with the same
+                // ClientToken
                 self.active.remove(&rref);
                 Ok(())
             }
@@ -569,13 +668,8 @@ impl<C: ApiClient> Coordinator<C> {
             for chunk in ids.chunks(10) {
                 let ids = chunk.to_vec();
                 let request = json!({"Catalog": catalog, "TaskIdentifier": ids, "MaxResults": 10});
-                *self.summary.calls.entry(op.to_string()).or_default() += 1;
-                *self
-                    .summary
-                    .calls_per_class
-                    .entry(QuotaClass::of(op))
-                    .or_default() += 1;
                 let (client, limits) = (self.client.clone(), self.limits.clone());
+                let stop = self.stop_tx.subscribe();
                 let o = (
                     self.opts.max_attempts,
                     self.opts.backoff_base,
@@ -584,7 +678,7 @@ impl<C: ApiClient> Coordinator<C> {
                 self.polls_in_flight += 1;
                 self.workers.spawn(async move {
                     let (result, stats) =
-                        call_with_retries(client, limits, op.to_string(), request, o).await;
+                        call_with_retries(client, limits, op.to_string(), request, o, stop).await;
                     (
                         Done::Poll {
                             list_op: op,
@@ -608,9 +702,19 @@ impl<C: ApiClient> Coordinator<C> {
         self.polls_in_flight -= 1;
         let out = match result {
             Ok(v) => v,
+            Err(CallFailure::Cancelled) => return Ok(()),
             Err(CallFailure::Daily(d)) => {
                 if self.stop.is_none() {
                     self.stop = Some(Stop::Daily(d));
+                }
+                return Ok(());
+            }
+            Err(CallFailure::Api(e)) if is_environment(&e) => {
+                if self.stop.is_none() {
+                    self.stop = Some(Stop::Environment {
+                        code: e.code,
+                        message: e.message,
+                    });
                 }
                 return Ok(());
             }
@@ -636,6 +740,11 @@ impl<C: ApiClient> Coordinator<C> {
             if status == "COMPLETE" || status == "FAILED" {
                 if let Some(pos) = self.waiting.iter().position(|w| w.task_id == id) {
                     let w = self.waiting.swap_remove(pos);
+                    if let Some(since) = w.since {
+                        let took = since.elapsed();
+                        let m = self.summary.min_task_wait.get_or_insert(took);
+                        *m = (*m).min(took);
+                    }
                     self.task_settled(w.rref, w.step, s)?;
                 }
             }
@@ -655,6 +764,7 @@ impl<C: ApiClient> Coordinator<C> {
             next: 0,
             outputs: Map::new(),
             any_ran: false,
+            generations: prior.map(|p| p.generations.clone()).unwrap_or_default(),
         };
         let mut resume_wait = None;
         if let Some(p) = prior {
@@ -685,6 +795,7 @@ impl<C: ApiClient> Coordinator<C> {
                     task_id,
                     list_op,
                     deadline: Instant::now() + wait.unwrap_or(Duration::from_secs(600)),
+                    since: None,
                 });
                 return Ok(());
             }
@@ -693,6 +804,14 @@ impl<C: ApiClient> Coordinator<C> {
     }
 
     fn absorb(&mut self, stats: WorkerStats) {
+        if stats.sent > 0 {
+            *self.summary.calls.entry(stats.op.clone()).or_default() += stats.sent;
+            *self
+                .summary
+                .calls_per_class
+                .entry(QuotaClass::of(&stats.op))
+                .or_default() += stats.sent;
+        }
         self.summary.throttles += stats.throttles;
         self.summary.retries += stats.retries;
         self.progress.throttled(stats.throttles);
@@ -756,9 +875,12 @@ impl<C: ApiClient> Coordinator<C> {
         let mut rows_exhausted = false;
         loop {
             // fill the window
+            // a row waiting on a task holds no slot: the slots are for rows with calls to make
             while !rows_exhausted
                 && self.stop.is_none()
-                && self.active.len() < self.opts.concurrency
+                && self.active.len() - self.waiting.len().min(self.active.len())
+                    < self.opts.concurrency
+                && self.waiting.len() < MAX_WAITING
             {
                 // rows an earlier process finished are passed over without building them
                 let finished = |i: u64| prior.rows.get(&i).is_some_and(|p| p.status.is_some());
@@ -843,11 +965,22 @@ impl<C: ApiClient> Coordinator<C> {
     }
 }
 
-/// SIGINT / SIGTERM: `next()` resolves with `false` on the first signal, `true` on the second.
+/// SIGINT / SIGTERM / SIGHUP: `next()` resolves with `false` on the first signal, `true` on
+/// the second.
 struct Signals {
     count: u32,
     int: Option<tokio::signal::unix::Signal>,
     term: Option<tokio::signal::unix::Signal>,
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s.as_mut() {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 impl Signals {
@@ -857,22 +990,15 @@ impl Signals {
             count: 0,
             int: signal(SignalKind::interrupt()).ok(),
             term: signal(SignalKind::terminate()).ok(),
+            hup: signal(SignalKind::hangup()).ok(),
         }
     }
     async fn next(&mut self) -> bool {
-        let int = async {
-            match self.int.as_mut() {
-                Some(s) => s.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        let term = async {
-            match self.term.as_mut() {
-                Some(s) => s.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! { _ = int => {}, _ = term => {} }
+        tokio::select! {
+            _ = recv(&mut self.int) => {},
+            _ = recv(&mut self.term) => {},
+            _ = recv(&mut self.hup) => {},
+        }
         self.count += 1;
         self.count > 1
     }

@@ -1,18 +1,29 @@
-//! Client-side quotas: one adaptive rate limiter per quota class (and per operation where the
-//! user sets an operation rate), and rolling 24-hour budgets.
+//! Client-side quotas: one adaptive pacer per quota class (and per operation where the user
+//! sets an operation rate), and rolling 24-hour budgets.
 //!
 //! A run talks to one partner account, so one `Limits` is the per-account limiter set.
 //! Rates start at the configured rate (documented quota unless overridden) and adapt when the
 //! service throttles anyway: multiplicative decrease (halve, floor 1/16 of configured) on a
 //! ThrottlingException, additive increase (+5% of configured per success) back up to, never
-//! above, the configured rate. Pacing uses `governor` with a burst of one, so calls leave
-//! evenly spaced and a service-side token bucket never sees a burst.
+//! above, the configured rate.
+//!
+//! **Pacing.** Each pacer is one FIFO queue (a fair async mutex) with the time the next call
+//! may leave. The caller at the head of the queue sleeps until that time, leaves, and sets the
+//! next time one interval *at the rate in force then* later. So calls leave evenly spaced
+//! (a burst of one: a service-side token bucket never sees a burst), a rate change applies to
+//! the very next call (no caller keeps an old schedule), and cancelling a waiting caller
+//! (Ctrl-C) costs it its place and nothing else. This is the GCRA of `governor` with a burst
+//! of one, written out because `governor` cannot change a limiter's quota in place: swapping
+//! in a new limiter let the callers still queued on the old one through in a bunch.
+//!
+//! **Daily budgets** are reserved only once a call has its turn, just before it is sent, so a
+//! call that is cancelled while it waits is never counted.
 
 use crate::model::QuotaClass;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
 
 pub const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -75,44 +86,45 @@ pub struct DailyExhausted {
     pub resume_at: SystemTime,
 }
 
+/// One adaptive pacer: a FIFO queue of callers and the time the next one may leave.
 struct Adaptive {
     configured: f64,
-    state: Mutex<(f64, Arc<DefaultDirectRateLimiter>)>,
-}
-
-fn limiter_for(rate: f64) -> Arc<DefaultDirectRateLimiter> {
-    let period = Duration::from_secs_f64(1.0 / rate.max(1e-6));
-    let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
-        .expect("period is positive")
-        .allow_burst(std::num::NonZeroU32::MIN);
-    Arc::new(RateLimiter::direct(quota))
+    /// The rate in force (requests per second).
+    rate: Mutex<f64>,
+    /// Held by the caller whose turn is next; guards when the next call may leave.
+    queue: tokio::sync::Mutex<Instant>,
 }
 
 impl Adaptive {
     fn new(rate: f64) -> Self {
         Adaptive {
             configured: rate,
-            state: Mutex::new((rate, limiter_for(rate))),
+            rate: Mutex::new(rate),
+            queue: tokio::sync::Mutex::new(Instant::now()),
         }
-    }
-    fn current(&self) -> Arc<DefaultDirectRateLimiter> {
-        self.state.lock().unwrap().1.clone()
     }
     fn rate(&self) -> f64 {
-        self.state.lock().unwrap().0
+        *self.rate.lock().unwrap()
+    }
+    /// Wait for this caller's turn. Cancel-safe: dropping the future gives up the place.
+    async fn until_ready(&self) {
+        let mut next = self.queue.lock().await;
+        let now = Instant::now();
+        if *next > now {
+            tokio::time::sleep_until(*next).await;
+        }
+        let left = Instant::now().max(*next);
+        let interval = Duration::from_secs_f64(1.0 / self.rate().max(1e-6));
+        *next = left + interval;
     }
     fn decrease(&self) {
-        let mut st = self.state.lock().unwrap();
-        let new = (st.0 / 2.0).max(self.configured / 16.0);
-        if new < st.0 {
-            *st = (new, limiter_for(new));
-        }
+        let mut r = self.rate.lock().unwrap();
+        *r = (*r / 2.0).max(self.configured / 16.0);
     }
     fn increase(&self) {
-        let mut st = self.state.lock().unwrap();
-        if st.0 < self.configured {
-            let new = (st.0 + self.configured * 0.05).min(self.configured);
-            *st = (new, limiter_for(new));
+        let mut r = self.rate.lock().unwrap();
+        if *r < self.configured {
+            *r = (*r + self.configured * 0.05).min(self.configured);
         }
     }
 }
@@ -174,16 +186,16 @@ impl Limits {
         }
     }
 
-    /// Reserve one call of `op` in its daily budget, then wait for its turn in the rate
-    /// limiters (the operation's own, if set, and its class's).
+    /// Wait for the turn of one call of `op` in the rate limiters (the operation's own, if
+    /// set, then its class's), then reserve it in its class's daily budget. Cancel-safe:
+    /// a caller dropped while it waits has reserved nothing.
     pub async fn acquire(&self, op: &str) -> Result<(), DailyExhausted> {
         let class = QuotaClass::of(op);
-        self.reserve_daily(class, SystemTime::now())?;
         if let Some(a) = self.ops.get(op) {
-            a.current().until_ready().await;
+            a.until_ready().await;
         }
-        self.classes[&class].current().until_ready().await;
-        Ok(())
+        self.classes[&class].until_ready().await;
+        self.reserve_daily(class, SystemTime::now())
     }
 
     fn reserve_daily(&self, class: QuotaClass, now: SystemTime) -> Result<(), DailyExhausted> {
@@ -240,6 +252,7 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::time::Instant;
 
     #[tokio::test]
@@ -255,6 +268,62 @@ mod tests {
         let el = t0.elapsed();
         assert!(el >= Duration::from_millis(190), "{el:?}");
         assert!(el < Duration::from_millis(600), "{el:?}");
+    }
+
+    #[tokio::test]
+    async fn a_slowdown_applies_to_callers_already_queued_with_no_bunching() {
+        // 40 callers queue at once at 100/s; after the 5th call the service throttles. Every
+        // later departure must keep the new, wider spacing: none may leave in a bunch on an
+        // old schedule.
+        let mut cfg = RateConfig::default();
+        cfg.set("write", 100.0);
+        let limits = Arc::new(Limits::new(cfg));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..40 {
+            let (l, tx) = (limits.clone(), tx.clone());
+            tokio::spawn(async move {
+                l.acquire("CreateEngagementInvitation").await.unwrap();
+                let _ = tx.send(Instant::now());
+            });
+        }
+        drop(tx);
+        let mut times = Vec::new();
+        while let Some(t) = rx.recv().await {
+            times.push(t);
+            if times.len() == 5 {
+                limits.throttled("CreateEngagementInvitation"); // 100/s -> 50/s
+            }
+        }
+        assert_eq!(times.len(), 40);
+        times.sort();
+        // from the 7th departure on (one call may already hold the old slot), gaps are >= 20 ms
+        for w in times[6..].windows(2) {
+            let gap = w[1] - w[0];
+            assert!(
+                gap >= Duration::from_millis(18),
+                "gap {gap:?} after a slowdown"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_caller_reserves_nothing_in_the_daily_budget() {
+        let mut cfg = RateConfig::default();
+        cfg.set("write", 1.0);
+        cfg.daily.insert(QuotaClass::Write, 2);
+        let limits = Limits::new(cfg);
+        limits.acquire("CreateEngagementInvitation").await.unwrap();
+        // the next turn is a second away: give up after 50 ms
+        let waited = tokio::time::timeout(
+            Duration::from_millis(50),
+            limits.acquire("CreateEngagementInvitation"),
+        )
+        .await;
+        assert!(waited.is_err());
+        // one call of the budget is left: the cancelled caller took none
+        limits
+            .reserve_daily(QuotaClass::Write, SystemTime::now())
+            .unwrap();
     }
 
     #[test]

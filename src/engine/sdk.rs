@@ -50,6 +50,8 @@ pub struct ConnectOptions {
 #[derive(Debug, Clone)]
 pub struct SdkClient {
     client: Client,
+    /// STS on the same configuration, to learn which partner account the credentials are.
+    sts: Option<aws_sdk_sts::Client>,
 }
 
 impl SdkClient {
@@ -123,15 +125,51 @@ impl SdkClient {
                 return Err(config_error(opts, &what));
             }
         }
+        // STS answers "which account is this": at the same endpoint when one is given (an
+        // emulator or a proxy of Partner Central answers it too), otherwise wherever the
+        // configuration sends STS (AWS_ENDPOINT_URL_STS, or the real service).
+        let mut sts = aws_sdk_sts::config::Builder::from(&conf);
+        let custom = opts
+            .endpoint_url
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING").ok())
+            .filter(|u| !u.is_empty());
+        if let Some(url) = custom {
+            if std::env::var_os("AWS_ENDPOINT_URL_STS").is_none() {
+                sts = sts.endpoint_url(url);
+            }
+        }
         Ok(SdkClient {
             client: Client::new(&conf),
+            sts: Some(aws_sdk_sts::Client::from_conf(sts.build())),
         })
     }
 
     /// Wrap an SDK client built elsewhere (tests, emulator harnesses). Configure it with
     /// `RetryConfig::disabled()`: the engine owns retries.
     pub fn from_client(client: Client) -> SdkClient {
-        SdkClient { client }
+        SdkClient { client, sts: None }
+    }
+
+    /// The partner account the credentials belong to (STS GetCallerIdentity), one attempt.
+    pub async fn caller_account(&self) -> Result<String, ApiError> {
+        let Some(sts) = &self.sts else {
+            return Err(ApiError {
+                kind: ErrorKind::Config,
+                code: "NoSts".into(),
+                message: "this client was built without STS".into(),
+            });
+        };
+        let out = sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(map_sdk_error)?;
+        out.account().map(str::to_string).ok_or_else(|| ApiError {
+            kind: ErrorKind::Transport,
+            code: "InvalidResponse".into(),
+            message: "GetCallerIdentity answered without an account".into(),
+        })
     }
 
     /// The underlying SDK client.

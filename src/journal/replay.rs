@@ -12,7 +12,8 @@
 //!   `Failed` becomes unfinished: its status and `finished_at` are cleared and **only its
 //!   `Succeeded` steps are kept**. Failed steps go, and so do skipped ones (a `when` may
 //!   depend on a step that failed and must be evaluated again) and any in-flight or waiting
-//!   state (none is expected in a finished row).
+//!   state (none is expected in a finished row). Each of its `Failed` steps gets its
+//!   ClientToken generation bumped (`generations`), so the redrive sends it as a new request.
 //!
 //! Every record for a row also sets its `started_at` if unset (the first record's `at`).
 
@@ -66,6 +67,8 @@ pub struct RowState {
     pub started_at: Option<String>,
     /// `at` of its `RowFinished`.
     pub finished_at: Option<String>,
+    /// ClientToken generation per step: how many redrives found that step failed.
+    pub generations: BTreeMap<String, u32>,
 }
 
 impl RowState {
@@ -134,6 +137,11 @@ impl RunState {
                     if r.status == Some(RowStatus::Failed) {
                         r.status = None;
                         r.finished_at = None;
+                        for (id, st) in &r.steps {
+                            if matches!(st, StepState::Failed { .. }) {
+                                *r.generations.entry(id.clone()).or_default() += 1;
+                            }
+                        }
                         r.steps
                             .retain(|_, s| matches!(s, StepState::Succeeded { .. }));
                     }

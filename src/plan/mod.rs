@@ -187,12 +187,28 @@ pub struct RenderContext<'a> {
 /// The deterministic idempotency token of one step of one row: `cosell-` and 40 hex digits
 /// of SHA-256 over (playbook name, row key, step id). 47 printable ASCII characters.
 pub fn client_token(playbook: &str, row_key: &str, step_id: &str) -> String {
+    client_token_generation(playbook, row_key, step_id, 0)
+}
+
+/// The token of a step's `generation`-th redrive (`resume --retry-failed` of a failed step):
+/// generation 0 is [`client_token`]; a later one also hashes NUL and the generation number,
+/// so a redriven step is a new request to the service, yet the same on every retry and resume.
+pub fn client_token_generation(
+    playbook: &str,
+    row_key: &str,
+    step_id: &str,
+    generation: u32,
+) -> String {
     let mut h = Sha256::new();
     h.update(playbook.as_bytes());
     h.update([0]);
     h.update(row_key.as_bytes());
     h.update([0]);
     h.update(step_id.as_bytes());
+    if generation > 0 {
+        h.update([0]);
+        h.update(generation.to_string().as_bytes());
+    }
     let d = h.finalize();
     let mut s = String::with_capacity(47);
     s.push_str("cosell-");
@@ -352,6 +368,14 @@ impl Report {
     }
 }
 
+/// The compiled `emulate:` of a playbook.
+#[derive(Debug)]
+struct Rehearsal {
+    fixture: Option<(Pos, TNode)>,
+    each_row: Option<(Pos, TNode)>,
+    task_delay: Option<Duration>,
+}
+
 /// A playbook compiled for a campaign: everything needed to render any request of any row.
 #[derive(Debug)]
 pub struct Campaign {
@@ -368,6 +392,8 @@ pub struct Campaign {
     templates: Templates,
     keys: Arc<KeyRenderer>,
     ledger: Vec<(String, Tpl)>,
+    /// `emulate:`: the rehearsal fixture (only `--emulate` uses it).
+    rehearsal: Option<Rehearsal>,
     /// Row columns the templates read: (position, column, guarded by `default`).
     row_refs: Vec<(Pos, String, bool)>,
     warnings: Diagnostics,
@@ -954,6 +980,31 @@ impl Campaign {
                 ),
             }
         }
+        // the rehearsal fixture: templates that may read vars (fixture) and the row (each_row)
+        let rehearsal = pb.emulate.as_ref().map(|e| {
+            let mut compile = |n: &Option<playbook::Node>, c: &mut Compiler| {
+                n.as_ref().map(|n| {
+                    let mut errors = Vec::new();
+                    let t = templates.compile_tree(
+                        n,
+                        None,
+                        &mut String::new(),
+                        &mut HashMap::new(),
+                        &mut errors,
+                    );
+                    for (pos, e) in errors {
+                        c.err(pos, "TEMPLATE_SYNTAX", format!("emulate: {e}"), None, None);
+                    }
+                    c.check_tree(&t, Scope::Key, None);
+                    (n.pos, t)
+                })
+            };
+            Rehearsal {
+                fixture: compile(&e.fixture, &mut c),
+                each_row: compile(&e.each_row, &mut c),
+                task_delay: e.task_delay,
+            }
+        });
         let Compiler {
             diags, row_refs, ..
         } = c;
@@ -1022,6 +1073,7 @@ impl Campaign {
             templates,
             keys,
             ledger,
+            rehearsal,
             row_refs,
             warnings: all_warnings,
             digest: {
@@ -1405,6 +1457,71 @@ impl Campaign {
     /// A step of `setup` or `steps` by id.
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.setup.iter().chain(&self.steps).find(|s| s.id == id)
+    }
+
+    /// How long the embedded emulator's tasks take in a rehearsal (`emulate.task_delay`).
+    pub fn rehearsal_task_delay(&self) -> Option<Duration> {
+        self.rehearsal.as_ref().and_then(|r| r.task_delay)
+    }
+
+    /// The rehearsal fixture: `emulate.fixture` rendered once, plus `emulate.each_row`
+    /// rendered for every input row, their lists (`invitations`, `opportunities`, …)
+    /// concatenated. None when the playbook has no `emulate:`.
+    pub fn rehearsal_fixture(&self) -> Result<Option<J>, String> {
+        let Some(r) = &self.rehearsal else {
+            return Ok(None);
+        };
+        let empty = Map::new();
+        let mut out = Map::new();
+        let merge = |v: J, pos: Pos, out: &mut Map<String, J>| -> Result<(), String> {
+            let J::Object(m) = v else {
+                return Err(format!(
+                    "{}: emulate: a fixture is a mapping such as {{invitations: [...]}}",
+                    self.loc(pos)
+                ));
+            };
+            for (k, v) in m {
+                match (out.get_mut(&k), v) {
+                    (Some(J::Array(a)), J::Array(b)) => a.extend(b),
+                    (_, v) => {
+                        out.insert(k, v);
+                    }
+                }
+            }
+            Ok(())
+        };
+        let render = |t: &TNode, row: Option<&Row>| -> Result<J, String> {
+            let ctx = self.mj_ctx(&RenderContext {
+                row,
+                setup: &empty,
+                steps: &empty,
+            });
+            let mut errs = Vec::new();
+            let v = self
+                .render_tree(t, &ctx, &mut String::new(), &mut errs)
+                .unwrap_or(J::Null);
+            match errs.into_iter().next() {
+                Some((path, msg)) => Err(match row {
+                    Some(r) => format!(
+                        "emulate.each_row {path}: {msg} (at {}:{})",
+                        self.input_display, r.line
+                    ),
+                    None => format!("emulate.fixture {path}: {msg}"),
+                }),
+                None => Ok(v),
+            }
+        };
+        if let Some((pos, t)) = &r.fixture {
+            merge(render(t, None)?, *pos, &mut out)?;
+        }
+        if let Some((pos, t)) = &r.each_row {
+            let rows = self.rows().map_err(|d| d.render_text())?;
+            for row in rows {
+                let row = row.map_err(|d| d.to_string())?;
+                merge(render(t, Some(&row))?, *pos, &mut out)?;
+            }
+        }
+        Ok(Some(J::Object(out)))
     }
 
     pub fn ledger_column_names(&self) -> Vec<String> {

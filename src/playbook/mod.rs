@@ -75,6 +75,28 @@ pub const TOP_KEYS: &[(&str, &str)] = &[
         "ledger",
         "Extra ledger columns (columns: {name: template}).",
     ),
+    (
+        "emulate",
+        "Rehearsal only (--emulate): what the embedded emulator holds before the run \
+         (fixture, each_row) and how long its tasks take (task_delay).",
+    ),
+];
+pub const EMULATE_KEYS: &[(&str, &str)] = &[
+    (
+        "fixture",
+        "Resources that exist before the run, as the Get operations show them: \
+         {invitations: [...], opportunities: [...], engagements: [...]}; may read vars.",
+    ),
+    (
+        "each_row",
+        "The same, rendered for every input row (may read row and vars): e.g. the \
+         invitation each row accepts.",
+    ),
+    (
+        "task_delay",
+        "How long the emulator's tasks stay IN_PROGRESS (default 2s; 0s answers COMPLETE \
+         in the Start response).",
+    ),
 ];
 pub const INPUT_KEYS: &[(&str, &str)] = &[
     (
@@ -135,6 +157,14 @@ pub const WAIT_KEYS: &[(&str, &str)] = &[
     ),
     ("interval", "Time between polls (default 5s)."),
 ];
+/// `emulate:`: the rehearsal fixture of a playbook (used only by `--emulate`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EmulateSpec {
+    pub fixture: Option<Node>,
+    pub each_row: Option<Node>,
+    pub task_delay: Option<Duration>,
+}
+
 pub const LEDGER_KEYS: &[(&str, &str)] = &[(
     "columns",
     "Extra ledger columns: name -> template (rendered after the row's steps).",
@@ -187,6 +217,7 @@ pub struct Playbook {
     pub setup: Vec<StepSpec>,
     pub steps: Vec<StepSpec>,
     pub ledger_columns: Vec<(Key, Node)>,
+    pub emulate: Option<EmulateSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -597,6 +628,34 @@ pub fn parse(file: &str, text: &str) -> Result<(Playbook, Diagnostics), Diagnost
         }
     }
 
+    let mut emulate = None;
+    if let Some((_, n)) = get("emulate") {
+        if let Some(es) = r.map(n, "emulate", EMULATE_KEYS) {
+            let mut spec = EmulateSpec::default();
+            for (k, v) in es {
+                match k.name.as_str() {
+                    "fixture" => spec.fixture = Some(v.clone()),
+                    "each_row" => spec.each_row = Some(v.clone()),
+                    "task_delay" => {
+                        // zero is a delay too: tasks answer COMPLETE in the Start response
+                        let zero = match &v.value {
+                            Value::Int(0) => true,
+                            Value::Str(t) => parse_duration(t.trim()).is_some_and(|d| d.is_zero()),
+                            _ => false,
+                        };
+                        spec.task_delay = if zero {
+                            Some(Duration::ZERO)
+                        } else {
+                            r.duration(v, "emulate.task_delay")
+                        };
+                    }
+                    _ => {}
+                }
+            }
+            emulate = Some(spec);
+        }
+    }
+
     // ledger.columns sit beside the built-in columns: a clash would make two columns
     // with one name, and a spreadsheet (or a script) would read the wrong one
     for (k, _) in &ledger_columns {
@@ -635,6 +694,7 @@ pub fn parse(file: &str, text: &str) -> Result<(Playbook, Diagnostics), Diagnost
             setup,
             steps,
             ledger_columns,
+            emulate,
         },
         r.diags,
     ))

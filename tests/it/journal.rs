@@ -37,6 +37,7 @@ fn make_run(work: &Path, rows: usize) -> std::path::PathBuf {
         setup_steps: 1,
         ledger_columns: vec![],
         total_rows: 0,
+        ..Manifest::default()
     };
     let dir = work.join("runs/invite");
     RunDir::create(&dir, &manifest).unwrap();
