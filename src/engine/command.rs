@@ -133,7 +133,14 @@ pub fn run_command(args: RunArgs) -> i32 {
             let account = match link.client.caller_account().await {
                 Ok(a) => Some(a),
                 Err(e) if e.kind == super::api::ErrorKind::Config => {
-                    err(format!("credentials: {e}"));
+                    err(format!("credentials: {e}; nothing was sent"));
+                    return exit::ENVIRONMENT;
+                }
+                Err(e) if e.code == "ConnectionError" => {
+                    err(format!(
+                        "cannot reach the endpoint ({e}); nothing was sent. Check \
+                         --endpoint-url, the network or the proxy, then run again"
+                    ));
                     return exit::ENVIRONMENT;
                 }
                 Err(e) => {

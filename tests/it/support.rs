@@ -289,3 +289,75 @@ pub fn all_succeeded(path: &Path) -> Vec<std::collections::BTreeMap<String, Stri
     );
     ledger
 }
+
+/// A TCP proxy on an ephemeral loopback port in front of `upstream` (`host:port`), that a
+/// test can take away: `cut()` closes the listener and every connection through it, so the
+/// endpoint becomes unreachable (connection refused) while the emulator behind stays up.
+pub struct Proxy {
+    url: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    addr: std::net::SocketAddr,
+}
+
+impl Proxy {
+    pub fn start(upstream_url: &str) -> Proxy {
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let upstream = upstream_url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (s, c) = (stop.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                {
+                    let mut g = c.lock().unwrap();
+                    g.push(client.try_clone().unwrap());
+                    g.push(server.try_clone().unwrap());
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+            // dropping the listener here refuses every later connection
+        });
+        Proxy {
+            url: format!("http://{addr}"),
+            stop,
+            conns,
+            addr,
+        }
+    }
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+    /// Take the endpoint away: refuse new connections and cut the open ones.
+    pub fn cut(&self) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::SeqCst);
+        // wake the accept loop so that it sees the flag and drops the listener
+        let _ = std::net::TcpStream::connect(self.addr);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
