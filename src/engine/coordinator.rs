@@ -1003,3 +1003,235 @@ impl Signals {
         self.count > 1
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The coordinator through a scripted [`ApiClient`]: what it sends, in which order, and
+    //! what it leaves for resume. The SDK and the emulator are covered by the integration
+    //! tests; here the point is the run loop's own decisions.
+    use super::*;
+    use crate::engine::limits::RateConfig;
+    use std::sync::Mutex;
+
+    /// Answers each call from a script and records it.
+    struct Scripted {
+        calls: Mutex<Vec<(String, Value)>>,
+        answer: Box<dyn Fn(&str, &Value, usize) -> Result<Value, ApiError> + Send + Sync>,
+    }
+
+    impl Scripted {
+        fn new(
+            f: impl Fn(&str, &Value, usize) -> Result<Value, ApiError> + Send + Sync + 'static,
+        ) -> Arc<Self> {
+            Arc::new(Scripted {
+                calls: Mutex::new(Vec::new()),
+                answer: Box::new(f),
+            })
+        }
+        fn ops(&self) -> Vec<String> {
+            self.calls
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|c| c.0.clone())
+                .collect()
+        }
+    }
+
+    impl ApiClient for Scripted {
+        fn call(
+            &self,
+            operation: &str,
+            request: Value,
+        ) -> impl std::future::Future<Output = Result<Value, ApiError>> + Send {
+            let n = {
+                let mut c = self.calls.lock().unwrap();
+                c.push((operation.to_string(), request.clone()));
+                c.len()
+            };
+            let r = (self.answer)(operation, &request, n);
+            async move { r }
+        }
+    }
+
+    const ACCEPT: &str = r#"
+version: 1
+name: accept-test
+catalog: Sandbox
+input: { csv: rows.csv, key: "{{ row.id }}" }
+steps:
+  - id: accept
+    action: StartEngagementByAcceptingInvitationTask
+    input: { Identifier: "{{ row.id }}" }
+    wait: { timeout: 1m, interval: 20ms }
+"#;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        campaign: Arc<Campaign>,
+        journal: JournalWriter,
+    }
+
+    fn fixture(rows: usize) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pb.yaml"), ACCEPT).unwrap();
+        let mut csv = String::from("id\n");
+        for i in 0..rows {
+            csv.push_str(&format!("engi-{i:013}\n"));
+        }
+        std::fs::write(dir.path().join("rows.csv"), csv).unwrap();
+        let campaign = Campaign::load(&crate::cli::CampaignArgs {
+            playbook: dir.path().join("pb.yaml"),
+            input: None,
+            vars: vec![],
+        })
+        .unwrap();
+        let journal = JournalWriter::open(&dir.path().join("journal.jsonl")).unwrap();
+        Fixture {
+            _dir: dir,
+            campaign: Arc::new(campaign),
+            journal,
+        }
+    }
+
+    async fn drive(
+        f: Fixture,
+        client: Arc<Scripted>,
+        concurrency: usize,
+        prior: RunState,
+    ) -> Summary {
+        let mut cfg = RateConfig::default();
+        cfg.set("write", 1000.0);
+        cfg.set("read", 1000.0);
+        let mut opts = Options::new(concurrency, MaxFailures::Count(u64::MAX), 0);
+        opts.poll_interval = Duration::from_millis(20);
+        opts.backoff_base = Duration::from_millis(1);
+        let c = Coordinator::new(
+            f.campaign,
+            client,
+            Arc::new(Limits::new(cfg)),
+            f.journal,
+            "journal.jsonl".into(),
+            opts,
+            Progress::new(0, BTreeMap::new(), BTreeMap::new(), false),
+        );
+        c.run(prior).await.unwrap()
+    }
+
+    fn task(id: usize, status: &str) -> Value {
+        json!({"TaskId": format!("oit-task-{id:013}"), "TaskStatus": status})
+    }
+
+    #[tokio::test]
+    async fn a_start_that_answers_complete_is_not_polled() {
+        let client = Scripted::new(|_, _, n| Ok(task(n, "COMPLETE")));
+        let s = drive(fixture(5), client.clone(), 2, RunState::default()).await;
+        assert_eq!(s.succeeded, 5);
+        assert!(
+            client.ops().iter().all(|o| o.starts_with("Start")),
+            "{:?}",
+            client.ops()
+        );
+    }
+
+    #[tokio::test]
+    async fn rows_waiting_on_tasks_leave_their_slot_to_the_next_row() {
+        // every task stays IN_PROGRESS until all five were started: with concurrency 1 that
+        // can only finish if a waiting row holds no slot
+        let started = Arc::new(Mutex::new(0usize));
+        let st = started.clone();
+        let client = Scripted::new(move |op, req, n| {
+            if op.starts_with("Start") {
+                *st.lock().unwrap() += 1;
+                return Ok(task(n, "IN_PROGRESS"));
+            }
+            let done = *st.lock().unwrap() == 5;
+            let ids = req["TaskIdentifier"].as_array().unwrap();
+            let status = if done { "COMPLETE" } else { "IN_PROGRESS" };
+            let sums: Vec<Value> = ids
+                .iter()
+                .map(|i| json!({"TaskId": i, "TaskStatus": status}))
+                .collect();
+            Ok(json!({ "TaskSummaries": sums }))
+        });
+        let s = tokio::time::timeout(
+            Duration::from_secs(10),
+            drive(fixture(5), client.clone(), 1, RunState::default()),
+        )
+        .await
+        .expect("the run finished: waiting rows did not hold the one slot");
+        assert_eq!(s.succeeded, 5);
+        assert!(s.min_task_wait.is_some());
+    }
+
+    #[tokio::test]
+    async fn an_environment_failure_stops_the_run_and_sends_nothing_more() {
+        let client = Scripted::new(|_, _, _| {
+            Err(ApiError {
+                kind: ErrorKind::Config,
+                code: "CredentialsError".into(),
+                message: "expired".into(),
+            })
+        });
+        let s = drive(fixture(50), client.clone(), 4, RunState::default()).await;
+        assert!(
+            matches!(s.stop, Some(Stop::Environment { .. })),
+            "{:?}",
+            s.stop
+        );
+        assert_eq!(s.failed, 0, "no row is blamed");
+        // the calls already handed to workers may go out; nothing after the stop
+        assert!(client.ops().len() <= 4, "{} calls", client.ops().len());
+        assert_eq!(s.calls.values().sum::<u64>(), client.ops().len() as u64);
+    }
+
+    #[tokio::test]
+    async fn a_redriven_step_sends_a_new_client_token_generation() {
+        let f = fixture(1);
+        let key = "engi-0000000000000";
+        let default = crate::plan::client_token("accept-test", key, "accept");
+        let mut prior = RunState::default();
+        for rec in [
+            Record::StepStarted {
+                row: RowRef::Row(0),
+                step: "accept".into(),
+                token: Some(default.clone()),
+                digest: String::new(),
+                at: "t".into(),
+            },
+            Record::StepFailed {
+                row: RowRef::Row(0),
+                step: "accept".into(),
+                code: "InternalError".into(),
+                message: "task failed".into(),
+                at: "t".into(),
+            },
+            Record::RowFinished {
+                row: RowRef::Row(0),
+                status: RowStatus::Failed,
+                at: "t".into(),
+            },
+            Record::RetryFailedRows { at: "t".into() },
+        ] {
+            prior.apply(&rec);
+        }
+        let client = Scripted::new(|_, _, n| Ok(task(n, "COMPLETE")));
+        let s = drive(f, client.clone(), 1, prior).await;
+        assert_eq!(s.succeeded, 1);
+        let sent = client.calls.lock().unwrap()[0].1["ClientToken"].clone();
+        assert_ne!(
+            sent,
+            json!(default),
+            "the failed attempt's token only replays the failure"
+        );
+        assert_eq!(
+            sent,
+            json!(crate::plan::client_token_generation(
+                "accept-test",
+                key,
+                "accept",
+                1
+            ))
+        );
+    }
+}
