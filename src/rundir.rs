@@ -304,11 +304,14 @@ impl RunDirError {
         }
     }
 
-    /// The documented exit code: 2 when the path is not a run directory (a usage error, nothing
-    /// was sent), 4 for everything else (a damaged, locked or unreadable run directory).
+    /// The documented exit code: 2 when the path is not a run directory, or (for `run`) a
+    /// `--run-dir` that already holds a run or other files — usage errors, nothing was sent;
+    /// 4 for everything else (a damaged, locked or unreadable run directory).
     pub fn exit_code(&self) -> i32 {
         match self {
-            RunDirError::NotARunDir { .. } => crate::exit::INVALID,
+            RunDirError::NotARunDir { .. }
+            | RunDirError::AlreadyExists { .. }
+            | RunDirError::NotEmpty { .. } => crate::exit::INVALID,
             _ => crate::exit::ENVIRONMENT,
         }
     }
@@ -837,6 +840,7 @@ mod tests {
         drop(RunDir::create(t.path(), &manifest()).unwrap());
         let e = RunDir::create(t.path(), &manifest()).unwrap_err();
         assert!(matches!(e, RunDirError::AlreadyExists { .. }), "{e}");
+        assert_eq!(e.exit_code(), crate::exit::INVALID);
         assert!(e.to_string().contains("cosell resume"), "{e}");
     }
 
