@@ -812,6 +812,7 @@ mod tests {
             setup_steps: 1,
             ledger_columns: vec!["partner".into()],
             total_rows: 0,
+            ..Manifest::default()
         }
     }
 
