@@ -1,29 +1,43 @@
-//! The run directory: its layout, the manifest (`run.json`) and the one-writer lock (`run.lock`).
+//! The run directory: its layout, the manifest (`run.json`) and the one-writer lock.
 //!
-//! Owns: creating and opening a run directory, the manifest format and its version check, the
-//! digests used for drift detection, and the exclusive lock held by `run`/`resume`.
-//! Must not touch: the journal's or the ledger's contents (see `journal` and `ledger`), the
-//! playbook or the CSV beyond hashing their bytes.
+//! Owns: creating (with a name no other run gets) and opening a run directory, the manifest
+//! format and its version check, the checks that the journal beside `run.json` is there and
+//! belongs to this run (its header only: the journal's records are the `journal` module's),
+//! the digests used for drift detection, the exclusive lock held by `run`/`resume`, and the
+//! private file modes. Must not touch: the journal's records or the ledger's contents (see
+//! `journal` and `ledger`), the playbook or the CSV beyond hashing their bytes.
 //!
-//! Layout of a run directory:
+//! Layout of a run directory (the directory mode 0700, every file 0600: they hold customer
+//! data):
 //!
 //! | file | written by | purpose |
 //! |---|---|---|
-//! | `run.json` | `run`, once | the manifest: what ran, with which files, vars and digests |
-//! | `run.lock` | `run`/`resume` | held (flock) while a process works on the directory |
-//! | `journal.jsonl` | `run`/`resume` | append-only record of every state change: the truth |
+//! | `journal.jsonl` | `run` (header, at creation), `run`/`resume` | append-only record of every state change: the truth |
+//! | `run.json` | `run`, once, after the journal header | the manifest: what ran, with which files, vars and digests |
+//! | `run.lock` | `run`/`resume` | who holds the lock: pid, host, since (the lock itself is a `flock` on the directory) |
 //! | `ledger.csv`, `ledger.jsonl` | end of `run`/`resume` | the results, rebuilt from the journal |
-//! | `*.tmp` | transiently | a ledger or manifest being written; left behind only by a crash |
+//! | `*.tmp` | transiently | a ledger, manifest or `run.lock` being written; left behind only by a crash |
+//!
+//! Creation order is: directory (one `mkdir`, never reusing an existing run), lock, journal
+//! with its header (fsynced), then `run.json` (atomically). So:
+//! - `run.json` present, journal missing: damage ([`RunDirError::MissingJournal`], exit 4);
+//! - journal present whose header names another run id: damage ([`RunDirError::ForeignJournal`]);
+//! - no `run.json`, journal with only its header: a `run` that crashed while creating the
+//!   directory, before anything was sent: not a run directory (exit 2), and `run --run-dir`
+//!   may create the run there again;
+//! - no `run.json`, journal with records: damage ([`RunDirError::MissingManifest`]).
 //!
 //! `run.json` and `journal.jsonl` must be kept for `resume` and `status`; the ledger files can be
 //! deleted (the next `resume` rebuilds them), and so can `run.lock` and `*.tmp` files when no
-//! cosell process is working on the directory.
+//! cosell process is working on the directory (deleting `run.lock` while one is only loses the
+//! holder's host and start time from the "in use" message; it never releases the lock).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+
 use std::path::{Path, PathBuf};
 
 /// The version of the run directory layout and of `run.json`. Bump it when an older cosell
@@ -169,39 +183,51 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// What a run directory is, for the messages that say a path is not one.
+const WHAT_A_RUN_DIR_IS: &str = "a run directory is the directory `cosell run` created (default runs/<playbook name>-<UTC timestamp>), holding run.json and journal.jsonl";
+
 /// Errors opening or creating a run directory. Each names the path and the fix.
 ///
-/// About [`RunDirError::Locked`]: the lock is an advisory `flock(2)` on `run.lock`, owned by the
-/// open file of the process holding it. The OS releases it when that process exits for any
-/// reason, including SIGKILL, a crash or a power loss, so a lock is never stale: when `Locked`
-/// is returned, a live process holds it. The pid written in `run.lock` is informational.
+/// [`NotARunDir`](RunDirError::NotARunDir) is a usage error (exit 2: nothing was sent, the
+/// path is wrong); every other variant about an existing directory is damage or the
+/// environment (exit 4).
+///
+/// About [`RunDirError::Locked`]: the lock is an advisory `flock(2)` on the run directory
+/// itself (its open directory handle), owned by the process holding it. The OS releases it
+/// when that process exits for any reason, including SIGKILL, a crash or a power loss, so a
+/// lock is never stale: when `Locked` is returned, a live process holds it. Deleting
+/// `run.lock` does not release it: that file only tells who holds the lock (pid, host, since).
 #[derive(Debug, thiserror::Error)]
 pub enum RunDirError {
-    #[error(
-        "{}: not a run directory (no {MANIFEST_FILE}); pass the directory that `cosell run` created (default runs/<playbook name>-<UTC timestamp>)",
-        path.display()
-    )]
-    NotARunDir { path: PathBuf },
+    #[error("{}: not a run directory ({reason}); {WHAT_A_RUN_DIR_IS}. Pass such a directory, e.g. one listed by `ls runs/`", path.display())]
+    NotARunDir {
+        path: PathBuf,
+        /// What was found instead: "no such directory", "a file, not a directory", "no run.json".
+        reason: String,
+    },
     #[error(
         "{}: already holds a run ({MANIFEST_FILE} exists); continue it with `cosell resume {}`, or choose another --run-dir",
         path.display(), path.display()
     )]
     AlreadyExists { path: PathBuf },
     #[error(
-        "{}: in use by another cosell process{}; only one `run`/`resume` may work on a run directory at a time. Check it with `ps -p {}`; wait for it to finish or stop it (Ctrl-C), then retry. (The lock is released by the OS as soon as that process exits, even when killed.)",
+        "{}: exists and is not empty; --run-dir must name a new (or empty) directory so that no other file is mixed up with the run. Choose another --run-dir, or leave it out to get runs/<playbook name>-<UTC timestamp>",
+        path.display()
+    )]
+    NotEmpty { path: PathBuf },
+    #[error(
+        "{}: in use by another cosell process{}; only one `run`/`resume` may work on a run directory at a time. Check it with `ps -p {}`; wait for it to finish or stop it (Ctrl-C), then retry. (The lock is on the directory itself and is released by the OS as soon as that process exits, even when killed; deleting run.lock does not release it.)",
         path.display(),
-        match (pid, since) {
-            (Some(p), Some(s)) => format!(" (pid {p}, since {s})"),
-            (Some(p), None) => format!(" (pid {p})"),
-            _ => String::new(),
-        },
+        holder_text(pid, host, since),
         pid.map(|p| p.to_string()).unwrap_or_else(|| "<pid>".into())
     )]
     Locked {
-        /// The lock file.
+        /// The run directory.
         path: PathBuf,
-        /// The holder's pid, as it wrote it in the lock file (None if not yet written).
+        /// The holder's pid (from the OS lock table, or as it wrote it in `run.lock`).
         pid: Option<u32>,
+        /// The holder's host name, as it wrote it in `run.lock`.
+        host: Option<String>,
         /// When the holder took the lock (RFC 3339), as it wrote it.
         since: Option<String>,
     },
@@ -219,12 +245,55 @@ pub enum RunDirError {
         path.display()
     )]
     BadManifest { path: PathBuf, reason: String },
+    #[error(
+        "{}: damaged run directory: {JOURNAL_FILE} holds records but there is no {MANIFEST_FILE} beside it; restore {MANIFEST_FILE} from a backup, or start a new run elsewhere",
+        path.display()
+    )]
+    MissingManifest { path: PathBuf },
+    #[error(
+        "{}: damaged run directory: {MANIFEST_FILE} is here but its journal is missing (cosell writes the journal before {MANIFEST_FILE}, so it was deleted or moved); restore {JOURNAL_FILE} from a backup, or start a new run",
+        path.display()
+    )]
+    MissingJournal {
+        /// The missing journal.
+        path: PathBuf,
+    },
+    #[error(
+        "{}: damaged run directory: this journal belongs to run {journal_run_id}, but {MANIFEST_FILE} is run {manifest_run_id} (a journal copied in from another run?); put back this run's own journal, or resume the other run in its own directory",
+        path.display()
+    )]
+    ForeignJournal {
+        /// The journal.
+        path: PathBuf,
+        journal_run_id: String,
+        manifest_run_id: String,
+    },
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
+}
+
+fn holder_text(pid: &Option<u32>, host: &Option<String>, since: &Option<String>) -> String {
+    let mut parts = Vec::new();
+    if let Some(p) = pid {
+        parts.push(format!("pid {p}"));
+    }
+    if let Some(h) = host {
+        parts.push(format!("on {h}"));
+    }
+    if let Some(s) = since {
+        parts.push(format!("since {s}"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
 }
 
 impl RunDirError {
@@ -234,12 +303,26 @@ impl RunDirError {
             source,
         }
     }
+
+    /// The documented exit code: 2 when the path is not a run directory, or (for `run`) a
+    /// `--run-dir` that already holds a run or other files — usage errors, nothing was sent;
+    /// 4 for everything else (a damaged, locked or unreadable run directory).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunDirError::NotARunDir { .. }
+            | RunDirError::AlreadyExists { .. }
+            | RunDirError::NotEmpty { .. } => crate::exit::INVALID,
+            _ => crate::exit::ENVIRONMENT,
+        }
+    }
 }
 
-/// Who holds a run directory's lock, as the holder wrote it in `run.lock`.
+/// Who holds a run directory's lock: the pid from the OS lock table (Linux), else as the holder
+/// wrote it in `run.lock`, with the host and start time it wrote there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LockHolder {
     pub pid: Option<u32>,
+    pub host: Option<String>,
     pub since: Option<String>,
 }
 
@@ -248,17 +331,74 @@ pub struct LockHolder {
 pub struct RunDir {
     path: PathBuf,
     manifest: Manifest,
-    /// The locked `run.lock`; None for a read-only view.
+    /// The locked directory handle; None for a read-only view.
     _lock: Option<File>,
 }
 
 impl RunDir {
-    /// Create a run directory (and its parents), take the lock, and write `run.json`
-    /// atomically. Refuses a directory that already holds a manifest.
+    /// Create a run directory at `dir` (its parents as needed; `dir` itself with mode 0700):
+    /// take the lock, write `journal.jsonl` with its header (`manifest.run_id`), then `run.json`
+    /// atomically, both mode 0600. A directory that exists is refused when it holds a run
+    /// ([`RunDirError::AlreadyExists`]) or anything else ([`RunDirError::NotEmpty`]), except the
+    /// leftovers of a creation that crashed before `run.json` was written (a header-only
+    /// journal, `run.lock`, `*.tmp`), which are replaced.
+    ///
+    /// The journal comes first so that a `run.json` without a journal can only mean damage.
     pub fn create(dir: &Path, manifest: &Manifest) -> Result<RunDir, RunDirError> {
-        fs::create_dir_all(dir).map_err(RunDirError::io(dir))?;
-        // Make the new directory's own entry durable too.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(RunDirError::io(parent))?;
+        }
+        match private_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if !dir.is_dir() {
+                    return Err(RunDirError::NotEmpty {
+                        path: dir.to_path_buf(),
+                    });
+                }
+            }
+            Err(e) => return Err(RunDirError::io(dir)(e)),
+        }
+        Self::init(dir, manifest)
+    }
+
+    /// Create a new run directory `parent/base`, or `parent/base-2`, `-3`, … when that exists:
+    /// each candidate is made with one `mkdir` (atomic: two processes never get the same one),
+    /// and an existing directory is never reused. The run id becomes the directory's name, so
+    /// it is unique among the runs under `parent`. Otherwise as [`create`](Self::create).
+    pub fn create_unique(
+        parent: &Path,
+        base: &str,
+        manifest: &Manifest,
+    ) -> Result<RunDir, RunDirError> {
+        fs::create_dir_all(parent).map_err(RunDirError::io(parent))?;
+        for n in 1u32.. {
+            let name = if n == 1 {
+                base.to_string()
+            } else {
+                format!("{base}-{n}")
+            };
+            let dir = parent.join(&name);
+            match private_dir(&dir) {
+                Ok(()) => {
+                    let manifest = Manifest {
+                        run_id: name,
+                        ..manifest.clone()
+                    };
+                    return Self::init(&dir, &manifest);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(RunDirError::io(&dir)(e)),
+            }
+        }
+        unreachable!("u32 run directory suffixes exhausted")
+    }
+
+    /// Lock the (existing) directory `dir`, check it is free for a new run, write the journal
+    /// header and the manifest.
+    fn init(dir: &Path, manifest: &Manifest) -> Result<RunDir, RunDirError> {
         if let Some(parent) = dir.parent() {
+            // make the new directory's own entry durable too
             sync_dir(parent).map_err(RunDirError::io(parent))?;
         }
         let lock = take_lock(dir)?;
@@ -268,6 +408,25 @@ impl RunDir {
                 path: dir.to_path_buf(),
             });
         }
+        let jpath = dir.join(JOURNAL_FILE);
+        if jpath.exists() && !crate::journal::is_header_only(&jpath)? {
+            return Err(RunDirError::MissingManifest {
+                path: dir.to_path_buf(),
+            });
+        }
+        let entries = fs::read_dir(dir).map_err(RunDirError::io(dir))?;
+        for entry in entries {
+            let name = entry.map_err(RunDirError::io(dir))?.file_name();
+            let name = name.to_string_lossy();
+            let leftover = name == LOCK_FILE || name == JOURNAL_FILE || name.ends_with(".tmp");
+            if !leftover {
+                return Err(RunDirError::NotEmpty {
+                    path: dir.to_path_buf(),
+                });
+            }
+        }
+        crate::journal::JournalWriter::create(&jpath, &manifest.run_id)
+            .map_err(RunDirError::io(&jpath))?;
         let mut bytes = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
         bytes.push(b'\n');
         write_atomically(&mpath, &bytes).map_err(RunDirError::io(&mpath))?;
@@ -279,12 +438,13 @@ impl RunDir {
     }
 
     /// Open an existing run directory for `resume`: read `run.json`, refuse a newer format,
-    /// take the lock.
+    /// take the lock, check that the journal is there and belongs to this run.
     pub fn open(dir: &Path) -> Result<RunDir, RunDirError> {
         // Read first so that a wrong path is reported as such, not as a lock problem.
         read_manifest(dir)?;
         let lock = take_lock(dir)?;
         let manifest = read_manifest(dir)?;
+        check_journal(dir, &manifest)?;
         Ok(RunDir {
             path: dir.to_path_buf(),
             manifest,
@@ -292,9 +452,11 @@ impl RunDir {
         })
     }
 
-    /// Open a run directory without the lock, for `status` (which only reads).
+    /// Open a run directory without the lock, for `status` (which only reads). Same checks as
+    /// [`open`](Self::open) otherwise.
     pub fn open_readonly(dir: &Path) -> Result<RunDir, RunDirError> {
         let manifest = read_manifest(dir)?;
+        check_journal(dir, &manifest)?;
         Ok(RunDir {
             path: dir.to_path_buf(),
             manifest,
@@ -317,27 +479,21 @@ impl RunDir {
     }
 
     /// Whether another process holds the lock now (a `run`/`resume` is working on the
-    /// directory), with its pid and start time as it wrote them. For `status`: it probes with a
-    /// shared lock released at once, so a `run`/`resume` starting in that same instant may be
-    /// told the directory is in use (and can simply be started again). Never creates a file.
+    /// directory), and who. For `status`: it probes with a shared lock released at once, so a
+    /// `run`/`resume` starting in that same instant may be told the directory is in use (and
+    /// can simply be started again). Never creates a file.
     pub fn holder(&self) -> Option<LockHolder> {
         use fs4::fs_std::FileExt;
         if self._lock.is_some() {
             return None;
         }
-        let lpath = self.path.join(LOCK_FILE);
-        let mut file = File::open(&lpath).ok()?;
+        let file = File::open(&self.path).ok()?;
         match FileExt::try_lock_shared(&file) {
             Ok(true) => {
                 let _ = FileExt::unlock(&file);
                 None
             }
-            Ok(false) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                let (pid, since) = parse_lock_text(&text);
-                Some(LockHolder { pid, since })
-            }
+            Ok(false) => Some(read_holder(&self.path, &file)),
             Err(_) => None,
         }
     }
@@ -383,14 +539,35 @@ fn short(d: &str) -> &str {
     &d[..d.len().min(12)]
 }
 
+fn not_a_run_dir(dir: &Path, reason: &str) -> RunDirError {
+    RunDirError::NotARunDir {
+        path: dir.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
 fn read_manifest(dir: &Path) -> Result<Manifest, RunDirError> {
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(not_a_run_dir(dir, "a file, not a directory")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(not_a_run_dir(dir, "no such directory"))
+        }
+        Err(e) => return Err(RunDirError::io(dir)(e)),
+    }
     let mpath = dir.join(MANIFEST_FILE);
     let bytes = match fs::read(&mpath) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(RunDirError::NotARunDir {
-                path: dir.to_path_buf(),
-            })
+            // A journal with records and no manifest is a run that lost its manifest; a
+            // header-only journal is a creation that crashed before anything was sent.
+            let jpath = dir.join(JOURNAL_FILE);
+            if jpath.exists() && !crate::journal::is_header_only(&jpath)? {
+                return Err(RunDirError::MissingManifest {
+                    path: dir.to_path_buf(),
+                });
+            }
+            return Err(not_a_run_dir(dir, "no run.json"));
         }
         Err(e) => return Err(RunDirError::io(&mpath)(e)),
     };
@@ -415,62 +592,178 @@ fn read_manifest(dir: &Path) -> Result<Manifest, RunDirError> {
     serde_json::from_value(value).map_err(|e| bad(e.to_string()))
 }
 
-fn take_lock(dir: &Path) -> Result<File, RunDirError> {
-    use fs4::fs_std::FileExt;
-    let lpath = dir.join(LOCK_FILE);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lpath)
-        .map_err(RunDirError::io(&lpath))?;
-    let got = FileExt::try_lock_exclusive(&file).map_err(RunDirError::io(&lpath))?;
-    if !got {
-        let mut text = String::new();
-        let _ = file.read_to_string(&mut text);
-        let (pid, since) = parse_lock_text(&text);
-        return Err(RunDirError::Locked {
-            path: lpath,
-            pid,
-            since,
-        });
+/// The journal must be there (it is written before `run.json`) and its header must name this
+/// run.
+fn check_journal(dir: &Path, manifest: &Manifest) -> Result<(), RunDirError> {
+    let jpath = dir.join(JOURNAL_FILE);
+    match crate::journal::read_header(&jpath)? {
+        None => Err(RunDirError::MissingJournal { path: jpath }),
+        Some(h) if h.run_id != manifest.run_id => Err(RunDirError::ForeignJournal {
+            path: jpath,
+            journal_run_id: h.run_id,
+            manifest_run_id: manifest.run_id.clone(),
+        }),
+        Some(_) => Ok(()),
     }
-    // We hold it: record who we are (informational only; the flock is the lock).
-    let text = format!(
-        "pid {}\nsince {}\n",
-        std::process::id(),
-        crate::journal::timestamp()
-    );
-    file.set_len(0)
-        .and_then(|_| {
-            use std::io::Seek;
-            file.seek(io::SeekFrom::Start(0))?;
-            file.write_all(text.as_bytes())
-        })
-        .map_err(RunDirError::io(&lpath))?;
-    Ok(file)
 }
 
-fn parse_lock_text(text: &str) -> (Option<u32>, Option<String>) {
-    let mut pid = None;
-    let mut since = None;
+/// Take the exclusive lock on the run directory itself and record who holds it in `run.lock`.
+/// The lock is on the directory's handle, not on a file in it, so deleting or replacing
+/// `run.lock` cannot let a second writer in.
+fn take_lock(dir: &Path) -> Result<File, RunDirError> {
+    use fs4::fs_std::FileExt;
+    let handle = File::open(dir).map_err(RunDirError::io(dir))?;
+    let got = FileExt::try_lock_exclusive(&handle).map_err(RunDirError::io(dir))?;
+    if !got {
+        let h = read_holder(dir, &handle);
+        return Err(RunDirError::Locked {
+            path: dir.to_path_buf(),
+            pid: h.pid,
+            host: h.host,
+            since: h.since,
+        });
+    }
+    // We hold it: record who we are (informational: the flock is the lock).
+    let text = format!(
+        "pid {}\nhost {}\nsince {}\n",
+        std::process::id(),
+        hostname(),
+        crate::journal::timestamp()
+    );
+    let lpath = dir.join(LOCK_FILE);
+    write_atomically(&lpath, text.as_bytes()).map_err(RunDirError::io(&lpath))?;
+    Ok(handle)
+}
+
+/// Who holds the lock on `dir` (whose open handle is `handle`).
+fn read_holder(dir: &Path, handle: &File) -> LockHolder {
+    let text = fs::read_to_string(dir.join(LOCK_FILE)).unwrap_or_default();
+    let written = parse_lock_text(&text);
+    match os_lock_holder(handle) {
+        // run.lock is another process's (deleted and not rewritten, or stale): trust the OS
+        Some(pid) if written.pid != Some(pid) => LockHolder {
+            pid: Some(pid),
+            host: None,
+            since: None,
+        },
+        _ => written,
+    }
+}
+
+/// The pid holding a `flock` on the file behind `handle`, from `/proc/locks` (Linux; None
+/// elsewhere or when not found).
+fn os_lock_holder(handle: &File) -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = handle.metadata().ok()?;
+        let dev = m.dev();
+        let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+        let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+        let want = format!("{major:02x}:{minor:02x}:{}", m.ino());
+        let ino_suffix = format!(":{}", m.ino());
+        let locks = fs::read_to_string("/proc/locks").ok()?;
+        let mut by_inode = Vec::new();
+        for line in locks.lines() {
+            // "1: FLOCK  ADVISORY  WRITE 1234 fe:00:246951 0 EOF"; "1: -> FLOCK …" is a waiter
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 6 || f[1] != "FLOCK" {
+                continue;
+            }
+            let Ok(pid) = f[4].parse::<u32>() else {
+                continue;
+            };
+            if f[5] == want {
+                return Some(pid);
+            }
+            if f[5].ends_with(&ino_suffix) {
+                by_inode.push(pid);
+            }
+        }
+        // Some file systems (overlayfs) report another device number: accept a unique inode.
+        (by_inode.len() == 1).then(|| by_inode[0])
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = handle;
+        None
+    }
+}
+
+fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn parse_lock_text(text: &str) -> LockHolder {
+    let mut h = LockHolder {
+        pid: None,
+        host: None,
+        since: None,
+    };
     for line in text.lines() {
         if let Some(p) = line.strip_prefix("pid ") {
-            pid = p.trim().parse().ok();
+            h.pid = p.trim().parse().ok();
+        } else if let Some(s) = line.strip_prefix("host ") {
+            h.host = Some(s.trim().to_string());
         } else if let Some(s) = line.strip_prefix("since ") {
-            since = Some(s.trim().to_string());
+            h.since = Some(s.trim().to_string());
         }
     }
-    (pid, since)
+    h
+}
+
+/// Create (or truncate) a file readable and writable by its owner only (mode 0600 on Unix,
+/// also when it existed with a wider mode). Run directories hold customer data.
+pub(crate) fn create_private(path: &Path) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let f = o.open(path)?;
+    restrict(&f)?;
+    Ok(f)
+}
+
+/// Set an open file's mode to 0600 (Unix).
+pub(crate) fn restrict(f: &File) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if f.metadata()?.permissions().mode() & 0o777 != 0o600 {
+            f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = f;
+    Ok(())
+}
+
+/// `mkdir` with mode 0700 (Unix); fails with `AlreadyExists` if `dir` exists.
+fn private_dir(dir: &Path) -> io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
 }
 
 /// Write `bytes` to `path` so that a reader sees the old file or the new one, never a mix:
-/// write a sibling temp file, fsync it, rename it over `path`, fsync the directory.
+/// write a sibling temp file (mode 0600), fsync it, rename it over `path`, fsync the directory.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = tmp_path(path);
     {
-        let mut f = File::create(&tmp)?;
+        let mut f = create_private(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
@@ -519,6 +812,7 @@ mod tests {
             setup_steps: 1,
             ledger_columns: vec!["partner".into()],
             total_rows: 0,
+            ..Manifest::default()
         }
     }
 
@@ -547,6 +841,7 @@ mod tests {
         drop(RunDir::create(t.path(), &manifest()).unwrap());
         let e = RunDir::create(t.path(), &manifest()).unwrap_err();
         assert!(matches!(e, RunDirError::AlreadyExists { .. }), "{e}");
+        assert_eq!(e.exit_code(), crate::exit::INVALID);
         assert!(e.to_string().contains("cosell resume"), "{e}");
     }
 
@@ -556,9 +851,12 @@ mod tests {
         let first = RunDir::create(t.path(), &manifest()).unwrap();
         let e = RunDir::open(t.path()).unwrap_err();
         match &e {
-            RunDirError::Locked { pid, since, .. } => {
+            RunDirError::Locked {
+                pid, since, host, ..
+            } => {
                 assert_eq!(*pid, Some(std::process::id()));
                 assert!(since.is_some());
+                assert!(host.is_some());
             }
             other => panic!("want Locked, got {other}"),
         }
@@ -575,6 +873,192 @@ mod tests {
         assert_eq!(h.pid, Some(std::process::id()));
         drop(first);
         assert_eq!(ro.holder(), None);
+        assert!(RunDir::open(t.path()).unwrap().is_locked());
+    }
+
+    #[test]
+    fn create_writes_the_journal_header_first_and_open_checks_it_belongs() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("r");
+        drop(RunDir::create(&dir, &manifest()).unwrap());
+        let h = crate::journal::read_header(&dir.join(JOURNAL_FILE))
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.run_id, manifest().run_id);
+        assert_eq!(h.format, crate::journal::JOURNAL_FORMAT);
+
+        // a journal copied in from another run
+        let other = t.path().join("other");
+        let m2 = Manifest {
+            run_id: "invite-20261122T194501.000Z".into(),
+            ..manifest()
+        };
+        drop(RunDir::create(&other, &m2).unwrap());
+        fs::copy(other.join(JOURNAL_FILE), dir.join(JOURNAL_FILE)).unwrap();
+        for e in [
+            RunDir::open(&dir).unwrap_err(),
+            RunDir::open_readonly(&dir).unwrap_err(),
+        ] {
+            assert!(matches!(e, RunDirError::ForeignJournal { .. }), "{e}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("invite-20261122T194501.000Z")
+                    && msg.contains("invite-20261122T194500Z")
+                    && msg.contains("journal.jsonl"),
+                "{msg}"
+            );
+            assert_eq!(e.exit_code(), crate::exit::ENVIRONMENT);
+        }
+
+        // no journal beside run.json
+        fs::remove_file(dir.join(JOURNAL_FILE)).unwrap();
+        for e in [
+            RunDir::open(&dir).unwrap_err(),
+            RunDir::open_readonly(&dir).unwrap_err(),
+        ] {
+            assert!(matches!(e, RunDirError::MissingJournal { .. }), "{e}");
+            assert_eq!(e.exit_code(), crate::exit::ENVIRONMENT);
+        }
+        // an empty one
+        fs::write(dir.join(JOURNAL_FILE), "").unwrap();
+        let e = RunDir::open_readonly(&dir).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RunDirError::Journal(crate::journal::JournalError::NoHeader { .. })
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_journal_without_run_json_is_damage_unless_only_its_header_was_written() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("r");
+        drop(RunDir::create(&dir, &manifest()).unwrap());
+        // a crash between the journal header and run.json: nothing was sent
+        fs::remove_file(dir.join(MANIFEST_FILE)).unwrap();
+        let e = RunDir::open(&dir).unwrap_err();
+        assert!(matches!(e, RunDirError::NotARunDir { .. }), "{e}");
+        assert_eq!(e.exit_code(), crate::exit::INVALID);
+        // ... and `run --run-dir` may create the run there again
+        drop(RunDir::create(&dir, &manifest()).unwrap());
+        // a journal with records and no run.json: damage
+        let mut w = crate::journal::JournalWriter::open(&dir.join(JOURNAL_FILE)).unwrap();
+        w.append(&crate::journal::Record::RetryFailedRows { at: "t".into() })
+            .unwrap();
+        w.commit().unwrap();
+        fs::remove_file(dir.join(MANIFEST_FILE)).unwrap();
+        for e in [
+            RunDir::open(&dir).unwrap_err(),
+            RunDir::open_readonly(&dir).unwrap_err(),
+            RunDir::create(&dir, &manifest()).unwrap_err(),
+        ] {
+            assert!(matches!(e, RunDirError::MissingManifest { .. }), "{e}");
+            assert_eq!(e.exit_code(), crate::exit::ENVIRONMENT);
+        }
+    }
+
+    #[test]
+    fn not_a_run_directory_names_the_path_and_what_a_run_directory_is() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("file");
+        fs::write(&file, "x").unwrap();
+        for (p, why) in [
+            (t.path().join("missing"), "no such directory"),
+            (t.path().to_path_buf(), "no run.json"),
+            (file, "a file, not a directory"),
+        ] {
+            for e in [
+                RunDir::open(&p).unwrap_err(),
+                RunDir::open_readonly(&p).unwrap_err(),
+            ] {
+                let msg = e.to_string();
+                assert!(matches!(e, RunDirError::NotARunDir { .. }), "{msg}");
+                assert_eq!(e.exit_code(), crate::exit::INVALID);
+                assert!(msg.contains(&p.display().to_string()), "{msg}");
+                assert!(msg.contains(why), "{msg}");
+                assert!(msg.contains("holding run.json and journal.jsonl"), "{msg}");
+            }
+        }
+    }
+
+    #[test]
+    fn create_refuses_a_directory_holding_other_files() {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("notes.txt"), "mine").unwrap();
+        let e = RunDir::create(t.path(), &manifest()).unwrap_err();
+        assert!(matches!(e, RunDirError::NotEmpty { .. }), "{e}");
+        assert!(t.path().join("notes.txt").exists());
+        assert!(!t.path().join(MANIFEST_FILE).exists());
+        // an empty one is fine
+        let empty = t.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        RunDir::create(&empty, &manifest()).unwrap();
+    }
+
+    #[test]
+    fn create_unique_never_reuses_a_directory_and_names_the_run_after_it() {
+        let t = tempfile::tempdir().unwrap();
+        let runs = t.path().join("runs");
+        let base = "invite-20261122T194500.000Z";
+        // someone else's directory of that name, even an empty one, is not reused
+        fs::create_dir_all(runs.join(base)).unwrap();
+        let a = RunDir::create_unique(&runs, base, &manifest()).unwrap();
+        let b = RunDir::create_unique(&runs, base, &manifest()).unwrap();
+        assert_eq!(a.path(), runs.join(format!("{base}-2")));
+        assert_eq!(b.path(), runs.join(format!("{base}-3")));
+        assert_eq!(a.manifest().run_id, format!("{base}-2"));
+        assert_eq!(b.manifest().run_id, format!("{base}-3"));
+        assert!(fs::read_dir(runs.join(base)).unwrap().next().is_none());
+        drop(a);
+        let a = RunDir::open(&runs.join(format!("{base}-2"))).unwrap();
+        assert_eq!(a.manifest().run_id, format!("{base}-2"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_private_to_their_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("runs/x");
+        let _rd = RunDir::create(&dir, &manifest()).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        for f in [MANIFEST_FILE, JOURNAL_FILE, LOCK_FILE] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        }
+        // a temp file left world-readable by something else is narrowed when rewritten
+        let p = dir.join("x.json");
+        fs::write(tmp_path(&p), "old").unwrap();
+        fs::set_permissions(tmp_path(&p), fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomically(&p, b"new").unwrap();
+        assert_eq!(mode(&p), 0o600);
+    }
+
+    #[test]
+    fn deleting_run_lock_does_not_release_the_lock_and_the_holder_is_still_named() {
+        let t = tempfile::tempdir().unwrap();
+        let first = RunDir::create(t.path(), &manifest()).unwrap();
+        let text = fs::read_to_string(t.path().join(LOCK_FILE)).unwrap();
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
+        assert!(text.contains("host ") && text.contains("since "), "{text}");
+        fs::remove_file(t.path().join(LOCK_FILE)).unwrap();
+        let e = RunDir::open(t.path()).unwrap_err();
+        match &e {
+            RunDirError::Locked { pid, .. } => {
+                if cfg!(target_os = "linux") {
+                    // from the OS lock table: run.lock is gone
+                    assert_eq!(*pid, Some(std::process::id()), "{e}");
+                }
+            }
+            other => panic!("want Locked, got {other}"),
+        }
+        assert!(!t.path().join(LOCK_FILE).exists());
+        drop(first);
         assert!(RunDir::open(t.path()).unwrap().is_locked());
     }
 
@@ -605,6 +1089,7 @@ mod tests {
     fn not_a_run_dir_and_damaged_manifest_name_the_path() {
         let t = tempfile::tempdir().unwrap();
         let e = RunDir::open(t.path()).unwrap_err();
+        assert_eq!(e.exit_code(), crate::exit::INVALID);
         assert!(matches!(e, RunDirError::NotARunDir { .. }));
         assert!(e.to_string().contains(&t.path().display().to_string()));
         fs::write(t.path().join("run.json"), "{\"format\":1}").unwrap();

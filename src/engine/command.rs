@@ -12,7 +12,7 @@ use super::sdk::{ConnectOptions, SdkClient};
 use crate::cli::{CampaignArgs, ConnectionArgs, ResumeArgs, RunArgs};
 use crate::exit;
 use crate::journal::{self, JournalWriter, Record, RowStatus, RunState, StepState};
-use crate::ledger::{LedgerRow, LedgerWriter};
+use crate::ledger::{self, LedgerRow, LedgerWriter};
 use crate::model::QuotaClass;
 use crate::plan::{Campaign, RateTarget, RenderContext};
 use crate::rundir::{
@@ -190,16 +190,16 @@ pub fn run_command(args: RunArgs) -> i32 {
 }
 
 fn create_rundir(dir: Option<&Path>, manifest: &Manifest) -> Result<RunDir, i32> {
-    let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!(
-            "{}-{}",
-            manifest.playbook_name,
-            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-        ))
-    });
-    RunDir::create(&dir, manifest).map_err(|e| {
-        err(e);
-        exit::ENVIRONMENT
+    // runs/<name>-<UTC timestamp with ms>[-2, -3, …]: made with one mkdir each, never reused,
+    // and the run id becomes the directory's name
+    let created = match dir {
+        Some(dir) => RunDir::create(dir, manifest),
+        None => RunDir::create_unique(Path::new("runs"), &manifest.run_id, manifest),
+    };
+    created.map_err(|e| {
+        err(&e);
+        // 2: --run-dir already holds a run or other files; 4: the environment
+        e.exit_code()
     })
 }
 
@@ -359,8 +359,9 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
     let rundir = match RunDir::open(&args.run_dir) {
         Ok(r) => r,
         Err(e) => {
-            err(e);
-            return exit::ENVIRONMENT;
+            err(&e);
+            // 2 when the path is not a run directory, 4 when it is a damaged or locked one
+            return e.exit_code();
         }
     };
     let m = rundir.manifest().clone();
@@ -835,9 +836,25 @@ pub fn write_ledger(campaign: &Campaign, rundir: &RunDir) -> Result<LedgerCounts
         }
     }
     let step_ids: Vec<String> = campaign.steps().iter().map(|s| s.id.clone()).collect();
-    let mut writer =
-        LedgerWriter::create(rundir.path(), &step_ids, &campaign.ledger_column_names())
-            .map_err(|e| e.to_string())?;
+    let layout = ledger::Layout {
+        setup_ids: campaign
+            .setup()
+            .iter()
+            .filter(|s| ledger::setup_step_has_id_column(&s.action))
+            .map(|s| {
+                let id = setup.get(&s.id).and_then(ledger::id_of).unwrap_or_default();
+                (s.id.clone(), id)
+            })
+            .collect(),
+        id_steps: campaign
+            .steps()
+            .iter()
+            .filter(|s| ledger::row_step_has_id_column(&s.action))
+            .map(|s| s.id.clone())
+            .collect(),
+        columns: campaign.ledger_column_names(),
+    };
+    let mut writer = LedgerWriter::create(rundir.path(), layout).map_err(|e| e.to_string())?;
     let mut counts = LedgerCounts {
         csv: rundir.path().join("ledger.csv"),
         setup: setup_ids,

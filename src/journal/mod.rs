@@ -10,11 +10,19 @@
 //! # Encoding
 //!
 //! One record per line: `<crc32 of the JSON, 8 lowercase hex digits> <JSON>\n`. The first record
-//! is a [`Record::Header`] carrying [`JOURNAL_FORMAT`]. A line whose checksum or JSON is bad is
-//! *torn* when no good line follows it (a crash in the middle of an append, or a file system
-//! that zero-filled an unwritten tail): the reader ignores it and [`JournalWriter::open`]
-//! truncates it before appending. A bad line followed by a good one is corruption, not a crash,
-//! and is an error naming the line.
+//! is a [`Record::Header`] carrying [`JOURNAL_FORMAT`] and the run id of the `run.json` beside
+//! it; it is written (and fsynced) when the run directory is created, before `run.json`
+//! ([`JournalWriter::create`]), so a run directory's journal is never missing or headerless,
+//! and a journal whose header names another run id was copied in from elsewhere (both are
+//! damage, checked by `RunDir::open`/`open_readonly` with [`read_header`]).
+//!
+//! A crash in the middle of an append leaves a last line with **no terminating newline**: that
+//! line is the *torn tail*; the reader ignores it and [`JournalWriter::open`] truncates it before
+//! appending. Any **complete** line (ending in `\n`) whose checksum or JSON is bad is damage, not
+//! a crash, wherever it is (even as the last line): an error naming its line, never guessed
+//! around ([`JournalError::Corrupt`]).
+//!
+//! Files are created with mode 0600 (they hold customer data).
 //!
 //! # Durability policy (group commit)
 //!
@@ -35,9 +43,11 @@
 //!
 //! # How `run` and `resume` use this
 //!
-//! - `run`: `RunDir::create`, then [`JournalWriter::open`] on `RunDir::journal_path()`, append
-//!   a [`Record::Header`] (`format: JOURNAL_FORMAT`, the run id) and commit it.
-//! - `resume`: `RunDir::open` (lock, newer-format refusal), `RunDir::drift`, then
+//! - `run`: `RunDir::create` (or `create_unique`), which writes the journal with its
+//!   [`Record::Header`], then [`JournalWriter::open`] on `RunDir::journal_path()` (not
+//!   [`is_empty`](JournalWriter::is_empty): no second header is needed).
+//! - `resume`: `RunDir::open` (lock, newer-format refusal, journal present and of this run),
+//!   `RunDir::drift`, then
 //!   [`JournalWriter::open_and_replay`] (one streaming read: state, torn tail cut, writer
 //!   positioned; or [`JournalWriter::open_and_read`] + [`replay_owned`] to keep the records).
 //!   With `--retry-failed`, append [`Record::RetryFailedRows`], commit, and
@@ -54,7 +64,7 @@ pub use replay::{replay, replay_owned, RowCounts, RowState, RunState, StepState}
 
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Seek, Write};
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// The version of the journal encoding and record set. Bump it when an older cosell could
@@ -313,8 +323,8 @@ pub enum JournalError {
         source: io::Error,
     },
     #[error(
-        "{}:{line}: damaged record ({reason}) followed by intact ones, so this is not a torn write at the end and cosell will not guess. Restore the journal from a backup, or cut the file before line {line} (`head -n {} {}`) to drop the records from there on; their steps are then re-sent with the same ClientTokens",
-        path.display(), line - 1, path.display()
+        "{}:{line}: damaged record ({reason}); the line is complete, so it is not a record cut short by a crash (only an unterminated last line is), and cosell will not guess. Restore the journal from a backup, or keep only the lines before it (`head -n {} {} > journal.fixed && mv journal.fixed {}`) to drop the records from there on; their steps are then re-sent with the same ClientTokens",
+        path.display(), line - 1, path.display(), path.display()
     )]
     Corrupt {
         path: PathBuf,
@@ -375,9 +385,9 @@ fn check_line(line: &[u8]) -> Result<&[u8], String> {
 /// Read buffer size: large sequential reads, without holding the whole journal in memory.
 const READ_BUFFER: usize = 1 << 20;
 
-/// Find the torn tail, if any: the first bad line when no good line follows it.
-/// `parse` (given the 1-based line number) decides whether a checksummed line is good. Errors
-/// name the first bad line that is followed by a good one. Streams: memory holds the parsed
+/// Find the torn tail, if any: a last line with no terminating newline. `parse` (given the
+/// 1-based line number) decides whether a checksummed line is good. A complete line (with its
+/// newline) that fails its checksum or `parse` is an error naming it, wherever it is. Streams: memory holds the parsed
 /// records, not the file.
 ///
 /// Sequential on purpose: parsing on several threads was slower on a busy 2-core machine
@@ -406,28 +416,32 @@ fn scan<T>(
             break;
         }
         lineno += 1;
-        let res = match buf.split_last() {
-            Some((b'\n', line)) => check_line(line).and_then(|json| parse(lineno, json)),
-            _ => Err("unterminated".to_string()),
-        };
-        match (res, &bad) {
-            (Ok(v), None) => {
-                good += 1;
-                sink(v)
+        match buf.split_last() {
+            Some((b'\n', line)) => {
+                // A complete line: whatever is wrong with it, a crash did not do it (a crash
+                // only cuts the last line short), so it is damage, even as the last line.
+                match check_line(line).and_then(|json| parse(lineno, json)) {
+                    Ok(v) => {
+                        good += 1;
+                        sink(v)
+                    }
+                    Err(reason) => {
+                        return Err(JournalError::Corrupt {
+                            path: path.to_path_buf(),
+                            line: lineno,
+                            reason,
+                        })
+                    }
+                }
             }
-            (Ok(_), Some((bl, _, reason))) => {
-                return Err(JournalError::Corrupt {
-                    path: path.to_path_buf(),
-                    line: *bl,
-                    reason: reason.clone(),
-                })
-            }
-            (Err(reason), None) => bad = Some((lineno, offset, reason)),
-            (Err(_), Some(_)) => {}
+            // No newline: read_until only stops short of one at the end of the file, so this
+            // is the last line, cut short by a crash in the middle of an append (or zeros a
+            // file system left in an unwritten tail).
+            _ => bad = Some((lineno, offset, "unterminated".to_string())),
         }
         offset += n as u64;
     }
-    let torn = bad.map(|(line, start, _)| TornTail {
+    let torn = bad.map(|(line, start, _reason): (u64, u64, String)| TornTail {
         line,
         offset: start,
         bytes: offset - start,
@@ -517,6 +531,80 @@ fn parse_input(
     Ok((n, torn))
 }
 
+/// A journal's header: its format and the run it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalHeader {
+    pub format: u32,
+    pub run_id: String,
+}
+
+/// Read only the first record of a journal, which must be its header. `Ok(None)`: no such
+/// file. An empty file, a first line cut short or a first record of another kind is
+/// [`JournalError::NoHeader`] (the header is fsynced before `run.json` is written, so none of
+/// them is a crash); a newer format is [`JournalError::NewerFormat`].
+pub fn read_header(path: &Path) -> Result<Option<JournalHeader>, JournalError> {
+    use io::BufRead;
+    let io_err = |source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(e)),
+    };
+    let mut line = Vec::new();
+    io::BufReader::new(f)
+        .read_until(b'\n', &mut line)
+        .map_err(io_err)?;
+    let no_header = || JournalError::NoHeader {
+        path: path.to_path_buf(),
+    };
+    let Some((b'\n', line)) = line.split_last() else {
+        return Err(no_header());
+    };
+    let json = check_line(line).map_err(|reason| JournalError::Corrupt {
+        path: path.to_path_buf(),
+        line: 1,
+        reason,
+    })?;
+    if let Some(found) = newer_header(json) {
+        return Err(newer_error(path, found));
+    }
+    match parse_record(json) {
+        Ok(Record::Header { format, run_id }) => Ok(Some(JournalHeader { format, run_id })),
+        _ => Err(no_header()),
+    }
+}
+
+/// Whether a journal holds nothing beyond (at most) its header line: what a `run` leaves when
+/// it crashes while creating its run directory, before `run.json` and before anything was sent.
+/// A missing file counts as header-only.
+pub fn is_header_only(path: &Path) -> Result<bool, JournalError> {
+    use io::BufRead;
+    let io_err = |source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(io_err(e)),
+    };
+    let mut r = io::BufReader::new(f);
+    let mut first = Vec::new();
+    r.read_until(b'\n', &mut first).map_err(io_err)?;
+    let header_or_torn = match first.split_last() {
+        Some((b'\n', line)) => check_line(line)
+            .map(|json| matches!(parse_record(json), Ok(Record::Header { .. })))
+            .unwrap_or(false),
+        _ => true,
+    };
+    let mut rest = [0u8; 1];
+    let more = r.read(&mut rest).map_err(io_err)?;
+    Ok(header_or_torn && more == 0)
+}
+
 /// [`read`] and [`replay`] in one pass, without building the list of records (for `status`).
 pub fn read_and_replay(path: &Path) -> Result<(RunState, Option<TornTail>), JournalError> {
     let mut state = RunState::default();
@@ -594,6 +682,30 @@ impl JournalWriter {
         })
     }
 
+    /// Create the journal of a new run (replacing any file at `path`, mode 0600) with its
+    /// [`Record::Header`] for `run_id`, fsynced together with its directory entry before this
+    /// returns. `RunDir::create` calls it before writing `run.json`.
+    pub fn create(path: &Path, run_id: &str) -> io::Result<JournalWriter> {
+        let mut file = crate::rundir::create_private(path)?;
+        let mut line = Vec::with_capacity(1024);
+        encode(
+            &Record::Header {
+                format: JOURNAL_FORMAT,
+                run_id: run_id.to_string(),
+            },
+            &mut line,
+        );
+        file.write_all(&line)?;
+        file.sync_data()?;
+        crate::rundir::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        Ok(JournalWriter {
+            path: path.to_path_buf(),
+            file: BufWriter::with_capacity(256 * 1024, file),
+            line,
+            empty: false,
+        })
+    }
+
     /// What `resume` does: read the journal once, return its records and a writer positioned
     /// after the last good one (a torn tail is truncated as in [`open`](Self::open)).
     pub fn open_and_read(path: &Path) -> Result<(JournalWriter, JournalContents), JournalError> {
@@ -647,13 +759,15 @@ impl JournalWriter {
             source,
         };
         let existed = path.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io_err)?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path).map_err(io_err)?;
+        crate::rundir::restrict(&file).map_err(io_err)?;
         let (good, torn) = check(&mut io::BufReader::with_capacity(READ_BUFFER, &file))?;
         let end = match torn {
             Some(t) => {
@@ -892,6 +1006,94 @@ mod tests {
         );
         // The writer refuses too rather than truncating good records.
         assert!(JournalWriter::open(&p).is_err());
+    }
+
+    #[test]
+    fn a_complete_garbage_line_is_damage_even_as_the_last_line() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("journal.jsonl");
+        let recs = sample();
+        write_all(&p, &recs);
+        let good = std::fs::read(&p).unwrap();
+        let n = recs.len() as u64;
+        for garbage in [
+            &b"garbage\n"[..],
+            b"00000000 {\"t\":\"row_finished\"}\n",
+            b"\n",
+        ] {
+            let mut bytes = good.clone();
+            bytes.extend_from_slice(garbage);
+            std::fs::write(&p, &bytes).unwrap();
+            let e = read(&p).unwrap_err();
+            assert!(
+                matches!(e, JournalError::Corrupt { line, .. } if line == n + 1),
+                "{e}"
+            );
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&format!("journal.jsonl:{}:", n + 1)) && msg.contains("head -n"),
+                "{msg}"
+            );
+            assert!(read_and_replay(&p).is_err());
+            assert!(JournalWriter::open_and_replay(&p).is_err());
+            // nothing was truncated
+            assert_eq!(std::fs::read(&p).unwrap(), bytes);
+        }
+        // a checksummed record of an unknown kind on a complete line is damage too
+        let mut bytes = good.clone();
+        let json = br#"{"t":"nonsense"}"#;
+        bytes.extend_from_slice(format!("{:08x} ", crc32fast::hash(json)).as_bytes());
+        bytes.extend_from_slice(json);
+        bytes.push(b'\n');
+        std::fs::write(&p, &bytes).unwrap();
+        assert!(matches!(read(&p), Err(JournalError::Corrupt { .. })));
+        // the same garbage without its newline is a torn tail
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(b"garbage");
+        std::fs::write(&p, &bytes).unwrap();
+        let got = read(&p).unwrap();
+        assert_eq!(got.records, recs);
+        assert_eq!(got.torn.unwrap().line, n + 1);
+    }
+
+    #[test]
+    fn create_writes_the_header_and_read_header_checks_only_the_first_line() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("journal.jsonl");
+        assert_eq!(read_header(&p).unwrap(), None);
+        assert!(is_header_only(&p).unwrap());
+        let mut w = JournalWriter::create(&p, "r1").unwrap();
+        assert!(!w.is_empty());
+        assert_eq!(
+            read_header(&p).unwrap(),
+            Some(JournalHeader {
+                format: JOURNAL_FORMAT,
+                run_id: "r1".into()
+            })
+        );
+        assert!(is_header_only(&p).unwrap());
+        w.append(&sample()[1]).unwrap();
+        w.commit().unwrap();
+        assert!(!is_header_only(&p).unwrap());
+        assert_eq!(read(&p).unwrap().records, sample()[..2]);
+        // create replaces what was there
+        drop(JournalWriter::create(&p, "r2").unwrap());
+        assert_eq!(read(&p).unwrap().records.len(), 1);
+        assert_eq!(read_header(&p).unwrap().unwrap().run_id, "r2");
+        // a first line cut short, or of another kind
+        std::fs::write(&p, b"1234").unwrap();
+        assert!(matches!(
+            read_header(&p),
+            Err(JournalError::NoHeader { .. })
+        ));
+        let mut bytes = Vec::new();
+        encode(&sample()[1], &mut bytes);
+        std::fs::write(&p, &bytes).unwrap();
+        assert!(matches!(
+            read_header(&p),
+            Err(JournalError::NoHeader { .. })
+        ));
+        assert!(!is_header_only(&p).unwrap());
     }
 
     #[test]

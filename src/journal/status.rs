@@ -71,12 +71,17 @@ pub struct Counts {
     pub pending: Option<u64>,
 }
 
+/// Rows are named by `line`, as everywhere (ledger `line` column, `validate` diagnostics): the
+/// line of the input CSV where the row's record starts, the header being line 1.
+/// `record_index` is the journal's internal 0-based index among the data records (header
+/// excluded); it is not a line number, and only identifies the row when the input cannot be
+/// read any more (`line` is then null).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Unfinished {
-    /// 0-based index among the input's data rows.
-    pub row: u64,
-    /// Line in the input CSV (header = 1), when the input can be read.
+    /// Line in the input CSV where the row starts (header = 1), when the input can be read.
     pub line: Option<u64>,
+    /// 0-based index among the input's data records (not a line number).
+    pub record_index: u64,
     /// The first step not yet succeeded or skipped (None: all done, awaiting its finish).
     pub next_step: Option<String>,
     /// not_started | in_flight | waiting | failed
@@ -87,8 +92,9 @@ pub struct Unfinished {
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct FailedRow {
-    pub row: u64,
+    /// As in [`Unfinished`].
     pub line: Option<u64>,
+    pub record_index: u64,
     /// The failed step, code and message (empty when the row failed without a step error).
     pub step: String,
     pub code: String,
@@ -167,8 +173,8 @@ fn unfinished(
         Some(StepState::Succeeded { .. } | StepState::Skipped { .. }) => unreachable!(),
     };
     Unfinished {
-        row: index,
         line,
+        record_index: index,
         next_step: next.map(String::from),
         state: state.into(),
         task_id,
@@ -250,8 +256,8 @@ fn build(
         .map(|&(i, r)| {
             let (step, code, message) = r.failed_step(steps).unwrap_or(("", "", ""));
             FailedRow {
-                row: i,
                 line: line_of(i),
+                record_index: i,
                 step: step.into(),
                 code: code.into(),
                 message: message.into(),
@@ -300,6 +306,15 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
+/// How the text form names a row: `line 5`, as the ledger's `line` column and a spreadsheet
+/// do; when the input cannot be read, `record 4 (line unknown)` (the 1-based data record).
+fn place(line: Option<u64>, record_index: u64) -> String {
+    match line {
+        Some(l) => format!("line {l}"),
+        None => format!("record {} (line unknown)", record_index + 1),
+    }
+}
+
 /// Render the text form.
 pub fn render_text(s: &Status) -> String {
     use std::fmt::Write as _;
@@ -333,11 +348,17 @@ pub fn render_text(s: &Status) -> String {
         r.succeeded, r.failed, r.skipped, r.in_flight
     );
     if let Some(h) = &s.running {
-        let who = match (h.pid, &h.since) {
-            (Some(p), Some(t)) => format!("pid {p}, since {t}"),
-            (Some(p), None) => format!("pid {p}"),
-            _ => "pid unknown".into(),
-        };
+        let mut who = vec![h
+            .pid
+            .map(|p| format!("pid {p}"))
+            .unwrap_or_else(|| "pid unknown".into())];
+        if let Some(host) = &h.host {
+            who.push(format!("on {host}"));
+        }
+        if let Some(t) = &h.since {
+            who.push(format!("since {t}"));
+        }
+        let who = who.join(", ");
         let _ = writeln!(o, "running   yes ({who}): this is a snapshot");
     }
     if let Some(line) = s.torn_tail_line {
@@ -354,10 +375,7 @@ pub fn render_text(s: &Status) -> String {
     if !s.unfinished.is_empty() {
         let _ = writeln!(o, "\nunfinished rows (next step):");
         for u in &s.unfinished {
-            let place = match u.line {
-                Some(l) => format!("row {} (line {l})", u.row),
-                None => format!("row {}", u.row),
-            };
+            let place = place(u.line, u.record_index);
             let what = match (u.state.as_str(), &u.task_id) {
                 ("waiting", Some(t)) => format!("waiting on task {t}"),
                 ("in_flight", _) => {
@@ -379,10 +397,7 @@ pub fn render_text(s: &Status) -> String {
     if !s.failed.is_empty() {
         let _ = writeln!(o, "\nfailed rows:");
         for f in &s.failed {
-            let place = match f.line {
-                Some(l) => format!("row {} (line {l})", f.row),
-                None => format!("row {}", f.row),
-            };
+            let place = place(f.line, f.record_index);
             // One line each: the message may hold newlines.
             let message = f.message.replace(['\n', '\r'], " ");
             let _ = writeln!(o, "  {place:<22} {:<20} {}: {message}", f.step, f.code);
@@ -443,9 +458,10 @@ pub fn run(args: &crate::cli::StatusArgs) -> i32 {
         }
         Err(e) => {
             eprintln!("error: {e}");
+            // 2: not a run directory (as for `resume`); 4: a damaged or unreadable one
             match e {
-                StatusError::RunDir(RunDirError::NotARunDir { .. }) => crate::exit::INVALID,
-                _ => crate::exit::ENVIRONMENT,
+                StatusError::RunDir(e) => e.exit_code(),
+                StatusError::Journal(_) => crate::exit::ENVIRONMENT,
             }
         }
     }

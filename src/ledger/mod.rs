@@ -6,23 +6,37 @@
 //! journal (the ledger is derived from it and can always be rebuilt from it), the network.
 //!
 //! Rebuilding is left to the coordinator, which knows each row's CSV line, key and rendered
-//! `ledger.columns`: it replays the journal, then for every input row in order calls
-//! `LedgerRow::from_state(line, key, state.rows.get(&index), row_step_ids, columns)` and
-//! [`LedgerWriter::write`], then [`LedgerWriter::finish`]. Both files are written to `*.tmp`
-//! and renamed into place, so a reader never sees a half-written ledger.
+//! `ledger.columns`: it replays the journal, builds the [`Layout`] (setup ids from the setup
+//! state, [`row_step_has_id_column`] for each row step, the column names), then for every input
+//! row in order calls `LedgerRow::from_state(line, key, state.rows.get(&index), row_step_ids,
+//! columns)` and [`LedgerWriter::write`], then [`LedgerWriter::finish`]. Both files are written
+//! to `*.tmp` (mode 0600) and renamed into place, so a reader never sees a half-written ledger.
 //!
-//! # `ledger.csv`
+//! # `ledger.csv` (format 2, see [`LEDGER_FORMAT`])
 //!
-//! Header: `row,key,status,<step>_id…,<ledger column>…,error_step,error_code,error_message,
-//! started_at,finished_at`, then one record per input row:
-//! - `row`: the row's line number in the input CSV (the header is line 1);
+//! Header: `line,key,status,setup_<step>_id…,<step>_id…,<ledger column>…,error_step,
+//! error_code,error_message,started_at,finished_at` — the same for every row — then one record
+//! per input row:
+//! - `line`: the row's line in the input CSV where its record starts, the header being line 1:
+//!   the line a spreadsheet shows, and how `validate` diagnostics and `cosell status` name rows;
 //! - `key`: the playbook's row key;
 //! - `status`: `succeeded`, `failed`, `skipped`, `in_flight` (started, unfinished: the run was
 //!   stopped) or `pending` (not started);
-//! - `<step>_id`: the id the step produced (see [`id_of`]), empty if none;
-//! - the playbook's `ledger.columns`, rendered;
+//! - `setup_<step>_id`: for each setup step whose output (per the API model) has an id member
+//!   ([`setup_step_has_id_column`]), the id it produced ([`id_of`]), the same on every row, so a
+//!   row filtered out of the sheet still shows the engagement (or other resource) it belongs to;
+//! - `<step>_id`: only for row steps that create or start something
+//!   ([`row_step_has_id_column`]: the action starts with `Create` or `Start` and its output has
+//!   an id member), the id the step produced ([`id_of`]), empty if it did not succeed. Other
+//!   steps (`Get…`, `List…`, …) get none: their id is the row key or an earlier step's id, and a
+//!   spreadsheet should not show one id under several names;
+//! - the playbook's `ledger.columns`, rendered (their names may not clash with the built-in
+//!   columns: `LEDGER_COLUMN_CLASH`);
 //! - `error_step`, `error_code`, `error_message`: the failed step and its error;
 //! - `started_at`, `finished_at`: RFC 3339 UTC.
+//!
+//! Format 1 (cosell before this change) named the line column `row` and had a `<step>_id`
+//! column for every row step and none for setup steps.
 //!
 //! Encoding: UTF-8 **with a byte-order mark** and **CRLF** line ends (RFC 4180). Excel opens a
 //! CSV by double-click in the system's legacy code page unless the file starts with a BOM, which
@@ -33,8 +47,9 @@
 //!
 //! # `ledger.jsonl`
 //!
-//! One JSON object per row: `format_version` ([`LEDGER_FORMAT`]), `row`, `key`, `status`, `ids`
-//! (step id → id), `columns` (name → value), `error_step`, `error_code`, `error_message`,
+//! One JSON object per row: `format_version` ([`LEDGER_FORMAT`]), `line`, `key`, `status`,
+//! `setup_ids` (setup step id → id), `ids` (step id → id, for the steps with a `<step>_id`
+//! column), `columns` (name → value), `error_step`, `error_code`, `error_message`,
 //! `started_at`, `finished_at`, and `outputs` (step id → the step's full output as returned
 //! by the API).
 //!
@@ -50,8 +65,10 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// Version of the `ledger.jsonl` objects (`format_version`).
-pub const LEDGER_FORMAT: u32 = 1;
+/// Version of the ledger's columns and of the `ledger.jsonl` objects (`format_version`).
+/// 2: `row` became `line`; `<step>_id` only for steps that create or start something;
+/// `setup_<step>_id` columns.
+pub const LEDGER_FORMAT: u32 = 2;
 pub const CSV_FILE: &str = "ledger.csv";
 pub const JSONL_FILE: &str = "ledger.jsonl";
 
@@ -77,6 +94,64 @@ pub fn id_of(step_output: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     })
+}
+
+/// Whether the API model's output of `action` has one of [`ID_MEMBERS`].
+fn output_has_id(action: &str) -> bool {
+    let m = crate::model::model();
+    let Some(out) = m.operation(action).and_then(|o| o.output) else {
+        return false;
+    };
+    let shape = m.shape(out);
+    ID_MEMBERS.iter().any(|id| shape.member(id).is_some())
+}
+
+/// Whether a row step running `action` gets a `<step>_id` column: the operation creates or
+/// starts something (its name starts with `Create` or `Start`) and its output, per the API
+/// model, has one of [`ID_MEMBERS`]. Decided by the action alone, so the header is the same
+/// for every row; a `Get…`/`List…`/`Update…` step only repeats an id the row already has.
+pub fn row_step_has_id_column(action: &str) -> bool {
+    (action.starts_with("Create") || action.starts_with("Start")) && output_has_id(action)
+}
+
+/// Whether a setup step running `action` gets a `setup_<step>_id` column: its output, per the
+/// API model, has one of [`ID_MEMBERS`] (a setup step has no row key to repeat, and the id is
+/// what every row belongs to, e.g. the engagement the invitations go to).
+pub fn setup_step_has_id_column(action: &str) -> bool {
+    output_has_id(action)
+}
+
+/// The columns of a ledger, the same for every row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Layout {
+    /// (setup step id, the id it produced, or "" when it did not succeed), for the
+    /// `setup_<step>_id` columns: the same value on every row.
+    pub setup_ids: Vec<(String, String)>,
+    /// The row steps with a `<step>_id` column, in playbook order.
+    pub id_steps: Vec<String>,
+    /// The playbook's `ledger.columns` names.
+    pub columns: Vec<String>,
+}
+
+impl Layout {
+    /// The CSV header, in order.
+    pub fn header(&self) -> Vec<String> {
+        let mut h: Vec<String> = vec!["line".into(), "key".into(), "status".into()];
+        h.extend(self.setup_ids.iter().map(|(s, _)| format!("setup_{s}_id")));
+        h.extend(self.id_steps.iter().map(|s| format!("{s}_id")));
+        h.extend(self.columns.iter().cloned());
+        h.extend(
+            [
+                "error_step",
+                "error_code",
+                "error_message",
+                "started_at",
+                "finished_at",
+            ]
+            .map(String::from),
+        );
+        h
+    }
 }
 
 /// One ledger line.
@@ -153,46 +228,29 @@ pub fn neutralise(cell: &str) -> Cow<'_, str> {
 /// Writes `ledger.csv.tmp` and `ledger.jsonl.tmp`, renamed into place by [`finish`](Self::finish).
 pub struct LedgerWriter {
     dir: PathBuf,
-    step_ids: Vec<String>,
-    column_names: Vec<String>,
+    layout: Layout,
     csv: csv::Writer<BufWriter<File>>,
     jsonl: BufWriter<File>,
 }
 
 impl LedgerWriter {
-    /// Start a ledger in `dir` for rows running `step_ids` with `column_names` ledger columns.
-    pub fn create(
-        dir: &Path,
-        step_ids: &[String],
-        column_names: &[String],
-    ) -> io::Result<LedgerWriter> {
-        let mut csv_file =
-            BufWriter::new(File::create(crate::rundir::tmp_path(&dir.join(CSV_FILE)))?);
+    /// Start a ledger in `dir` with the columns of `layout`. Both files are created with mode
+    /// 0600: they hold customer data.
+    pub fn create(dir: &Path, layout: Layout) -> io::Result<LedgerWriter> {
+        let mut csv_file = BufWriter::new(crate::rundir::create_private(
+            &crate::rundir::tmp_path(&dir.join(CSV_FILE)),
+        )?);
         csv_file.write_all("\u{feff}".as_bytes())?;
         let mut csv = csv::WriterBuilder::new()
             .terminator(csv::Terminator::CRLF)
             .from_writer(csv_file);
-        let mut header: Vec<String> = vec!["row".into(), "key".into(), "status".into()];
-        header.extend(step_ids.iter().map(|s| format!("{s}_id")));
-        header.extend(column_names.iter().cloned());
-        header.extend(
-            [
-                "error_step",
-                "error_code",
-                "error_message",
-                "started_at",
-                "finished_at",
-            ]
-            .map(String::from),
-        );
-        csv.write_record(header.iter().map(|h| neutralise(h).into_owned()))?;
-        let jsonl = BufWriter::new(File::create(crate::rundir::tmp_path(
+        csv.write_record(layout.header().iter().map(|h| neutralise(h).into_owned()))?;
+        let jsonl = BufWriter::new(crate::rundir::create_private(&crate::rundir::tmp_path(
             &dir.join(JSONL_FILE),
         ))?);
         Ok(LedgerWriter {
             dir: dir.to_path_buf(),
-            step_ids: step_ids.to_vec(),
-            column_names: column_names.to_vec(),
+            layout,
             csv,
             jsonl,
         })
@@ -207,9 +265,11 @@ impl LedgerWriter {
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default()
         };
+        let l = &self.layout;
         let mut rec: Vec<String> = vec![row.line.to_string(), row.key.clone(), row.status.clone()];
-        rec.extend(self.step_ids.iter().map(|s| lookup(&row.ids, s)));
-        rec.extend(self.column_names.iter().map(|c| lookup(&row.columns, c)));
+        rec.extend(l.setup_ids.iter().map(|(_, v)| v.clone()));
+        rec.extend(l.id_steps.iter().map(|s| lookup(&row.ids, s)));
+        rec.extend(l.columns.iter().map(|c| lookup(&row.columns, c)));
         rec.extend([
             row.error_step.clone(),
             row.error_code.clone(),
@@ -229,10 +289,17 @@ impl LedgerWriter {
         };
         let mut obj = Map::new();
         obj.insert("format_version".into(), LEDGER_FORMAT.into());
-        obj.insert("row".into(), row.line.into());
+        obj.insert("line".into(), row.line.into());
         obj.insert("key".into(), row.key.clone().into());
         obj.insert("status".into(), row.status.clone().into());
-        obj.insert("ids".into(), pairs(&row.ids));
+        obj.insert("setup_ids".into(), pairs(&l.setup_ids));
+        let ids: Vec<(String, String)> = row
+            .ids
+            .iter()
+            .filter(|(s, _)| l.id_steps.contains(s))
+            .cloned()
+            .collect();
+        obj.insert("ids".into(), pairs(&ids));
         obj.insert("columns".into(), pairs(&row.columns));
         obj.insert("error_step".into(), row.error_step.clone().into());
         obj.insert("error_code".into(), row.error_code.clone().into());
@@ -302,6 +369,34 @@ mod tests {
         assert_eq!(id_of(&json!("Id")), None);
     }
 
+    #[test]
+    fn id_columns_only_for_steps_that_create_or_start_something() {
+        for yes in [
+            "CreateEngagementInvitation",
+            "CreateEngagement",
+            "CreateOpportunity",
+            "StartEngagementByAcceptingInvitationTask",
+            "StartEngagementFromOpportunityTask",
+        ] {
+            assert!(row_step_has_id_column(yes), "{yes}");
+            assert!(setup_step_has_id_column(yes), "{yes}");
+        }
+        // repeats an id the row already has; or outputs no id at all
+        for no in [
+            "GetEngagementInvitation",
+            "GetOpportunity",
+            "ListEngagementInvitations",
+            "AcceptEngagementInvitation",
+            "StartResourceSnapshotJob",
+            "NoSuchOperation",
+        ] {
+            assert!(!row_step_has_id_column(no), "{no}");
+        }
+        // a setup step's id is context for every row, whatever made it
+        assert!(setup_step_has_id_column("GetEngagement"));
+        assert!(!setup_step_has_id_column("AcceptEngagementInvitation"));
+    }
+
     fn s(x: &str) -> String {
         x.to_string()
     }
@@ -356,7 +451,13 @@ mod tests {
             },
         ];
         let st = replay(&recs);
-        let mut w = LedgerWriter::create(t.path(), &steps, &[s("partner"), s("note")]).unwrap();
+        // check is a Get: no check_id column; the setup engagement is on every row
+        let layout = Layout {
+            setup_ids: vec![(s("engagement"), s("eng-1"))],
+            id_steps: vec![s("invite")],
+            columns: vec![s("partner"), s("note")],
+        };
+        let mut w = LedgerWriter::create(t.path(), layout).unwrap();
         for (i, key) in ["acme", "-globex", "initech", "umbrella"]
             .iter()
             .enumerate()
@@ -375,7 +476,7 @@ mod tests {
         assert!(bytes.starts_with("\u{feff}".as_bytes()));
         let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
         let first = text.split("\r\n").next().unwrap();
-        assert_eq!(first, "row,key,status,invite_id,check_id,partner,note,error_step,error_code,error_message,started_at,finished_at");
+        assert_eq!(first, "line,key,status,setup_engagement_id,invite_id,partner,note,error_step,error_code,error_message,started_at,finished_at");
         let mut rdr = csv::Reader::from_reader(&bytes[3..]);
         let rows: Vec<Vec<String>> = rdr
             .records()
@@ -388,8 +489,8 @@ mod tests {
                 "2",
                 "acme",
                 "succeeded",
+                "eng-1",
                 "inv-1",
-                "",
                 "P0",
                 "'@x",
                 "",
@@ -410,6 +511,7 @@ mod tests {
         );
         assert_eq!(rows[2][2], "in_flight");
         assert_eq!(rows[3][2], "pending");
+        assert_eq!(rows[3][3], "eng-1");
         assert_eq!(rows[3][10], "");
 
         let jsonl = std::fs::read_to_string(t.path().join("ledger.jsonl")).unwrap();
@@ -418,8 +520,11 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(objs.len(), 4);
-        assert_eq!(objs[0]["format_version"], 1);
-        assert_eq!(objs[0]["row"], 2);
+        assert_eq!(objs[0]["format_version"], LEDGER_FORMAT);
+        assert_eq!(objs[0]["line"], 2);
+        assert!(objs[0].get("row").is_none());
+        assert_eq!(objs[0]["setup_ids"], json!({"engagement": "eng-1"}));
+        assert_eq!(objs[3]["setup_ids"], json!({"engagement": "eng-1"}));
         assert_eq!(objs[0]["ids"], json!({"invite": "inv-1"}));
         assert_eq!(objs[0]["columns"], json!({"partner": "P0", "note": "@x"}));
         assert_eq!(objs[0]["outputs"]["check"], json!({"Status": "PENDING"}));

@@ -11,7 +11,7 @@ fn s(x: &str) -> String {
 }
 
 /// A run of `rows` input rows with steps invite → check, and a setup step whoami.
-fn make_run(work: &Path, rows: usize) -> std::path::PathBuf {
+pub(crate) fn make_run(work: &Path, rows: usize) -> std::path::PathBuf {
     let mut csv = String::from("partner,country\n");
     for i in 0..rows {
         csv.push_str(&format!("P{i},US\n"));
@@ -69,13 +69,10 @@ fn finished(row: u64, status: RowStatus) -> Record {
     }
 }
 
-fn write_journal(dir: &Path, recs: &[Record]) {
+/// Append `recs` after the header `RunDir::create` wrote.
+pub(crate) fn write_journal(dir: &Path, recs: &[Record]) {
     let mut w = JournalWriter::open(&dir.join("journal.jsonl")).unwrap();
-    w.append(&Record::Header {
-        format: JOURNAL_FORMAT,
-        run_id: s("invite-20261122T194500Z"),
-    })
-    .unwrap();
+    assert!(!w.is_empty(), "RunDir::create writes the header");
     for r in recs {
         w.append(r).unwrap();
     }
@@ -83,7 +80,7 @@ fn write_journal(dir: &Path, recs: &[Record]) {
 }
 
 /// Rows 0..2 succeeded, row 2 failed, row 3 waiting on a task, row 4 in flight, 5..30 pending.
-fn typical_journal() -> Vec<Record> {
+pub(crate) fn typical_journal() -> Vec<Record> {
     let mut recs = vec![
         Record::StepStarted {
             row: RowRef::Setup,
@@ -142,21 +139,21 @@ fn status_shows_counts_next_steps_and_the_resume_commands() {
         .stdout_has("setup     succeeded")
         .stdout_has("rows      2 succeeded, 1 failed, 0 skipped, 2 in flight, 25 pending")
         .stdout_has("(30 rows)")
-        .stdout_has("row 3 (line 5)")
+        .stdout_has("line 5 ")
         .stdout_has("waiting on task task-0003")
-        .stdout_has("row 4 (line 6)")
+        .stdout_has("line 6 ")
         .stdout_has("in flight: resume re-sends it with the same ClientToken")
-        .stdout_has("row 5 (line 7)")
+        .stdout_has("line 7 ")
         .stdout_has("not started")
         // 27 unfinished rows: 20 listed.
         .stdout_has("… and 7 more")
         .stdout_has("resume with:  cosell resume runs/invite\n")
-        .stdout_has("failed rows:\n  row 2 (line 4)         invite               ValidationException: bad country\n")
+        .stdout_has("failed rows:\n  line 4                 invite               ValidationException: bad country\n")
         .stdout_has(
             "1 failed row(s); run them again with:  cosell resume runs/invite --retry-failed",
         );
     let unfinished = out.stdout.split("failed rows:").next().unwrap();
-    assert!(!unfinished.contains("row 2 (line 4)"), "{}", out.stdout);
+    assert!(!unfinished.contains("line 4 "), "{}", out.stdout);
 }
 
 #[test]
@@ -177,18 +174,18 @@ fn status_json_has_the_same_fields() {
     assert_eq!(unfinished.len(), 20);
     assert_eq!(
         unfinished[0],
-        json!({"row": 3, "line": 5, "next_step": "check", "state": "waiting", "task_id": "task-0003"})
+        json!({"line": 5, "record_index": 3, "next_step": "check", "state": "waiting", "task_id": "task-0003"})
     );
     assert_eq!(unfinished[1]["state"], "in_flight");
     assert_eq!(unfinished[1]["next_step"], "invite");
     assert_eq!(
         unfinished[2],
-        json!({"row": 5, "line": 7, "next_step": "invite", "state": "not_started", "task_id": null})
+        json!({"line": 7, "record_index": 5, "next_step": "invite", "state": "not_started", "task_id": null})
     );
     assert_eq!(v["unfinished_more"], 7);
     assert_eq!(
         v["failed"],
-        json!([{"row": 2, "line": 4, "step": "invite", "code": "ValidationException", "message": "bad country"}])
+        json!([{"line": 4, "record_index": 2, "step": "invite", "code": "ValidationException", "message": "bad country"}])
     );
     assert_eq!(v["failed_more"], 0);
     assert_eq!(v["complete"], false);
@@ -257,14 +254,14 @@ fn status_of_a_complete_run_and_of_a_run_that_never_started() {
     assert_eq!(v["resume"], Value::Null);
     assert_eq!(v["retry_failed"], Value::Null);
 
-    // No journal yet: setup and every row pending.
+    // Nothing journaled yet but the header: setup and every row pending.
     let c = Cosell::new();
     make_run(c.path(), 3);
     let out = c.args(["status", "runs/invite"]).run();
     out.code(0)
         .stdout_has("setup     pending")
         .stdout_has("0 in flight, 3 pending")
-        .stdout_has("row 0 (line 2)")
+        .stdout_has("line 2 ")
         .stdout_has("resume with:  cosell resume runs/invite");
 }
 
@@ -291,6 +288,7 @@ fn status_ignores_a_torn_last_record_and_says_so() {
 fn status_refuses_a_newer_journal_and_a_damaged_middle_naming_the_line() {
     let c = Cosell::new();
     let dir = make_run(c.path(), 3);
+    std::fs::remove_file(dir.join("journal.jsonl")).unwrap();
     let mut w = JournalWriter::open(&dir.join("journal.jsonl")).unwrap();
     w.append(&Record::Header {
         format: JOURNAL_FORMAT + 1,
@@ -371,10 +369,10 @@ fn the_lock_stops_a_second_writer_and_is_released_when_its_holder_is_killed() {
     }
     drop(first);
 
-    // In another process that is then SIGKILLed: flock(1) takes the same flock(2) lock and
-    // holds it itself (-o: not inherited by the command it waits for).
+    // In another process that is then SIGKILLed: flock(1) takes the same flock(2) lock on the
+    // directory and holds it itself (-o: not inherited by the command it waits for).
     let mut holder = std::process::Command::new("flock")
-        .args(["-o", "run.lock", "sleep", "30"])
+        .args(["-o", ".", "sleep", "30"])
         .current_dir(&dir)
         .spawn()
         .expect("flock(1) from util-linux");

@@ -4,6 +4,7 @@ mod engine;
 mod journal;
 mod resume;
 mod run;
+mod rundir;
 mod sdk;
 mod support;
 mod validate;

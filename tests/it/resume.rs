@@ -77,7 +77,7 @@ fn twenty_kills_lose_nothing_and_duplicate_nothing() {
     assert_eq!(ledger.len(), n);
     for r in &ledger {
         assert_eq!(r["status"], "succeeded", "{r:?}");
-        assert!(r["invitation_id"].starts_with("engi-"), "{r:?}");
+        assert!(r["invite_id"].starts_with("engi-"), "{r:?}");
     }
     let stats = emu.stats();
     assert_eq!(stats["resources"]["invitations"], n as u64, "{stats:#}");

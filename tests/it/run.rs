@@ -476,7 +476,7 @@ fn the_endpoint_and_a_profile_come_from_the_standard_aws_configuration() {
                 client
                     .get_engagement_invitation()
                     .catalog("Sandbox")
-                    .identifier(&r["invitation_id"])
+                    .identifier(&r["invite_id"])
                     .send(),
             )
             .unwrap();
