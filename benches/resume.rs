@@ -40,6 +40,10 @@ fn main() {
         faults: String::new(),
         seed: 0,
         state: None,
+        persist_every_write: false,
+        fixture: None,
+        header_read_timeout: "10s".into(),
+        idle_timeout: "60s".into(),
     };
     let cfg = cosell::emulator::EmulatorConfig::from_args(&args).unwrap();
     let emu = rt

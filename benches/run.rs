@@ -61,6 +61,10 @@ fn emulator(quotas: &str) -> (tokio::runtime::Runtime, cosell::emulator::Emulato
         faults: String::new(),
         seed: 0,
         state: None,
+        persist_every_write: false,
+        fixture: None,
+        header_read_timeout: "10s".into(),
+        idle_timeout: "60s".into(),
     };
     let cfg = cosell::emulator::EmulatorConfig::from_args(&args).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -59,7 +59,11 @@ impl fmt::Display for Quotas {
 
 /// Injected faults: each API request draws once from the seeded generator and gets at most
 /// one fault. The probabilities are cumulative slices of [0, 1), in the order throttle,
-/// internal, reset, latency.
+/// internal, reset, latency, and sum to at most 1.
+///
+/// `task_failure` is separate: each Start…Task that creates a task draws once from its own
+/// seeded generator (so it never shifts the per-request fault sequence), and a task that
+/// draws it ends `FAILED` with a retryable `ReasonCode` instead of completing.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Faults {
     /// Probability of an injected `ThrottlingException` (no effect on state).
@@ -71,18 +75,22 @@ pub struct Faults {
     pub reset: f64,
     /// Extra delay before an otherwise normal request, and its probability.
     pub latency: Option<(Duration, f64)>,
+    /// Probability that a task which would complete ends `FAILED` instead, with `ReasonCode`
+    /// `InternalError` or `RequestThrottled` and no effect on its invitation or opportunity
+    /// (a redrive with a new ClientToken starts a new task that may succeed).
+    pub task_failure: f64,
 }
 
 impl Faults {
-    /// Parse `throttle=0.05,internal=0.02,reset=0.01,latency=300ms@0.05` (any subset; empty =
-    /// no faults).
+    /// Parse `throttle=0.05,internal=0.02,reset=0.01,latency=300ms@0.05,task_failure=0.1` (any
+    /// subset; empty = no faults). `task_failure` is not part of the per-request sum.
     pub fn parse(s: &str) -> Result<Faults, String> {
         let mut f = Faults::default();
         let err = |item: &str, why: &str| {
             format!(
                 "--faults {s:?}: {item:?} {why}; expected a comma-separated list such as \
-                 `throttle=0.05,internal=0.02,reset=0.01,latency=300ms@0.05` (probabilities in \
-                 [0, 1], summing to at most 1)"
+                 `throttle=0.05,internal=0.02,reset=0.01,latency=300ms@0.05,task_failure=0.1` \
+                 (probabilities in [0, 1]; all but task_failure sum to at most 1)"
             )
         };
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
@@ -99,6 +107,7 @@ impl Faults {
                 "throttle" => f.throttle = prob(v)?,
                 "internal" => f.internal = prob(v)?,
                 "reset" => f.reset = prob(v)?,
+                "task_failure" => f.task_failure = prob(v)?,
                 "latency" => {
                     let Some((d, p)) = v.split_once('@') else {
                         return Err(err(item, "needs DURATION@PROBABILITY, e.g. 300ms@0.05"));
@@ -110,7 +119,7 @@ impl Faults {
                     return Err(err(
                         item,
                         &format!(
-                            "names an unknown fault {other:?} (known: throttle, internal, reset, latency)"
+                            "names an unknown fault {other:?} (known: throttle, internal, reset, latency, task_failure)"
                         ),
                     ))
                 }
@@ -122,13 +131,19 @@ impl Faults {
         Ok(f)
     }
 
+    /// The per-request slices (everything but `task_failure`).
     fn total(&self) -> f64 {
         self.throttle + self.internal + self.reset + self.latency.map_or(0.0, |(_, p)| p)
     }
 
-    /// Whether any fault can happen.
-    pub fn any(&self) -> bool {
+    /// Whether a per-request fault can happen.
+    pub fn any_per_request(&self) -> bool {
         self.total() > 0.0
+    }
+
+    /// Whether any fault can happen (per request or per task).
+    pub fn any(&self) -> bool {
+        self.total() > 0.0 || self.task_failure > 0.0
     }
 
     /// The fault for a uniform draw `u` in [0, 1).
@@ -245,5 +260,11 @@ mod tests {
             .unwrap_err()
             .contains("more than 1"));
         assert!(Faults::parse("latency=0.1").is_err());
+        // task_failure is drawn per task, outside the per-request sum
+        let t = Faults::parse("throttle=1,task_failure=0.5").unwrap();
+        assert_eq!(t.task_failure, 0.5);
+        assert!(t.any() && Faults::parse("task_failure=1").unwrap().any());
+        assert!(!Faults::parse("task_failure=1").unwrap().any_per_request());
+        assert!(Faults::parse("task_failure=1.5").is_err());
     }
 }

@@ -93,6 +93,16 @@ impl ApiError {
             "Missing Authentication Token: the request has no SigV4 Authorization header",
         )
     }
+    /// The request body did not arrive within the read timeout.
+    pub fn request_timeout(after: std::time::Duration) -> Self {
+        ApiError::new(
+            408,
+            "RequestTimeoutException",
+            format!(
+                "The request body was not received within {after:?}; send the whole request at once"
+            ),
+        )
+    }
     pub fn too_large(limit: usize) -> Self {
         ApiError::new(
             413,

@@ -91,18 +91,42 @@ impl Limiter {
 pub struct FaultGen {
     faults: Faults,
     rng: Mutex<StdRng>,
+    task_rng: Mutex<StdRng>,
 }
+
+/// Keeps the task-failure draws independent of the per-request draws under one --seed.
+const TASK_FAULT_SALT: u64 = 0x7a5c_fa11;
 
 impl FaultGen {
     pub fn new(faults: Faults, seed: u64) -> Self {
         FaultGen {
             faults,
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            task_rng: Mutex::new(StdRng::seed_from_u64(seed ^ TASK_FAULT_SALT)),
         }
     }
 
+    /// For a task about to be created: the retryable `ReasonCode` it will fail with
+    /// (`InternalError` or `RequestThrottled`), or `None` when it runs normally. Draws from its
+    /// own generator, so the per-request fault sequence under a seed does not depend on it.
+    pub fn draw_task_failure(&self) -> Option<&'static str> {
+        if self.faults.task_failure <= 0.0 {
+            return None;
+        }
+        let mut rng = self.task_rng.lock().unwrap_or_else(|p| p.into_inner());
+        let u: f64 = rng.random();
+        if u >= self.faults.task_failure {
+            return None;
+        }
+        Some(if rng.random_bool(0.5) {
+            "InternalError"
+        } else {
+            "RequestThrottled"
+        })
+    }
+
     pub fn draw(&self) -> Fault {
-        if !self.faults.any() {
+        if !self.faults.any_per_request() {
             return Fault::None;
         }
         let u: f64 = self.rng.lock().unwrap_or_else(|p| p.into_inner()).random();
@@ -163,5 +187,27 @@ mod tests {
         };
         assert_eq!(a, b);
         assert!(a.contains(&Fault::ResetBefore) && a.contains(&Fault::ResetAfter));
+    }
+
+    #[test]
+    fn task_failures_are_seeded_and_do_not_shift_request_faults() {
+        let plain = Faults::parse("throttle=0.3,reset=0.3").unwrap();
+        let with = Faults::parse("throttle=0.3,reset=0.3,task_failure=0.5").unwrap();
+        let g1 = FaultGen::new(plain, 9);
+        let g2 = FaultGen::new(with, 9);
+        let mut reasons = Vec::new();
+        for _ in 0..40 {
+            assert_eq!(g1.draw(), g2.draw());
+            reasons.push(g2.draw_task_failure());
+        }
+        let again = FaultGen::new(with, 9);
+        let replay: Vec<_> = (0..40).map(|_| again.draw_task_failure()).collect();
+        assert_eq!(reasons, replay);
+        assert!(reasons.contains(&None));
+        assert!(reasons.contains(&Some("InternalError")));
+        assert!(reasons.contains(&Some("RequestThrottled")));
+        assert_eq!(g1.draw_task_failure(), None);
+        let always = FaultGen::new(Faults::parse("task_failure=1").unwrap(), 0);
+        assert!((0..20).all(|_| always.draw_task_failure().is_some()));
     }
 }

@@ -19,23 +19,44 @@
 //!   opportunity already started an engagement in the meantime (`OpportunityConflict`).
 //! - Faults: each request that passes the framing checks draws once from the seeded generator;
 //!   a `reset` drops the connection before the effect (first half of its slice) or after it.
+//!   `task_failure` is drawn once per Start…Task from its own seeded generator (see `ops`).
+//! - Connections cannot pin the emulator's file descriptors: a connection whose request head
+//!   (or body) is not complete `header_read_timeout` (`--header-read-timeout`, 10 s) after its
+//!   first byte is closed (slowloris), and a connection with no request in progress is closed
+//!   after `idle_timeout` (`--idle-timeout`, 60 s) without a byte, whether it never sent one or
+//!   is a kept-alive connection between requests. A request being answered is never cut.
+//! - State file (`--state FILE`): locked for the emulator's lifetime (a second emulator on it
+//!   fails at once naming the file and the holder's pid; the CLI exits 4), created 0600,
+//!   written atomically at shutdown and, with `persist_every_write`
+//!   (`--persist-every-write`), after every request that changed state (see `server`, `state`).
+//! - Fixtures (`--fixture FILE`, `EmulatorConfig::fixture`, [`EmulatorHandle::load_fixture`])
+//!   add resources that exist before a rehearsal; loading is idempotent (see `fixture`).
+//! - STS `GetCallerIdentity` is served on the same endpoint (see `sts`).
 
 mod config;
 mod error;
+mod fixture;
 mod limits;
 mod ops;
 mod server;
 mod state;
+mod sts;
 
 pub use config::{parse_duration, Fault, Faults, Quotas};
+pub use fixture::Fixture;
 pub use ops::OPERATIONS;
+pub use sts::caller_identity_xml;
 
 use clap::Args;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -63,9 +84,24 @@ pub struct EmulatorArgs {
     /// Seed for the fault generator (deterministic faults).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Load state from FILE at start and write it back at clean shutdown.
+    /// Load state from FILE at start and write it back at clean shutdown (the file is locked
+    /// against a second emulator and created with mode 0600).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// Also write the --state file after every request that changed state, so that `kill -9`
+    /// loses nothing the emulator acknowledged.
+    #[arg(long, requires = "state")]
+    pub persist_every_write: bool,
+    /// Resources to create at start (YAML, or JSON when FILE ends in .json); items whose Id
+    /// already exists are left as they are.
+    #[arg(long, value_name = "FILE")]
+    pub fixture: Option<PathBuf>,
+    /// Close a connection whose request is not fully read this long after its first byte.
+    #[arg(long, default_value = "10s")]
+    pub header_read_timeout: String,
+    /// Close a connection that sends nothing for this long between requests.
+    #[arg(long, default_value = "60s")]
+    pub idle_timeout: String,
 }
 
 /// Everything the emulator needs to run (the embeddable form of [`EmulatorArgs`]).
@@ -81,13 +117,25 @@ pub struct EmulatorConfig {
     pub faults: Faults,
     /// Seed of the fault generator (and of resource ids).
     pub seed: u64,
-    /// State file: loaded at start when it exists, written at shutdown.
+    /// State file: loaded at start when it exists, written at shutdown; locked (one emulator
+    /// per file) and created with mode 0600.
     pub state: Option<PathBuf>,
+    /// Write the state file (atomically, fsynced) after every request that changed state,
+    /// before answering it. Needs `state`.
+    pub persist_every_write: bool,
+    /// Resources loaded at start, after the state file (see [`Fixture`]).
+    pub fixture: Option<Fixture>,
+    /// A connection whose request head (or body) is incomplete this long after its first byte
+    /// is closed.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in progress that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 impl Default for EmulatorConfig {
     /// Account 111122223333, invitations expire after 15 days, tasks take 2 s, documented
-    /// AWS quotas, no faults, seed 0, no state file.
+    /// AWS quotas, no faults, seed 0, no state file, no fixture, header read timeout 10 s,
+    /// idle timeout 60 s.
     fn default() -> Self {
         EmulatorConfig {
             default_account: "111122223333".into(),
@@ -97,6 +145,10 @@ impl Default for EmulatorConfig {
             faults: Faults::default(),
             seed: 0,
             state: None,
+            persist_every_write: false,
+            fixture: None,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -119,7 +171,32 @@ impl EmulatorConfig {
             faults: Faults::parse(&a.faults)?,
             seed: a.seed,
             state: a.state.clone(),
+            persist_every_write: a.persist_every_write,
+            fixture: match &a.fixture {
+                Some(p) => Some(Fixture::from_file(p)?),
+                None => None,
+            },
+            header_read_timeout: positive(&a.header_read_timeout, "--header-read-timeout")?,
+            idle_timeout: positive(&a.idle_timeout, "--idle-timeout")?,
         })
+    }
+}
+
+fn positive(v: &str, flag: &str) -> Result<Duration, String> {
+    match parse_duration(v) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(format!("{flag} {v:?}: must be longer than 0, e.g. 10s")),
+        Err(e) => Err(format!("{flag}: {e}")),
+    }
+}
+
+/// The partner account the emulator (and its STS) assigns to an access key id: the key itself
+/// when it is 12 digits, else `default_account`.
+pub fn account_for_key(access_key_id: &str, default_account: &str) -> String {
+    if access_key_id.len() == 12 && access_key_id.bytes().all(|b| b.is_ascii_digit()) {
+        access_key_id.to_string()
+    } else {
+        default_account.to_string()
     }
 }
 
@@ -131,17 +208,39 @@ pub struct EmulatorHandle {
     accept_loop: tokio::task::JoinHandle<()>,
 }
 
-/// Start serving on `bind` (use `127.0.0.1:0` for an ephemeral port). Loads the state file
-/// when the config names one that exists.
+/// Start serving on `bind` (use `127.0.0.1:0` for an ephemeral port). Locks the state file
+/// and loads it when it exists, then loads the fixture. Fails at once (`WouldBlock`, naming
+/// the file and the holder's pid) when another emulator holds the state file.
 pub async fn start(config: EmulatorConfig, bind: SocketAddr) -> std::io::Result<EmulatorHandle> {
-    let st = match &config.state {
+    use std::io::{Error, ErrorKind};
+    if config.persist_every_write && config.state.is_none() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "persist_every_write (--persist-every-write) needs a state file: set state (--state FILE)",
+        ));
+    }
+    let lock = match &config.state {
+        Some(p) => Some(state::StateLock::acquire(p)?),
+        None => None,
+    };
+    let mut st = match &config.state {
         Some(p) => state::State::load(p, config.seed)?,
         None => None,
     }
     .unwrap_or_else(|| state::State::new(config.seed));
+    if let Some(f) = &config.fixture {
+        let ctx = fixture::LoadCtx {
+            default_account: &config.default_account,
+            ttl_ms: config.invitation_ttl.as_millis() as i64,
+            now: state::now_ms(),
+        };
+        // InvalidInput: the caller's fixture is wrong (the CLI exits 2, not 4)
+        fixture::load(&mut st, f, &ctx).map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
+    }
     let listener = TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
-    let shared = Arc::new(server::Shared::new(config, st));
+    let shared = Arc::new(server::Shared::new(config, st, lock));
+    shared.persist_if_changed()?;
     let (stop, stop_rx) = watch::channel(false);
     let accept_loop = tokio::spawn(accept_loop(listener, shared.clone(), stop_rx));
     Ok(EmulatorHandle {
@@ -175,20 +274,155 @@ async fn accept_loop(
         let shared = shared.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |req| server::handle(shared.clone(), req));
+            let (header_timeout, idle_timeout) = (
+                shared.config.header_read_timeout,
+                shared.config.idle_timeout,
+            );
+            let clock = Arc::new(ConnClock::new());
+            let io = Watched {
+                inner: stream,
+                clock: clock.clone(),
+            };
+            let busy = clock.clone();
+            let service = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                let guard = busy.begin();
+                async move {
+                    let r = server::handle(shared, req).await;
+                    drop(guard);
+                    r
+                }
+            });
             let conn = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(io), service);
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
+                // dropping the connection closes the socket
+                _ = watchdog(clock, header_timeout, idle_timeout) => {}
                 _ = stop.changed() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
                 }
             }
         });
+    }
+}
+
+/// What a connection is doing, for the idle and slow-request timeouts (milliseconds since the
+/// connection was accepted).
+struct ConnClock {
+    base: Instant,
+    /// Requests being served.
+    in_flight: AtomicU64,
+    /// 1 + when the first byte of the next request arrived; 0 when none has yet.
+    first_byte: AtomicU64,
+    /// When the connection last became idle (accepted, or a response finished).
+    idle_since: AtomicU64,
+}
+
+impl ConnClock {
+    fn new() -> Self {
+        ConnClock {
+            base: Instant::now(),
+            in_flight: AtomicU64::new(0),
+            first_byte: AtomicU64::new(0),
+            idle_since: AtomicU64::new(0),
+        }
+    }
+    fn now(&self) -> u64 {
+        self.base.elapsed().as_millis() as u64
+    }
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Relaxed);
+        self.first_byte.store(0, Relaxed);
+        InFlight(self.clone())
+    }
+}
+
+/// A request being served; dropping it (also when hyper cancels it) marks the end.
+struct InFlight(Arc<ConnClock>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.idle_since.store(self.0.now(), Relaxed);
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Resolves when the connection must be closed: its request head has taken longer than
+/// `header` since its first byte, or nothing arrived for `idle` while no request was in
+/// progress. Requests being served are never cut here (their body read has its own bound).
+async fn watchdog(clock: Arc<ConnClock>, header: Duration, idle: Duration) {
+    let tick = (header.min(idle) / 8).clamp(Duration::from_millis(5), Duration::from_secs(1));
+    let (header, idle) = (header.as_millis() as u64, idle.as_millis() as u64);
+    loop {
+        tokio::time::sleep(tick).await;
+        if clock.in_flight.load(Relaxed) > 0 {
+            continue;
+        }
+        let now = clock.now();
+        let first = clock.first_byte.load(Relaxed);
+        let late = if first != 0 {
+            now.saturating_sub(first - 1) >= header
+        } else {
+            now.saturating_sub(clock.idle_since.load(Relaxed)) >= idle
+        };
+        if late {
+            return;
+        }
+    }
+}
+
+/// The socket, noting when a request's first byte arrives.
+struct Watched<S> {
+    inner: S,
+    clock: Arc<ConnClock>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before
+            && self.clock.in_flight.load(Relaxed) == 0
+            && self.clock.first_byte.load(Relaxed) == 0
+        {
+            let now = self.clock.now();
+            self.clock.first_byte.store(now + 1, Relaxed);
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
 
@@ -207,15 +441,45 @@ impl EmulatorHandle {
         self.shared.stats()
     }
 
-    /// Stop accepting, close connections gracefully, and write the state file.
+    /// Add a fixture's resources to the running emulator (see [`Fixture`]): returns how many
+    /// items were added (items whose Id exists are left as they are). Nothing is added when an
+    /// item is invalid; the error names it. Written through to the state file when
+    /// `persist_every_write` is on.
+    pub fn load_fixture(&self, fixture: &Fixture) -> Result<usize, String> {
+        let c = &self.shared.config;
+        let ctx = fixture::LoadCtx {
+            default_account: &c.default_account,
+            ttl_ms: c.invitation_ttl.as_millis() as i64,
+            now: state::now_ms(),
+        };
+        let n = {
+            let mut st = self.shared.lock();
+            fixture::load(&mut st, fixture, &ctx)?
+        };
+        self.shared.persist_if_changed().map_err(|e| {
+            format!(
+                "the fixture was loaded but the state file {} could not be written: {e}",
+                c.state
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new(""))
+                    .display()
+            )
+        })?;
+        Ok(n)
+    }
+
+    /// Stop accepting, close connections gracefully, write the state file, and release its
+    /// lock.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.stop.send(true);
         let _ = self.accept_loop.await;
-        if let Some(p) = &self.shared.config.state {
-            let st = self.shared.lock();
-            st.save(p)?;
-        }
-        Ok(())
+        let saved = self.shared.save_now();
+        self.shared
+            .state_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        saved
     }
 }
 
@@ -253,7 +517,18 @@ pub fn main(args: EmulatorArgs) -> i32 {
         );
         let handle = match start(config, args.bind).await {
             Ok(h) => h,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                let prefix = match &args.fixture {
+                    Some(p) if e.to_string().starts_with("fixture") => {
+                        format!("--fixture {}: ", p.display())
+                    }
+                    _ => String::new(),
+                };
+                eprintln!("error: {prefix}{e}");
+                return crate::exit::INVALID;
+            }
             Err(e) => {
+                // a locked or unreadable state file, an address in use
                 eprintln!("error: cannot start the emulator on {}: {e}", args.bind);
                 return crate::exit::ENVIRONMENT;
             }

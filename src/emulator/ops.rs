@@ -2,6 +2,23 @@
 //! the response bodies (exactly the members of the model's output shapes).
 //!
 //! Every function here runs inside the one state lock and never blocks.
+//!
+//! Task rules:
+//! - A task is due `--task-delay` after it starts and completes lazily (the first request or
+//!   stats read after that). With `--task-delay 0s` it completes inside the Start call, as the
+//!   real service has been observed to do: the Start response already says `COMPLETE` (or
+//!   `FAILED`) with the same result ids a later List…Tasks reports, and the effects (invitation
+//!   ACCEPTED, opportunity, engagement) are in place when the response is sent.
+//! - An accepting task may be started on an EXPIRED invitation and then FAILS
+//!   (`InvitationValidationFailed`); on an ACCEPTED or REJECTED one the Start is a
+//!   `ConflictException`.
+//! - At completion the failure rules run first (expired invitation, conflicts); a task that
+//!   passes them and drew the `task_failure` fault at start ends `FAILED` with its retryable
+//!   `ReasonCode` (`InternalError` / `RequestThrottled`) and changes nothing else, so the
+//!   invitation stays PENDING and the opportunity free: a Start with a new ClientToken begins
+//!   a new task; the same ClientToken replays the failed task.
+//! - Invitations carry `SenderCompanyName`: the fixture's value for fixture invitations, else
+//!   the sender account's company name ([`State::company_name`]).
 
 use super::error::ApiError;
 use super::state::*;
@@ -24,6 +41,8 @@ pub struct Ctx<'a> {
     pub now: Millis,
     pub ttl_ms: i64,
     pub task_delay_ms: i64,
+    /// For a Start…Task: the `task_failure` fault drawn for the task it creates.
+    pub task_failure: Option<&'static str>,
 }
 
 /// A successful answer.
@@ -64,9 +83,14 @@ pub fn execute(
         ));
     }
     let token_member = model().operation(op).and_then(|o| o.idempotency_member());
+    let mutating = !op.starts_with("Get") && !op.starts_with("List");
     let Some(member) = token_member else {
-        return run(state, op, ctx, body).map(|(v, _)| Outcome {
-            body: v,
+        let out = run(state, op, ctx, body)?;
+        if mutating {
+            state.touch();
+        }
+        return Ok(Outcome {
+            body: out.0,
             replay: false,
         });
     };
@@ -90,6 +114,7 @@ pub fn execute(
         return Ok(Outcome { body, replay: true });
     }
     let (out, task_id) = run(state, op, ctx, body)?;
+    state.touch();
     let response: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
     state.idempotency.insert(
         key,
@@ -167,12 +192,12 @@ fn run(state: &mut State, op: &str, ctx: &Ctx<'_>, body: &Value) -> RunResult {
 
 // ---- ARNs ----------------------------------------------------------------------------------
 
-fn engagement_arn(account: &str, catalog: &str, id: &str) -> String {
+pub(super) fn engagement_arn(account: &str, catalog: &str, id: &str) -> String {
     format!("arn:aws:partnercentral:us-east-1:{account}:catalog/{catalog}/engagement/{id}")
 }
 /// `arn:aws:partnercentral::[0-9]{12}:[a-zA-Z]+/engagement-invitation/engi-…` (the model's
 /// pattern for `EngagementInvitationArn`).
-fn invitation_arn(account: &str, catalog: &str, id: &str) -> String {
+pub(super) fn invitation_arn(account: &str, catalog: &str, id: &str) -> String {
     format!("arn:aws:partnercentral::{account}:{catalog}/engagement-invitation/{id}")
 }
 fn task_arn(account: &str, catalog: &str, kind: TaskKind, id: &str) -> String {
@@ -182,7 +207,7 @@ fn task_arn(account: &str, catalog: &str, kind: TaskKind, id: &str) -> String {
     };
     format!("arn:aws:partnercentral:us-east-1:{account}:catalog/{catalog}/{k}/{id}")
 }
-fn opportunity_arn(account: &str, catalog: &str, id: &str) -> String {
+pub(super) fn opportunity_arn(account: &str, catalog: &str, id: &str) -> String {
     format!("arn:aws:partnercentral:us-east-1:{account}:catalog/{catalog}/opportunity/{id}")
 }
 
@@ -435,6 +460,7 @@ fn create_invitation(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<V
         invited_at: ctx.now,
         expires_at: ctx.now + ctx.ttl_ms,
         rejection_reason: None,
+        sender_company_name: None,
     };
     let out = json!({"Id": i.id, "Arn": i.arn});
     state.invitations.insert(id, i);
@@ -473,6 +499,7 @@ struct InvitationOut<'a> {
     invitation_date: String,
     expiration_date: String,
     sender_aws_account_id: &'a str,
+    sender_company_name: String,
     receiver: &'a Value,
     catalog: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -502,6 +529,7 @@ fn get_invitation(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<Vec<
         invitation_date: iso(i.invited_at),
         expiration_date: iso(i.expires_at),
         sender_aws_account_id: &i.sender,
+        sender_company_name: sender_company(state, i),
         receiver: &i.receiver_value,
         catalog: &i.catalog,
         rejection_reason: i.rejection_reason.as_deref(),
@@ -510,6 +538,13 @@ fn get_invitation(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<Vec<
         engagement_description: e.and_then(|e| e.description.as_deref()),
     };
     serde_json::to_vec(&out).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// `SenderCompanyName` of an invitation (see the module rules).
+fn sender_company(state: &State, i: &Invitation) -> String {
+    i.sender_company_name
+        .clone()
+        .unwrap_or_else(|| state.company_name(&i.sender))
 }
 
 fn list_invitations(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<Value, ApiError> {
@@ -571,7 +606,9 @@ fn list_invitations(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<Va
                 "EngagementId": i.engagement_id,
                 "Status": i.status_at(now).as_str(),
                 "InvitationDate": iso(i.invited_at), "ExpirationDate": iso(i.expires_at),
-                "SenderAwsAccountId": i.sender, "Receiver": i.receiver_value,
+                "SenderAwsAccountId": i.sender,
+                "SenderCompanyName": sender_company(state, i),
+                "Receiver": i.receiver_value,
                 "Catalog": i.catalog, "ParticipantType": participant,
             });
             if let Some(t) = state
@@ -589,7 +626,9 @@ fn list_invitations(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<Va
     Ok(out)
 }
 
-/// The invitation for a receiver-only action (reject, accept): the sender is refused.
+/// The invitation for a receiver-only action (reject, accept): the sender is refused, and the
+/// invitation must be PENDING, except that an accepting task may start on an EXPIRED one (it
+/// then fails with `InvitationValidationFailed`, as the service reports it).
 fn receiver_invitation<'s>(
     state: &'s State,
     ctx: &Ctx<'_>,
@@ -609,7 +648,8 @@ fn receiver_invitation<'s>(
         )));
     }
     let status = i.status_at(ctx.now);
-    if status != InvitationStatus::Pending {
+    let task_may_fail = action == "accept" && status == InvitationStatus::Expired;
+    if status != InvitationStatus::Pending && !task_may_fail {
         return Err(ApiError::conflict(format!(
             "Engagement invitation {} is {}, not PENDING; it cannot be {action}ed",
             i.id,
@@ -677,16 +717,25 @@ fn new_task(state: &mut State, ctx: &Ctx<'_>, catalog: &str, kind: TaskKind) -> 
         engagement_id: None,
         invitation_id: None,
         job_id: None,
+        injected_failure: ctx.task_failure.map(str::to_string),
     }
 }
 
-fn schedule(state: &mut State, task: Task) -> RunResult {
-    let out = start_task_response(&task);
+/// Store a new task; a task already due (`--task-delay 0s`) completes here, so the Start
+/// response reports its final status and result ids.
+fn schedule(state: &mut State, ctx: &Ctx<'_>, task: Task) -> RunResult {
     let id = task.id.clone();
-    state
-        .pending
-        .push(std::cmp::Reverse((task.due_at, task.seq, id.clone())));
+    let due_now = task.due_at <= ctx.now;
+    if !due_now {
+        state
+            .pending
+            .push(std::cmp::Reverse((task.due_at, task.seq, id.clone())));
+    }
     state.tasks.insert(id.clone(), task);
+    if due_now {
+        complete(state, &id, ctx.now, ctx.ttl_ms);
+    }
+    let out = start_task_response(&state.tasks[&id]);
     Ok((to_body(&out), Some(id)))
 }
 
@@ -696,7 +745,7 @@ fn start_accept(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> RunResult {
     let mut task = new_task(state, ctx, &catalog, TaskKind::AcceptInvitation);
     task.invitation_id = Some(inv_id.clone());
     *state.accept_tasks_per_invitation.entry(inv_id).or_default() += 1;
-    schedule(state, task)
+    schedule(state, ctx, task)
 }
 
 fn owned_opportunity<'s>(
@@ -728,7 +777,7 @@ fn start_from_opportunity(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Run
     let opp_id = o.id.clone();
     let mut task = new_task(state, ctx, &catalog, TaskKind::FromOpportunity);
     task.opportunity_id = Some(opp_id);
-    schedule(state, task)
+    schedule(state, ctx, task)
 }
 
 fn list_tasks(
@@ -785,6 +834,7 @@ pub fn settle(state: &mut State, now: Millis, ttl_ms: i64) {
             break;
         };
         complete(state, &id, now, ttl_ms);
+        state.touch();
     }
 }
 
@@ -794,6 +844,21 @@ fn fail(state: &mut State, id: &str, reason: &str, message: String) {
         t.reason_code = Some(reason.to_string());
         t.message = Some(message);
     }
+}
+
+/// The `task_failure` fault: FAILED with the drawn retryable reason, nothing else changes.
+fn inject_failure(state: &mut State, task: &Task, reason: &str) {
+    state.injected_task_failures += 1;
+    let subject = match (&task.invitation_id, &task.opportunity_id) {
+        (Some(i), _) if task.kind == TaskKind::AcceptInvitation => format!("invitation {i}"),
+        (_, Some(o)) => format!("opportunity {o}"),
+        _ => "its resource".into(),
+    };
+    let msg = format!(
+        "The task failed with a transient error ({reason}, injected fault) before it changed \
+         {subject}; start the task again with a new ClientToken"
+    );
+    fail(state, &task.id, reason, msg);
 }
 
 fn complete(state: &mut State, id: &str, now: Millis, ttl_ms: i64) {
@@ -838,6 +903,9 @@ fn complete_accept(state: &mut State, task: &Task, now: Millis) {
             );
             return fail(state, &task.id, "EngagementInvitationConflict", msg);
         }
+    }
+    if let Some(reason) = &task.injected_failure {
+        return inject_failure(state, task, reason);
     }
     let inv = inv.clone();
     let opp_id = state.new_opportunity_id();
@@ -939,6 +1007,9 @@ fn complete_from_opportunity(state: &mut State, task: &Task, now: Millis, ttl_ms
         );
         return fail(state, &task.id, "OpportunityConflict", msg);
     }
+    if let Some(reason) = &task.injected_failure {
+        return inject_failure(state, task, reason);
+    }
     let opp = opp.clone();
     let catalog = opp.catalog.clone();
     let account = &opp.fields.get("Customer").map(|c| &c["Account"]);
@@ -1024,6 +1095,7 @@ fn complete_from_opportunity(state: &mut State, task: &Task, now: Millis, ttl_ms
             invited_at: now,
             expires_at: now + ttl_ms,
             rejection_reason: None,
+            sender_company_name: None,
         },
     );
     let job_id = state.new_job_id();

@@ -1,11 +1,17 @@
 //! The HTTP layer: AWS JSON 1.0 framing, SigV4 identity, body limits, faults, quotas, stats,
-//! and the accept loop (hyper 1, HTTP/1.1 keep-alive, one task per connection).
+//! STS routing and write-through persistence.
+//!
+//! Write-through rule: with `persist_every_write`, every request that changed the state (a
+//! write, or a read that completed a due task) writes the state file atomically before its
+//! response is sent, so whatever a client was told survives `kill -9`. A failed write answers
+//! `InternalServerException` naming the file (the change is then only in memory).
 
 use super::config::Fault;
 use super::error::ApiError;
 use super::limits::{FaultGen, Limiter};
 use super::ops::{self, Ctx, OPERATIONS};
-use super::state::{now_ms, InvitationStatus, State, TaskStatus};
+use super::state::{now_ms, write_atomic, InvitationStatus, State, StateLock, TaskStatus};
+use super::sts;
 use super::EmulatorConfig;
 use crate::model::{model, ErrorCode, Violation, DEFERRED_PREFIX};
 use bytes::Bytes;
@@ -32,6 +38,7 @@ pub struct Stats {
     fault_reset_after: AtomicU64,
     fault_latency: AtomicU64,
     idempotent_replays: AtomicU64,
+    sts_calls: AtomicU64,
 }
 
 /// Everything the connections share.
@@ -41,6 +48,10 @@ pub struct Shared {
     limiter: Limiter,
     faults: FaultGen,
     stats: Stats,
+    /// The generation last written to the state file (write-through); also serialises writes.
+    saved: Mutex<u64>,
+    /// The lock on the state file, held until shutdown.
+    pub state_lock: Mutex<Option<StateLock>>,
 }
 
 /// The error a service returns to make hyper drop the connection without an answer.
@@ -55,14 +66,52 @@ impl std::fmt::Display for InjectedReset {
 impl std::error::Error for InjectedReset {}
 
 impl Shared {
-    pub fn new(config: EmulatorConfig, state: State) -> Shared {
+    pub fn new(config: EmulatorConfig, state: State, state_lock: Option<StateLock>) -> Shared {
         Shared {
             limiter: Limiter::new(config.quotas),
             faults: FaultGen::new(config.faults, config.seed),
+            saved: Mutex::new(0),
             state: Mutex::new(state),
             stats: Stats::default(),
+            state_lock: Mutex::new(state_lock),
             config,
         }
+    }
+
+    /// Write-through: write the state file when the state changed since the last write.
+    pub fn persist_if_changed(&self) -> std::io::Result<()> {
+        let (Some(path), true) = (&self.config.state, self.config.persist_every_write) else {
+            return Ok(());
+        };
+        let (generation, bytes) = {
+            let st = self.lock();
+            if st.generation == *self.saved.lock().unwrap_or_else(|p| p.into_inner()) {
+                return Ok(());
+            }
+            (st.generation, st.to_bytes()?)
+        };
+        let mut saved = self.saved.lock().unwrap_or_else(|p| p.into_inner());
+        // a later snapshot, already written, contains this one's changes
+        if generation > *saved {
+            write_atomic(path, &bytes)?;
+            *saved = generation;
+        }
+        Ok(())
+    }
+
+    /// Write the state file now (shutdown).
+    pub fn save_now(&self) -> std::io::Result<()> {
+        let Some(path) = &self.config.state else {
+            return Ok(());
+        };
+        let (generation, bytes) = {
+            let st = self.lock();
+            (st.generation, st.to_bytes()?)
+        };
+        let mut saved = self.saved.lock().unwrap_or_else(|p| p.into_inner());
+        write_atomic(path, &bytes)?;
+        *saved = (*saved).max(generation);
+        Ok(())
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -120,7 +169,9 @@ impl Shared {
                 "reset_before_effect": rb,
                 "reset_after_effect": ra,
                 "latency": s.fault_latency.load(Relaxed),
+                "task_failure": st.injected_task_failures,
             },
+            "sts_calls": s.sts_calls.load(Relaxed),
             "idempotent_replays": s.idempotent_replays.load(Relaxed),
             "resources": {
                 "engagements": st.engagements.len(),
@@ -136,7 +187,7 @@ impl Shared {
     }
 }
 
-fn request_id() -> String {
+pub(super) fn request_id() -> String {
     let r: u128 = rand::random();
     let h = format!("{r:032x}");
     format!(
@@ -200,11 +251,36 @@ pub async fn handle(
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return Ok(r);
     }
-    match api(&shared, req).await {
+    if req.method() == Method::POST && req.uri().path() == "/" && sts::is_sts(&req) {
+        shared.stats.sts_calls.fetch_add(1, Relaxed);
+        let account = caller_account(
+            req.headers().get("authorization"),
+            &shared.config.default_account,
+        );
+        return Ok(sts::handle(req, account, &request_id()).await);
+    }
+    let answer = api(&shared, req).await;
+    if let Err(e) = shared.persist_if_changed() {
+        let path = shared
+            .config
+            .state
+            .as_deref()
+            .unwrap_or(std::path::Path::new(""));
+        tracing::error!(
+            "emulator: cannot write the state file {}: {e}",
+            path.display()
+        );
+        return Ok(error_response(&ApiError::internal(format!(
+            "The emulator could not write its state file {} ({e}); the change is in memory \
+             only. Fix the file system problem; the next request retries the write",
+            path.display()
+        ))));
+    }
+    match answer {
         Ok(r) => Ok(r),
         Err(Failure::Api(e)) => {
             let mut r = error_response(&e);
-            if e.status == 413 {
+            if e.status == 413 || e.status == 408 {
                 // the unread body makes the connection unusable
                 r.headers_mut()
                     .insert("connection", HeaderValue::from_static("close"));
@@ -297,7 +373,12 @@ async fn api(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full<By
         Fault::ResetAfter => {}
     }
 
-    let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    let read = Limited::new(req.into_body(), MAX_BODY).collect();
+    let read_timeout = shared.config.header_read_timeout;
+    let Ok(read) = tokio::time::timeout(read_timeout, read).await else {
+        return Err(ApiError::request_timeout(read_timeout).into());
+    };
+    let bytes = match read {
         Ok(c) => c.to_bytes(),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -336,6 +417,11 @@ async fn api(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full<By
         now: now_ms(),
         ttl_ms: shared.ttl_ms(),
         task_delay_ms: shared.config.task_delay.as_millis() as i64,
+        task_failure: if op.starts_with("Start") {
+            shared.faults.draw_task_failure()
+        } else {
+            None
+        },
     };
     let outcome = {
         let mut st = shared.lock();

@@ -1,5 +1,15 @@
 //! The emulator's resources (engagements, invitations, opportunities, tasks), the idempotency
 //! records, id generation, and the versioned state file (`{"format": 1, ...}`).
+//!
+//! State-file rules:
+//! - The file holds customer data: it (and its lock file) is created with mode 0600, and every
+//!   write is atomic and durable: a temporary file `FILE.tmp` (0600) is written and fsynced,
+//!   renamed over `FILE`, and the directory is fsynced, so a crash leaves the old or the new
+//!   state, never a torn one.
+//! - One emulator per state file: [`StateLock`] holds an exclusive OS lock (`flock` through
+//!   `fs4`) on `FILE.lock` for the emulator's lifetime; the lock file records the holder's pid.
+//!   A second emulator on the same file fails at once naming the file and that pid. (The lock
+//!   is on a separate file because the atomic rename replaces the state file's inode.)
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -93,6 +103,10 @@ pub struct Invitation {
     pub expires_at: Millis,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejection_reason: Option<String>,
+    /// `SenderCompanyName` as a fixture gave it; `None`: the sender account's company name
+    /// ([`State::company_name`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_company_name: Option<String>,
 }
 
 impl Invitation {
@@ -171,6 +185,10 @@ pub struct Task {
     pub invitation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+    /// The `task_failure` fault drawn when the task started: the retryable `ReasonCode` it
+    /// ends with instead of completing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected_failure: Option<String>,
 }
 
 /// What a ClientToken produced the first time.
@@ -198,6 +216,15 @@ pub struct State {
     pub idempotency: HashMap<String, IdempotencyRecord>,
     /// Accepting tasks ever started per invitation id.
     pub accept_tasks_per_invitation: HashMap<String, u32>,
+    /// Company names per partner account (from fixtures); see [`State::company_name`].
+    #[serde(default)]
+    pub company_names: HashMap<String, String>,
+    /// Bumped by every change (for write-through persistence); not persisted.
+    #[serde(skip)]
+    pub generation: u64,
+    /// Tasks that ended FAILED through the `task_failure` fault (for stats); not persisted.
+    #[serde(skip)]
+    pub injected_task_failures: u64,
     /// IN_PROGRESS tasks, earliest due first (rebuilt on load).
     #[serde(skip)]
     pub pending: BinaryHeap<Reverse<(Millis, u64, String)>>,
@@ -225,6 +252,9 @@ impl State {
             tasks: HashMap::new(),
             idempotency: HashMap::new(),
             accept_tasks_per_invitation: HashMap::new(),
+            company_names: HashMap::new(),
+            generation: 0,
+            injected_task_failures: 0,
             pending: BinaryHeap::new(),
             // ids come from their own generator so that the fault sequence is independent
             rng: StdRng::seed_from_u64(seed ^ ID_SEED_SALT),
@@ -265,12 +295,30 @@ impl State {
         Ok(Some(st))
     }
 
-    /// Write the state file atomically (temp file + rename).
+    /// Write the state file atomically and durably (see the module rules).
+    #[cfg(test)]
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let text = serde_json::to_vec_pretty(self)?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, path)
+        write_atomic(path, &self.to_bytes()?)
+    }
+
+    /// The state file's bytes.
+    pub fn to_bytes(&self) -> std::io::Result<Vec<u8>> {
+        Ok(serde_json::to_vec_pretty(self)?)
+    }
+
+    /// Record that something changed.
+    pub fn touch(&mut self) {
+        self.generation += 1;
+    }
+
+    /// The company name of a partner account: the fixture's name when one was given, `AWS` for
+    /// the sender `aws`, else `Partner <account>`.
+    pub fn company_name(&self, account: &str) -> String {
+        match self.company_names.get(account) {
+            Some(n) => n.clone(),
+            None if account == "aws" => "AWS".into(),
+            None => format!("Partner {account}"),
+        }
     }
 
     pub fn next_seq(&mut self) -> u64 {
@@ -319,6 +367,97 @@ impl State {
                 return id;
             }
         }
+    }
+}
+
+fn sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    s.into()
+}
+
+fn open_private(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(truncate);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+}
+
+/// Write `bytes` to `path` atomically: `path.tmp` (mode 0600) written and fsynced, renamed
+/// over `path`, then the directory fsynced.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = sibling(path, ".tmp");
+    let _ = std::fs::remove_file(&tmp); // a stale one may have other permissions
+    let mut f = open_private(&tmp, true)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// The exclusive lock on a state file (`FILE.lock`), released when dropped or when the process
+/// dies.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: std::fs::File,
+}
+
+impl StateLock {
+    /// Take the lock for the state file `path`, or fail at once naming the file and the pid of
+    /// the emulator that holds it.
+    pub fn acquire(path: &Path) -> std::io::Result<StateLock> {
+        use fs4::fs_std::FileExt;
+        use std::io::{Read, Seek, Write};
+        let lpath = sibling(path, ".lock");
+        let mut file = open_private(&lpath, false).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "--state {}: cannot open the lock file {}: {e}",
+                    path.display(),
+                    lpath.display()
+                ),
+            )
+        })?;
+        if !FileExt::try_lock_exclusive(&file)? {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let pid = text
+                .split_whitespace()
+                .nth(1)
+                .map(str::to_string)
+                .unwrap_or_else(|| "unknown".into());
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!(
+                    "--state {}: the state file is in use by another emulator (pid {pid}, lock {}); \
+                     stop that emulator first, or give this one another --state file",
+                    path.display(),
+                    lpath.display()
+                ),
+            ));
+        }
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = writeln!(file, "pid {}", std::process::id());
+        let _ = file.sync_all();
+        Ok(StateLock { _file: file })
     }
 }
 
@@ -389,5 +528,30 @@ mod tests {
         assert!(State::load(&dir.path().join("none.json"), 1)
             .unwrap()
             .is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn state_files_are_private_and_locked_against_a_second_holder() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        std::fs::write(&p, "{}").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        State::new(1).save(&p).unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let lock = StateLock::acquire(&p).unwrap();
+        let lmode = std::fs::metadata(dir.path().join("state.json.lock"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(lmode, 0o600);
+        let e = StateLock::acquire(&p).unwrap_err().to_string();
+        assert!(e.contains(&p.display().to_string()), "{e}");
+        assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
+        drop(lock);
+        StateLock::acquire(&p).unwrap();
     }
 }

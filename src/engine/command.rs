@@ -289,7 +289,14 @@ async fn connect(
             }
         };
     }
-    let config = rehearsal_config(campaign, rundir.map(|r| r.path().join(EMULATOR_STATE_FILE)));
+    let config =
+        match rehearsal_config(campaign, rundir.map(|r| r.path().join(EMULATOR_STATE_FILE))) {
+            Ok(c) => c,
+            Err(e) => {
+                err(e);
+                return Err(exit::INVALID);
+            }
+        };
     let handle = match crate::emulator::start(
         config,
         "127.0.0.1:0".parse().expect("loopback address"),
@@ -297,16 +304,16 @@ async fn connect(
     .await
     {
         Ok(h) => h,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            // the playbook's fixture does not fit the API model
+            err(format!("emulate: {e}"));
+            return Err(exit::INVALID);
+        }
         Err(e) => {
             err(format!("cannot start the embedded emulator: {e}"));
             return Err(exit::ENVIRONMENT);
         }
     };
-    if let Err(e) = load_rehearsal_fixture(campaign, &handle) {
-        err(e);
-        let _ = handle.shutdown().await;
-        return Err(exit::INVALID);
-    }
     eprintln!(
         "emulating Partner Central at {} (nothing leaves this machine)",
         handle.url()
@@ -332,26 +339,32 @@ async fn connect(
     }
 }
 
-/// The embedded emulator of a rehearsal: documented quotas, state kept in the run directory
-/// and written through after every change (a rehearsal killed with `kill -9` resumes against
-/// everything the emulator acknowledged).
+/// The embedded emulator of a rehearsal: documented quotas, the playbook's task delay and
+/// fixture, and its state kept in the run directory and written through after every change
+/// (a rehearsal killed with `kill -9` resumes against everything the emulator acknowledged).
+/// The fixture is loaded after the state, and items that exist are left as they are, so a
+/// resumed rehearsal keeps what the run already changed.
 fn rehearsal_config(
-    _campaign: &Campaign,
+    campaign: &Campaign,
     state: Option<PathBuf>,
-) -> crate::emulator::EmulatorConfig {
-    crate::emulator::EmulatorConfig {
+) -> Result<crate::emulator::EmulatorConfig, String> {
+    let mut config = crate::emulator::EmulatorConfig {
+        persist_every_write: state.is_some(),
         state,
         ..crate::emulator::EmulatorConfig::default()
+    };
+    if let Some(d) = campaign.rehearsal_task_delay() {
+        config.task_delay = d;
     }
-}
-
-/// Load the playbook's rehearsal fixture (`emulate:`) into the embedded emulator. Items that
-/// already exist (a resumed rehearsal) are left as they are.
-fn load_rehearsal_fixture(
-    _campaign: &Campaign,
-    _handle: &crate::emulator::EmulatorHandle,
-) -> Result<(), String> {
-    Ok(())
+    if let Some(v) = campaign.rehearsal_fixture()? {
+        let mut f: crate::emulator::Fixture = serde_json::from_value(v)
+            .map_err(|e| format!("{}: emulate: {e}", campaign.playbook_path().display()))?;
+        // the rehearsal's partner account receives the invitations and owns the opportunities
+        f.account
+            .get_or_insert_with(|| EMULATED_ACCOUNT.to_string());
+        config.fixture = Some(f);
+    }
+    Ok(config)
 }
 
 /// `cosell resume`.

@@ -1086,7 +1086,8 @@ steps:
             vars: vec![],
         })
         .unwrap();
-        let journal = JournalWriter::open(&dir.path().join("journal.jsonl")).unwrap();
+        let journal =
+            JournalWriter::create(&dir.path().join("journal.jsonl"), "accept-test-run").unwrap();
         Fixture {
             _dir: dir,
             campaign: Arc::new(campaign),

@@ -1483,6 +1483,7 @@ impl Campaign {
             for (k, v) in m {
                 match (out.get_mut(&k), v) {
                     (Some(J::Array(a)), J::Array(b)) => a.extend(b),
+                    (Some(J::Object(a)), J::Object(b)) => a.extend(b),
                     (_, v) => {
                         out.insert(k, v);
                     }
@@ -1714,19 +1715,11 @@ mod tests {
             setup: &setup,
             steps: &steps,
         };
-        assert_eq!(
-            c.ledger_column_names(),
-            ["invitation_id", "invitation_status"]
-        );
+        // the invitation id is the built-in `invite_id` column, not repeated here
+        assert_eq!(c.ledger_column_names(), ["invitation_status"]);
         assert_eq!(
             c.ledger_columns(&ctx),
-            [
-                (
-                    "invitation_id".to_string(),
-                    "engi-0123456789abc".to_string()
-                ),
-                ("invitation_status".to_string(), "PENDING".to_string())
-            ]
+            [("invitation_status".to_string(), "PENDING".to_string())]
         );
         // a missing output renders a template error, located at the template and the row
         let ctx = RenderContext {

@@ -1187,7 +1187,7 @@ mod tests {
         let e = errs(&OK.replace("catalog:", "catalgo: x\ncatalog:"));
         assert_eq!(
             e,
-            vec!["p.yaml:3:1: error[UNKNOWN_KEY]: unknown key \"catalgo\" in the playbook; allowed: version, name, description, catalog, input, vars, limits, setup, steps, ledger; did you mean \"catalog\"?"]
+            vec!["p.yaml:3:1: error[UNKNOWN_KEY]: unknown key \"catalgo\" in the playbook; allowed: version, name, description, catalog, input, vars, limits, setup, steps, ledger, emulate; did you mean \"catalog\"?"]
         );
     }
 

@@ -10,11 +10,11 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const A: &str = "111111111111";
-const B: &str = "222222222222";
-const C: &str = "333333333333";
+pub(crate) const A: &str = "111111111111";
+pub(crate) const B: &str = "222222222222";
+pub(crate) const C: &str = "333333333333";
 
-fn config() -> EmulatorConfig {
+pub(crate) fn config() -> EmulatorConfig {
     EmulatorConfig {
         task_delay: Duration::from_millis(150),
         quotas: Quotas::None,
@@ -22,17 +22,17 @@ fn config() -> EmulatorConfig {
     }
 }
 
-async fn emu(config: EmulatorConfig) -> EmulatorHandle {
+pub(crate) async fn emu(config: EmulatorConfig) -> EmulatorHandle {
     start(config, "127.0.0.1:0".parse().unwrap())
         .await
         .expect("emulator starts")
 }
 
-fn code<E: ProvideErrorMetadata>(e: &E) -> String {
+pub(crate) fn code<E: ProvideErrorMetadata>(e: &E) -> String {
     e.code().unwrap_or("<no code>").to_string()
 }
 
-async fn engagement(c: &Client, token: &str) -> String {
+pub(crate) async fn engagement(c: &Client, token: &str) -> String {
     c.create_engagement()
         .catalog("Sandbox")
         .client_token(token)
@@ -46,7 +46,7 @@ async fn engagement(c: &Client, token: &str) -> String {
         .to_string()
 }
 
-fn invitation(receiver: &str) -> Invitation {
+pub(crate) fn invitation(receiver: &str) -> Invitation {
     let customer = EngagementCustomer::builder()
         .industry(Industry::AerospaceSatellite)
         .company_name("Acme")
@@ -89,7 +89,7 @@ fn invitation(receiver: &str) -> Invitation {
         .unwrap()
 }
 
-async fn invite(c: &Client, eng: &str, receiver: &str, token: &str) -> String {
+pub(crate) async fn invite(c: &Client, eng: &str, receiver: &str, token: &str) -> String {
     c.create_engagement_invitation()
         .catalog("Sandbox")
         .client_token(token)
@@ -103,7 +103,7 @@ async fn invite(c: &Client, eng: &str, receiver: &str, token: &str) -> String {
 }
 
 /// Poll an accepting task until it leaves IN_PROGRESS.
-async fn accept_task_done(
+pub(crate) async fn accept_task_done(
     c: &Client,
     task: &str,
 ) -> ListEngagementByAcceptingInvitationTaskSummary {
@@ -127,21 +127,21 @@ async fn accept_task_done(
 
 // ---- raw HTTP ------------------------------------------------------------------------------
 
-struct Raw {
-    status: u16,
-    headers: String,
-    body: Value,
+pub(crate) struct Raw {
+    pub status: u16,
+    pub headers: String,
+    pub body: Value,
 }
 
 const SIGNED: &str = "AWS4-HMAC-SHA256 Credential=AKID/20261122/us-east-1/partnercentral-selling/aws4_request, SignedHeaders=host;x-amz-date, Signature=0000";
 
-fn auth_for(account: &str) -> String {
+pub(crate) fn auth_for(account: &str) -> String {
     SIGNED.replace("AKID", account)
 }
 
 /// One request over a fresh TCP connection; `None` when the server dropped the connection
 /// without answering.
-async fn raw(url: &str, head: &str, body: &[u8]) -> Option<Raw> {
+pub(crate) async fn raw(url: &str, head: &str, body: &[u8]) -> Option<Raw> {
     let addr = url.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut req = format!("{head}Host: {addr}\r\nConnection: close\r\n").into_bytes();
@@ -166,7 +166,7 @@ async fn raw(url: &str, head: &str, body: &[u8]) -> Option<Raw> {
     })
 }
 
-async fn call(url: &str, account: &str, op: &str, body: &Value) -> Raw {
+pub(crate) async fn call(url: &str, account: &str, op: &str, body: &Value) -> Raw {
     let head = format!(
         "POST / HTTP/1.1\r\nContent-Type: application/x-amz-json-1.0\r\nX-Amz-Target: AWSPartnerCentralSelling.{op}\r\nAuthorization: {}\r\n",
         auth_for(account)
@@ -178,7 +178,7 @@ async fn call(url: &str, account: &str, op: &str, body: &Value) -> Raw {
 
 /// The response must contain exactly the members of the model's output shape, with every
 /// required member present and every value in its declared form.
-fn assert_conforms(op: &str, body: &Value) {
+pub(crate) fn assert_conforms(op: &str, body: &Value) {
     let m = cosell::model::model();
     let out = m.operation(op).unwrap().output;
     match out {
@@ -1067,14 +1067,19 @@ async fn invitations_expire_and_a_task_fails_when_its_invitation_expires_first()
         .await
         .unwrap();
     assert_eq!(g.status(), Some(&InvitationStatus::Expired));
+    // a Start on an invitation that has already expired starts a task that fails
     let late = b
         .start_engagement_by_accepting_invitation_task()
         .catalog("Sandbox")
         .identifier(&inv)
         .send()
         .await
-        .unwrap_err();
-    assert_eq!(code(&late), "ConflictException");
+        .unwrap();
+    let late = accept_task_done(&b, late.task_id().unwrap()).await;
+    assert_eq!(
+        late.reason_code(),
+        Some(&ReasonCode::InvitationValidationFailed)
+    );
     let expired = b
         .list_engagement_invitations()
         .catalog("Sandbox")

@@ -222,6 +222,10 @@ impl Emu {
             faults: faults.into(),
             seed,
             state: None,
+            persist_every_write: false,
+            fixture: None,
+            header_read_timeout: "10s".into(),
+            idle_timeout: "60s".into(),
         };
         let config = cosell::emulator::EmulatorConfig::from_args(&args).expect("emulator flags");
         let rt = tokio::runtime::Builder::new_multi_thread()
