@@ -95,9 +95,32 @@ fn check_step(
             b.diags.push(d);
         }
     }
-    for (path, pos, node) in &step.expect {
+    for Expect {
+        path,
+        pos,
+        node,
+        target,
+    } in &step.expect
+    {
         let mut errs = Vec::new();
-        c.render_tree(node, ctx, &mut String::new(), &mut errs);
+        let value = c.render_tree(node, ctx, &mut String::new(), &mut errs);
+        if let (true, Some(v), Some(shape)) = (
+            errs.is_empty() && !matches!(node, TNode::Lit(_)),
+            &value,
+            target,
+        ) {
+            for mut d in
+                expect_violations(&c.playbook.file, *pos, &step.qualified(), path, *shape, v)
+            {
+                if let Some(r) = row {
+                    d = d.with_row(r.index);
+                    if reads_row(node) {
+                        d = d.with_origin(c.csv_origin(&origin_of_tree(node), row));
+                    }
+                }
+                b.diags.push(d);
+            }
+        }
         for (_, e) in errs {
             let mut d =
                 Diagnostic::error(c.loc(*pos), "TEMPLATE_ERROR", format!("expect {path}: {e}"))
@@ -115,12 +138,17 @@ fn check_step(
             b.diags.push(d);
         }
     }
-    for v in model::model().validate_input(&step.action, &req) {
+    for v in model::model().check_request(&step.action, &req) {
         if failed.contains(&v.path) {
             continue; // already reported: its template failed
         }
         let (pos, o) = c.locate(step, &v.path);
         let mut message = v.message;
+        if message.contains(model::CELL_PLACEHOLDER) {
+            if let Origin::Column(col) = &o {
+                message = message.replace(model::CELL_PLACEHOLDER, &template::cell_expr(col));
+            }
+        }
         if message == "expected list, found a string" {
             message.push_str(
                 " (turn a cell into a list with a filter: \"{{ row.column | split(';') }}\")",

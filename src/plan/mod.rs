@@ -94,6 +94,15 @@ fn origin_of(t: &Tpl) -> Origin {
     }
 }
 
+/// Where a compiled tree's value comes from: one template's origin, or the row.
+fn origin_of_tree(n: &TNode) -> Origin {
+    match n {
+        TNode::Lit(_) => Origin::Fixed,
+        TNode::Tpl(t) => origin_of(t),
+        _ => Origin::Row,
+    }
+}
+
 /// One step of the playbook, compiled.
 #[derive(Debug, Clone)]
 pub struct Step {
@@ -115,7 +124,17 @@ pub struct Step {
     input_pos: Pos,
     at: HashMap<String, (Pos, Origin)>,
     when: Option<Tpl>,
-    expect: Vec<(String, Pos, TNode)>,
+    expect: Vec<Expect>,
+}
+
+/// One `expect` entry: the output member path, where its value is, the compiled value and
+/// the model shape of the member (what the value is checked against).
+#[derive(Debug, Clone)]
+struct Expect {
+    path: String,
+    pos: Pos,
+    node: TNode,
+    target: Option<ShapeId>,
 }
 
 impl Step {
@@ -701,7 +720,32 @@ impl Campaign {
         for v in &args.vars {
             match v.split_once('=') {
                 Some((k, val)) if !k.trim().is_empty() => {
-                    vars.insert(k.trim().to_string(), J::String(val.to_string()));
+                    let k = k.trim();
+                    if !pb.vars.iter().any(|(d, _)| d.name == k) {
+                        let declared: Vec<&str> =
+                            pb.vars.iter().map(|(d, _)| d.name.as_str()).collect();
+                        diags.push(
+                            Diagnostic::error(
+                                Location::File {
+                                    file: "--var".into(),
+                                },
+                                "UNKNOWN_VAR_FLAG",
+                                format!(
+                                    "--var {k}=…: the playbook declares no var {k:?} (vars: {}); \
+                                     --var only overrides a var declared under vars:, so correct \
+                                     the name or declare it in the playbook",
+                                    if declared.is_empty() {
+                                        "none".to_string()
+                                    } else {
+                                        declared.join(", ")
+                                    }
+                                ),
+                            )
+                            .with_suggestion(model::nearest(k, declared.iter().copied())),
+                        );
+                        continue;
+                    }
+                    vars.insert(k.to_string(), J::String(val.to_string()));
                 }
                 _ => diags.push(Diagnostic::error(
                     Location::File {
@@ -851,7 +895,18 @@ impl Campaign {
                         );
                     }
                     c.check_tree(&node, scope, Some(&q));
-                    expect.push((k.name.clone(), k.pos, node));
+                    if let (TNode::Lit(value), Some(shape)) = (&node, target) {
+                        // a literal is checked once, here; templates when rendered
+                        for d in expect_violations(&c.pb.file, v.pos, &q, &k.name, shape, value) {
+                            c.diags.push(d);
+                        }
+                    }
+                    expect.push(Expect {
+                        path: k.name.clone(),
+                        pos: v.pos,
+                        node,
+                        target,
+                    });
                 }
                 let waitable = playbook::WAITABLE
                     .iter()
@@ -1340,7 +1395,7 @@ impl Campaign {
         }
         let mj = self.mj_ctx(ctx);
         let mut problems = Vec::new();
-        for (path, _, node) in &step.expect {
+        for Expect { path, node, .. } in &step.expect {
             let mut errs = Vec::new();
             let want = self.render_tree(node, &mj, &mut String::new(), &mut errs);
             if let Some((_, e)) = errs.first() {
@@ -1436,6 +1491,46 @@ impl Campaign {
         v.run();
         v.finish()
     }
+}
+
+/// An expected value checked against the output member's shape: its type, enum and pattern.
+/// Values known only at run time (deferred) pass.
+fn expect_violations(
+    file: &str,
+    pos: Pos,
+    step: &str,
+    path: &str,
+    shape: ShapeId,
+    value: &J,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    model::model().validate_shape(shape, value, &mut out);
+    out.into_iter()
+        .map(|v| {
+            let at = if v.path.is_empty() {
+                path.to_string()
+            } else if v.path.starts_with('[') {
+                format!("{path}{}", v.path)
+            } else {
+                format!("{path}.{}", v.path)
+            };
+            let mut msg = v.message;
+            if msg.starts_with("expected ") && msg.contains("found") {
+                msg.push_str(" (the output member's type)");
+            }
+            Diagnostic::error(
+                Location::Playbook {
+                    file: file.to_string(),
+                    line: pos.line,
+                    col: pos.col,
+                },
+                v.code.as_str(),
+                format!("expect {at}: {msg}"),
+            )
+            .with_step(step)
+            .with_suggestion(v.suggestion)
+        })
+        .collect()
 }
 
 /// Whether any template of a tree reads the row.

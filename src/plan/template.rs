@@ -101,6 +101,55 @@ fn plain_path(source: &str) -> Option<Vec<String>> {
     (segs.iter().all(|s| ident(s)) && !KEYWORDS.contains(&segs[0].as_str())).then_some(segs)
 }
 
+/// The columns read as `row['Header']` / `row["Header"]` in a template's source.
+pub fn bracket_columns(source: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = source;
+    while let Some(i) = rest.find("row") {
+        let before = source.len() - rest.len() + i;
+        rest = &rest[i + 3..];
+        // `row` must be a whole name, not the end of `arrow` or `rows`
+        let prev = source[..before].chars().next_back();
+        if prev.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+            continue;
+        }
+        let t = rest.trim_start();
+        let Some(t) = t.strip_prefix('[') else {
+            continue;
+        };
+        let t = t.trim_start();
+        let Some(q) = t.chars().next().filter(|c| *c == '\'' || *c == '"') else {
+            continue;
+        };
+        let body = &t[1..];
+        let Some(end) = body.find(q) else { continue };
+        let after = body[end + 1..].trim_start();
+        if after.starts_with(']') {
+            out.push(body[..end].to_string());
+        }
+    }
+    out
+}
+
+/// The template expression that reads a column: `row.country`, or `row['Account ID']` when
+/// the header is not a plain name.
+pub fn cell_expr(column: &str) -> String {
+    let ident = column
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && column
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ident {
+        format!("row.{column}")
+    } else if !column.contains('\'') {
+        format!("row['{column}']")
+    } else {
+        format!("row[{column:?}]")
+    }
+}
+
 /// A minijinja error without the internal template name.
 pub fn describe(e: &MjError) -> String {
     let mut s = match e.kind() {
@@ -185,7 +234,14 @@ impl Templates {
             .map_err(|e| format!("template syntax error: {}", describe(&e)))?;
         let t = self.env.get_template(&name).map_err(|e| describe(&e))?;
         let mut refs: Vec<String> = t.undeclared_variables(true).into_iter().collect();
+        // `row['Header With Spaces']`: minijinja reports only `row`; name the column too
+        let bracketed = bracket_columns(source);
+        if !bracketed.is_empty() {
+            refs.retain(|r| r != "row");
+            refs.extend(bracketed.into_iter().map(|c| format!("row.{c}")));
+        }
         refs.sort();
+        refs.dedup();
         refs.retain(|r| r != "__value");
         let path = if expr { plain_path(source) } else { None };
         Ok(Tpl {
