@@ -1087,6 +1087,116 @@ impl Campaign {
         })
     }
 
+    /// The limits with the command line's `--concurrency` and `--rate` flags applied, checked
+    /// like the playbook's `limits` keys: concurrency 1 to 1024, rates `N/s`, `N/m`, `N/h` or
+    /// a bare number per second, targets a quota class or an operation (with a suggestion for
+    /// a typo). `Ok` carries the warnings (`RATE_ABOVE_QUOTA`); `Err` every error. Each
+    /// finding is located at its flag (`--rate write=100/s: …`).
+    pub fn limits_with_overrides(
+        &self,
+        concurrency: Option<usize>,
+        rates: &[String],
+    ) -> Result<(Limits, Diagnostics), Diagnostics> {
+        let mut limits = self.limits.clone();
+        let mut diags = Diagnostics::new();
+        let flag = |f: String| Location::File { file: f };
+        if let Some(n) = concurrency {
+            if (1..=1024).contains(&n) {
+                limits.concurrency = n;
+            } else {
+                diags.push(Diagnostic::error(
+                    flag(format!("--concurrency {n}")),
+                    "INVALID_LIMIT",
+                    format!("--concurrency must be an integer from 1 to 1024, found {n}"),
+                ));
+            }
+        }
+        for r in rates {
+            let at = flag(format!("--rate {r}"));
+            let Some((name, value)) = r.split_once('=') else {
+                diags.push(Diagnostic::error(
+                    at,
+                    "INVALID_LIMIT",
+                    "--rate must be CLASS_OR_OPERATION=RATE, such as write=1/s or GetEngagementInvitation=5/s",
+                ));
+                continue;
+            };
+            let (name, value) = (name.trim(), value.trim());
+            let target = if let Some(c) = QuotaClass::parse(name) {
+                Some(RateTarget::Class(c))
+            } else if model::model().operation(name).is_some() {
+                Some(RateTarget::Operation(name.to_string()))
+            } else {
+                let names = QuotaClass::ALL.map(|c| c.name());
+                let sug = model::nearest(
+                    name,
+                    names.iter().copied().chain(playbook::ACTIONS.iter().copied()),
+                );
+                diags.push(
+                    Diagnostic::error(
+                        at.clone(),
+                        "UNKNOWN_RATE_TARGET",
+                        format!(
+                            "{name:?} is neither a quota class ({}) nor an operation name",
+                            names.join(", ")
+                        ),
+                    )
+                    .with_suggestion(sug),
+                );
+                None
+            };
+            let rate = playbook::parse_rate(value);
+            if rate.is_none() {
+                diags.push(Diagnostic::error(
+                    at.clone(),
+                    "INVALID_LIMIT",
+                    format!(
+                        "rate {} for {name} is not a rate such as 1/s, 30/m or 3600/h",
+                        model::quote(value)
+                    ),
+                ));
+            }
+            let (Some(t), Some(rate)) = (target, rate) else {
+                continue;
+            };
+            if let RateTarget::Class(c) = &t {
+                let doc = c.documented().rate;
+                if rate > doc {
+                    diags.push(Diagnostic::warning(
+                        at,
+                        "RATE_ABOVE_QUOTA",
+                        format!(
+                            "rate {value} for {c} is above the documented quota of {doc}/s; \
+                             expect throttling"
+                        ),
+                    ));
+                }
+            }
+            match limits.rates.iter_mut().find(|(x, _)| *x == t) {
+                Some(e) => e.1 = rate,
+                None => limits.rates.push((t, rate)),
+            }
+        }
+        if diags.has_errors() {
+            Err(diags)
+        } else {
+            Ok((limits, diags))
+        }
+    }
+
+    /// Apply `--concurrency` and `--rate` to the campaign's limits (see
+    /// [`Campaign::limits_with_overrides`]): afterwards [`Campaign::limits`] is the one source
+    /// of truth for the run's concurrency and rates. `Ok` carries the warnings to show.
+    pub fn apply_overrides(
+        &mut self,
+        concurrency: Option<usize>,
+        rates: &[String],
+    ) -> Result<Diagnostics, Diagnostics> {
+        let (limits, warnings) = self.limits_with_overrides(concurrency, rates)?;
+        self.limits = limits;
+        Ok(warnings)
+    }
+
     pub fn name(&self) -> &str {
         &self.playbook.name.value
     }
