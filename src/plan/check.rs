@@ -57,7 +57,7 @@ fn check_rows(c: &Campaign, base: &MjValue, items: Vec<RowItem>, show: usize) ->
             if let Err(e) = c.templates.eval(t, &ctx) {
                 let d = Diagnostic::error(
                     c.loc(t.pos),
-                    "TEMPLATE_ERROR",
+                    template_code(&e),
                     format!("ledger column {name}: {e}"),
                 )
                 .with_row(row.index)
@@ -86,7 +86,7 @@ fn check_step(
     }
     if let Some(w) = &step.when {
         if let Err(e) = c.templates.truth(w, ctx) {
-            let mut d = Diagnostic::error(c.loc(w.pos), "TEMPLATE_ERROR", format!("when: {e}"))
+            let mut d = Diagnostic::error(c.loc(w.pos), template_code(&e), format!("when: {e}"))
                 .with_step(step.qualified())
                 .with_origin(c.csv_origin(&origin_of(w), row));
             if let Some(r) = row {
@@ -122,9 +122,12 @@ fn check_step(
             }
         }
         for (_, e) in errs {
-            let mut d =
-                Diagnostic::error(c.loc(*pos), "TEMPLATE_ERROR", format!("expect {path}: {e}"))
-                    .with_step(step.qualified());
+            let mut d = Diagnostic::error(
+                c.loc(*pos),
+                template_code(&e),
+                format!("expect {path}: {e}"),
+            )
+            .with_step(step.qualified());
             if let Some(r) = row {
                 d = d.with_row(r.index);
                 if reads_row(node) {

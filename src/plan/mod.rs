@@ -784,6 +784,7 @@ impl Campaign {
             row_refs: Vec::new(),
         };
         let mut templates = Templates::new();
+        templates.set_file(file);
         let compile_step =
             |c: &mut Compiler, spec: &StepSpec, index: usize, templates: &mut Templates| -> Step {
                 let m = model::model();
@@ -946,6 +947,7 @@ impl Campaign {
 
         // the row key
         let mut key_templates = Templates::new();
+        key_templates.set_file(file);
         let key = match &pb.key {
             Some(n) => {
                 let src = match &n.value {
@@ -1130,7 +1132,10 @@ impl Campaign {
                 let names = QuotaClass::ALL.map(|c| c.name());
                 let sug = model::nearest(
                     name,
-                    names.iter().copied().chain(playbook::ACTIONS.iter().copied()),
+                    names
+                        .iter()
+                        .copied()
+                        .chain(playbook::ACTIONS.iter().copied()),
                 );
                 diags.push(
                     Diagnostic::error(
@@ -1450,7 +1455,7 @@ impl Campaign {
         runtime: bool,
     ) -> Diagnostic {
         let (pos, o) = self.locate(step, path);
-        let mut d = Diagnostic::error(self.loc(pos), "TEMPLATE_ERROR", msg)
+        let mut d = Diagnostic::error(self.loc(pos), template_code(&msg), msg)
             .with_step(step.qualified())
             .with_member(path)
             .with_origin(self.csv_origin(&o, row).or_else(|| {
@@ -1485,7 +1490,7 @@ impl Campaign {
     pub fn when(&self, step: &Step, ctx: &RenderContext) -> Result<bool, Diagnostic> {
         let Some(w) = &step.when else { return Ok(true) };
         self.templates.truth(w, &self.mj_ctx(ctx)).map_err(|e| {
-            let mut d = Diagnostic::error(self.loc(w.pos), "TEMPLATE_ERROR", format!("when: {e}"))
+            let mut d = Diagnostic::error(self.loc(w.pos), template_code(&e), format!("when: {e}"))
                 .with_step(step.qualified());
             if let Some(r) = ctx.row {
                 d = d.with_row(r.index).with_origin(Some(Location::Csv {
@@ -1641,6 +1646,15 @@ fn expect_violations(
             .with_suggestion(v.suggestion)
         })
         .collect()
+}
+
+/// `TEMPLATE_LIMIT` for a render over a size or step limit, `TEMPLATE_ERROR` otherwise.
+fn template_code(msg: &str) -> &'static str {
+    if msg.contains(template::LIMIT_PREFIX) {
+        "TEMPLATE_LIMIT"
+    } else {
+        "TEMPLATE_ERROR"
+    }
 }
 
 /// Whether any template of a tree reads the row.
