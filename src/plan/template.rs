@@ -1052,11 +1052,11 @@ pub mod guard {
         let (file, line, col) = AT.try_with(Cell::get).unwrap_or(("playbook", 0, 0));
         // stderr is unbuffered: these writes do not allocate
         let mut e = std::io::stderr().lock();
-        let _ = write!(
+        let _ = writeln!(
             e,
             "{file}:{line}:{col}: error[TEMPLATE_LIMIT]: the template needs more than {} MiB of \
              memory to render; cosell stopped here. A template builds one request value: look \
-             for repetition (`*`), `range` or joins over large lists\n",
+             for repetition (`*`), `range` or joins over large lists",
             HARD_LIMIT >> 20
         );
         std::process::exit(2);
