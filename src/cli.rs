@@ -125,6 +125,12 @@ pub struct PlanArgs {
     /// Print the first N rendered requests as JSON.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub show: usize,
+    /// Preview a run with at most N rows in flight (overrides `limits.concurrency`).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Preview a run with this rate, per quota class or operation: `write=1/s` (repeatable).
+    #[arg(long = "rate", value_name = "CLASS_OR_OPERATION=N/s")]
+    pub rates: Vec<String>,
 }
 
 /// Where requests go and with which identity: shared by run and resume.

@@ -63,7 +63,7 @@ pub fn run_command(args: RunArgs) -> i32 {
     let rates = match rate_config(&campaign, &args.connection) {
         Ok(r) => r,
         Err(e) => {
-            err(e);
+            eprintln!("{e}");
             return exit::INVALID;
         }
     };
@@ -483,7 +483,7 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
     let rates = match rate_config(&campaign, &args.connection) {
         Ok(r) => r,
         Err(e) => {
-            err(e);
+            eprintln!("{e}");
             return exit::INVALID;
         }
     };
@@ -633,7 +633,11 @@ fn count_rows(path: &Path) -> Result<u64, String> {
 /// Documented quotas, then the playbook's `limits.rates`/`limits.daily`, then `--rate`.
 fn rate_config(campaign: &Campaign, conn: &ConnectionArgs) -> Result<RateConfig, String> {
     let mut cfg = RateConfig::default();
-    let limits = campaign.limits();
+    // `--concurrency` and `--rate` are checked like the playbook's limits, by the plan module
+    let (limits, warnings) = campaign
+        .limits_with_overrides(conn.concurrency, &conn.rates)
+        .map_err(|d| d.render_text().trim_end().to_string())?;
+    eprint!("{}", warnings.render_text());
     for (target, rate) in &limits.rates {
         match target {
             RateTarget::Class(c) => cfg.set(c.name(), *rate),
@@ -642,23 +646,6 @@ fn rate_config(campaign: &Campaign, conn: &ConnectionArgs) -> Result<RateConfig,
     }
     for (class, n) in &limits.daily {
         cfg.daily.insert(*class, *n);
-    }
-    for r in &conn.rates {
-        let (name, value) = r
-            .split_once('=')
-            .ok_or_else(|| format!("--rate {r:?}: expected CLASS_OR_OPERATION=N/s"))?;
-        let name = name.trim();
-        if QuotaClass::parse(name).is_none() && crate::model::model().operation(name).is_none() {
-            let classes: Vec<_> = QuotaClass::ALL.iter().map(|c| c.name()).collect();
-            return Err(format!(
-                "--rate {r:?}: {name:?} is neither a quota class ({}) nor an operation",
-                classes.join(", ")
-            ));
-        }
-        let rate = crate::playbook::parse_rate(value).ok_or_else(|| {
-            format!("--rate {r:?}: the rate must be a positive number per unit: 1/s, 30/m, 3600/h")
-        })?;
-        cfg.set(name, rate);
     }
     Ok(cfg)
 }

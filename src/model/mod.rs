@@ -11,7 +11,10 @@ mod quotas;
 mod validate;
 
 pub use quotas::{QuotaClass, QuotaSpec};
-pub use validate::{ErrorCode, Violation, DEFERRED_PREFIX};
+pub use validate::{
+    account_id_problem, amount_problem, country_code, quote, ErrorCode, Violation,
+    CELL_PLACEHOLDER, DEFERRED_PREFIX, ECHO_MAX,
+};
 
 use serde::Deserialize;
 use std::collections::HashMap;

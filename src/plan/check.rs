@@ -57,7 +57,7 @@ fn check_rows(c: &Campaign, base: &MjValue, items: Vec<RowItem>, show: usize) ->
             if let Err(e) = c.templates.eval(t, &ctx) {
                 let d = Diagnostic::error(
                     c.loc(t.pos),
-                    "TEMPLATE_ERROR",
+                    template_code(&e),
                     format!("ledger column {name}: {e}"),
                 )
                 .with_row(row.index)
@@ -86,7 +86,7 @@ fn check_step(
     }
     if let Some(w) = &step.when {
         if let Err(e) = c.templates.truth(w, ctx) {
-            let mut d = Diagnostic::error(c.loc(w.pos), "TEMPLATE_ERROR", format!("when: {e}"))
+            let mut d = Diagnostic::error(c.loc(w.pos), template_code(&e), format!("when: {e}"))
                 .with_step(step.qualified())
                 .with_origin(c.csv_origin(&origin_of(w), row));
             if let Some(r) = row {
@@ -95,13 +95,39 @@ fn check_step(
             b.diags.push(d);
         }
     }
-    for (path, pos, node) in &step.expect {
+    for Expect {
+        path,
+        pos,
+        node,
+        target,
+    } in &step.expect
+    {
         let mut errs = Vec::new();
-        c.render_tree(node, ctx, &mut String::new(), &mut errs);
+        let value = c.render_tree(node, ctx, &mut String::new(), &mut errs);
+        if let (true, Some(v), Some(shape)) = (
+            errs.is_empty() && !matches!(node, TNode::Lit(_)),
+            &value,
+            target,
+        ) {
+            for mut d in
+                expect_violations(&c.playbook.file, *pos, &step.qualified(), path, *shape, v)
+            {
+                if let Some(r) = row {
+                    d = d.with_row(r.index);
+                    if reads_row(node) {
+                        d = d.with_origin(c.csv_origin(&origin_of_tree(node), row));
+                    }
+                }
+                b.diags.push(d);
+            }
+        }
         for (_, e) in errs {
-            let mut d =
-                Diagnostic::error(c.loc(*pos), "TEMPLATE_ERROR", format!("expect {path}: {e}"))
-                    .with_step(step.qualified());
+            let mut d = Diagnostic::error(
+                c.loc(*pos),
+                template_code(&e),
+                format!("expect {path}: {e}"),
+            )
+            .with_step(step.qualified());
             if let Some(r) = row {
                 d = d.with_row(r.index);
                 if reads_row(node) {
@@ -115,12 +141,17 @@ fn check_step(
             b.diags.push(d);
         }
     }
-    for v in model::model().validate_input(&step.action, &req) {
+    for v in model::model().check_request(&step.action, &req) {
         if failed.contains(&v.path) {
             continue; // already reported: its template failed
         }
         let (pos, o) = c.locate(step, &v.path);
         let mut message = v.message;
+        if message.contains(model::CELL_PLACEHOLDER) {
+            if let Origin::Column(col) = &o {
+                message = message.replace(model::CELL_PLACEHOLDER, &template::cell_expr(col));
+            }
+        }
         if message == "expected list, found a string" {
             message.push_str(
                 " (turn a cell into a list with a filter: \"{{ row.column | split(';') }}\")",

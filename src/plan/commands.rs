@@ -85,11 +85,16 @@ pub fn validate(args: &ValidateArgs) -> i32 {
 
 /// `cosell plan`.
 pub fn plan(args: &PlanArgs) -> i32 {
-    let c = match Campaign::load(&args.campaign) {
+    let mut c = match Campaign::load(&args.campaign) {
         Ok(c) => c,
         Err(d) => return print_load_failure(&d, args.format),
     };
-    let r = c.validate_with(args.show);
+    let flag_warnings = match c.apply_overrides(args.concurrency, &args.rates) {
+        Ok(w) => w,
+        Err(d) => return print_load_failure(&d, args.format),
+    };
+    let mut r = c.validate_with(args.show);
+    r.diagnostics.extend(flag_warnings);
     let s = summary::summarize(&c, r.rows);
     match args.format {
         Format::Text => {

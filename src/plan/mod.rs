@@ -94,6 +94,15 @@ fn origin_of(t: &Tpl) -> Origin {
     }
 }
 
+/// Where a compiled tree's value comes from: one template's origin, or the row.
+fn origin_of_tree(n: &TNode) -> Origin {
+    match n {
+        TNode::Lit(_) => Origin::Fixed,
+        TNode::Tpl(t) => origin_of(t),
+        _ => Origin::Row,
+    }
+}
+
 /// One step of the playbook, compiled.
 #[derive(Debug, Clone)]
 pub struct Step {
@@ -115,7 +124,17 @@ pub struct Step {
     input_pos: Pos,
     at: HashMap<String, (Pos, Origin)>,
     when: Option<Tpl>,
-    expect: Vec<(String, Pos, TNode)>,
+    expect: Vec<Expect>,
+}
+
+/// One `expect` entry: the output member path, where its value is, the compiled value and
+/// the model shape of the member (what the value is checked against).
+#[derive(Debug, Clone)]
+struct Expect {
+    path: String,
+    pos: Pos,
+    node: TNode,
+    target: Option<ShapeId>,
 }
 
 impl Step {
@@ -727,7 +746,32 @@ impl Campaign {
         for v in &args.vars {
             match v.split_once('=') {
                 Some((k, val)) if !k.trim().is_empty() => {
-                    vars.insert(k.trim().to_string(), J::String(val.to_string()));
+                    let k = k.trim();
+                    if !pb.vars.iter().any(|(d, _)| d.name == k) {
+                        let declared: Vec<&str> =
+                            pb.vars.iter().map(|(d, _)| d.name.as_str()).collect();
+                        diags.push(
+                            Diagnostic::error(
+                                Location::File {
+                                    file: "--var".into(),
+                                },
+                                "UNKNOWN_VAR_FLAG",
+                                format!(
+                                    "--var {k}=…: the playbook declares no var {k:?} (vars: {}); \
+                                     --var only overrides a var declared under vars:, so correct \
+                                     the name or declare it in the playbook",
+                                    if declared.is_empty() {
+                                        "none".to_string()
+                                    } else {
+                                        declared.join(", ")
+                                    }
+                                ),
+                            )
+                            .with_suggestion(model::nearest(k, declared.iter().copied())),
+                        );
+                        continue;
+                    }
+                    vars.insert(k.to_string(), J::String(val.to_string()));
                 }
                 _ => diags.push(Diagnostic::error(
                     Location::File {
@@ -766,6 +810,7 @@ impl Campaign {
             row_refs: Vec::new(),
         };
         let mut templates = Templates::new();
+        templates.set_file(file);
         let compile_step =
             |c: &mut Compiler, spec: &StepSpec, index: usize, templates: &mut Templates| -> Step {
                 let m = model::model();
@@ -877,7 +922,18 @@ impl Campaign {
                         );
                     }
                     c.check_tree(&node, scope, Some(&q));
-                    expect.push((k.name.clone(), k.pos, node));
+                    if let (TNode::Lit(value), Some(shape)) = (&node, target) {
+                        // a literal is checked once, here; templates when rendered
+                        for d in expect_violations(&c.pb.file, v.pos, &q, &k.name, shape, value) {
+                            c.diags.push(d);
+                        }
+                    }
+                    expect.push(Expect {
+                        path: k.name.clone(),
+                        pos: v.pos,
+                        node,
+                        target,
+                    });
                 }
                 let waitable = playbook::WAITABLE
                     .iter()
@@ -917,6 +973,7 @@ impl Campaign {
 
         // the row key
         let mut key_templates = Templates::new();
+        key_templates.set_file(file);
         let key = match &pb.key {
             Some(n) => {
                 let src = match &n.value {
@@ -1082,6 +1139,119 @@ impl Campaign {
             },
             playbook: pb,
         })
+    }
+
+    /// The limits with the command line's `--concurrency` and `--rate` flags applied, checked
+    /// like the playbook's `limits` keys: concurrency 1 to 1024, rates `N/s`, `N/m`, `N/h` or
+    /// a bare number per second, targets a quota class or an operation (with a suggestion for
+    /// a typo). `Ok` carries the warnings (`RATE_ABOVE_QUOTA`); `Err` every error. Each
+    /// finding is located at its flag (`--rate write=100/s: …`).
+    pub fn limits_with_overrides(
+        &self,
+        concurrency: Option<usize>,
+        rates: &[String],
+    ) -> Result<(Limits, Diagnostics), Diagnostics> {
+        let mut limits = self.limits.clone();
+        let mut diags = Diagnostics::new();
+        let flag = |f: String| Location::File { file: f };
+        if let Some(n) = concurrency {
+            if (1..=1024).contains(&n) {
+                limits.concurrency = n;
+            } else {
+                diags.push(Diagnostic::error(
+                    flag(format!("--concurrency {n}")),
+                    "INVALID_LIMIT",
+                    format!("--concurrency must be an integer from 1 to 1024, found {n}"),
+                ));
+            }
+        }
+        for r in rates {
+            let at = flag(format!("--rate {r}"));
+            let Some((name, value)) = r.split_once('=') else {
+                diags.push(Diagnostic::error(
+                    at,
+                    "INVALID_LIMIT",
+                    "--rate must be CLASS_OR_OPERATION=RATE, such as write=1/s or GetEngagementInvitation=5/s",
+                ));
+                continue;
+            };
+            let (name, value) = (name.trim(), value.trim());
+            let target = if let Some(c) = QuotaClass::parse(name) {
+                Some(RateTarget::Class(c))
+            } else if model::model().operation(name).is_some() {
+                Some(RateTarget::Operation(name.to_string()))
+            } else {
+                let names = QuotaClass::ALL.map(|c| c.name());
+                let sug = model::nearest(
+                    name,
+                    names
+                        .iter()
+                        .copied()
+                        .chain(playbook::ACTIONS.iter().copied()),
+                );
+                diags.push(
+                    Diagnostic::error(
+                        at.clone(),
+                        "UNKNOWN_RATE_TARGET",
+                        format!(
+                            "{name:?} is neither a quota class ({}) nor an operation name",
+                            names.join(", ")
+                        ),
+                    )
+                    .with_suggestion(sug),
+                );
+                None
+            };
+            let rate = playbook::parse_rate(value);
+            if rate.is_none() {
+                diags.push(Diagnostic::error(
+                    at.clone(),
+                    "INVALID_LIMIT",
+                    format!(
+                        "rate {} for {name} is not a rate such as 1/s, 30/m or 3600/h",
+                        model::quote(value)
+                    ),
+                ));
+            }
+            let (Some(t), Some(rate)) = (target, rate) else {
+                continue;
+            };
+            if let RateTarget::Class(c) = &t {
+                let doc = c.documented().rate;
+                if rate > doc {
+                    diags.push(Diagnostic::warning(
+                        at,
+                        "RATE_ABOVE_QUOTA",
+                        format!(
+                            "rate {value} for {c} is above the documented quota of {doc}/s; \
+                             expect throttling"
+                        ),
+                    ));
+                }
+            }
+            match limits.rates.iter_mut().find(|(x, _)| *x == t) {
+                Some(e) => e.1 = rate,
+                None => limits.rates.push((t, rate)),
+            }
+        }
+        if diags.has_errors() {
+            Err(diags)
+        } else {
+            Ok((limits, diags))
+        }
+    }
+
+    /// Apply `--concurrency` and `--rate` to the campaign's limits (see
+    /// [`Campaign::limits_with_overrides`]): afterwards [`Campaign::limits`] is the one source
+    /// of truth for the run's concurrency and rates. `Ok` carries the warnings to show.
+    pub fn apply_overrides(
+        &mut self,
+        concurrency: Option<usize>,
+        rates: &[String],
+    ) -> Result<Diagnostics, Diagnostics> {
+        let (limits, warnings) = self.limits_with_overrides(concurrency, rates)?;
+        self.limits = limits;
+        Ok(warnings)
     }
 
     pub fn name(&self) -> &str {
@@ -1337,7 +1507,7 @@ impl Campaign {
         runtime: bool,
     ) -> Diagnostic {
         let (pos, o) = self.locate(step, path);
-        let mut d = Diagnostic::error(self.loc(pos), "TEMPLATE_ERROR", msg)
+        let mut d = Diagnostic::error(self.loc(pos), template_code(&msg), msg)
             .with_step(step.qualified())
             .with_member(path)
             .with_origin(self.csv_origin(&o, row).or_else(|| {
@@ -1372,7 +1542,7 @@ impl Campaign {
     pub fn when(&self, step: &Step, ctx: &RenderContext) -> Result<bool, Diagnostic> {
         let Some(w) = &step.when else { return Ok(true) };
         self.templates.truth(w, &self.mj_ctx(ctx)).map_err(|e| {
-            let mut d = Diagnostic::error(self.loc(w.pos), "TEMPLATE_ERROR", format!("when: {e}"))
+            let mut d = Diagnostic::error(self.loc(w.pos), template_code(&e), format!("when: {e}"))
                 .with_step(step.qualified());
             if let Some(r) = ctx.row {
                 d = d.with_row(r.index).with_origin(Some(Location::Csv {
@@ -1392,7 +1562,7 @@ impl Campaign {
         }
         let mj = self.mj_ctx(ctx);
         let mut problems = Vec::new();
-        for (path, _, node) in &step.expect {
+        for Expect { path, node, .. } in &step.expect {
             let mut errs = Vec::new();
             let want = self.render_tree(node, &mj, &mut String::new(), &mut errs);
             if let Some((_, e)) = errs.first() {
@@ -1553,6 +1723,55 @@ impl Campaign {
         let mut v = check::Checker::new(self, show);
         v.run();
         v.finish()
+    }
+}
+
+/// An expected value checked against the output member's shape: its type, enum and pattern.
+/// Values known only at run time (deferred) pass.
+fn expect_violations(
+    file: &str,
+    pos: Pos,
+    step: &str,
+    path: &str,
+    shape: ShapeId,
+    value: &J,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    model::model().validate_shape(shape, value, &mut out);
+    out.into_iter()
+        .map(|v| {
+            let at = if v.path.is_empty() {
+                path.to_string()
+            } else if v.path.starts_with('[') {
+                format!("{path}{}", v.path)
+            } else {
+                format!("{path}.{}", v.path)
+            };
+            let mut msg = v.message;
+            if msg.starts_with("expected ") && msg.contains("found") {
+                msg.push_str(" (the output member's type)");
+            }
+            Diagnostic::error(
+                Location::Playbook {
+                    file: file.to_string(),
+                    line: pos.line,
+                    col: pos.col,
+                },
+                v.code.as_str(),
+                format!("expect {at}: {msg}"),
+            )
+            .with_step(step)
+            .with_suggestion(v.suggestion)
+        })
+        .collect()
+}
+
+/// `TEMPLATE_LIMIT` for a render over a size or step limit, `TEMPLATE_ERROR` otherwise.
+fn template_code(msg: &str) -> &'static str {
+    if msg.contains(template::LIMIT_PREFIX) {
+        "TEMPLATE_LIMIT"
+    } else {
+        "TEMPLATE_ERROR"
     }
 }
 

@@ -50,6 +50,8 @@ pub struct Summary {
     pub name: String,
     pub catalog: String,
     pub rows: u64,
+    /// Rows in flight at once (`limits.concurrency`, or `--concurrency`).
+    pub concurrency: usize,
     pub actions: Vec<ActionCalls>,
     pub classes: Vec<ClassCalls>,
     /// Lower bound on the run's duration, in seconds.
@@ -186,6 +188,7 @@ pub fn summarize(c: &Campaign, rows: u64) -> Summary {
         name: c.name().to_string(),
         catalog: c.catalog().to_string(),
         rows,
+        concurrency: limits.concurrency,
         actions,
         classes,
         min_seconds,
@@ -226,8 +229,8 @@ impl Summary {
         let mut o = String::new();
         let _ = writeln!(
             o,
-            "plan {} (catalog {}): {} rows",
-            self.name, self.catalog, self.rows
+            "plan {} (catalog {}): {} rows, {} in flight at once",
+            self.name, self.catalog, self.rows, self.concurrency
         );
         let _ = writeln!(o, "\ncalls per action:");
         let w = self

@@ -19,6 +19,295 @@ pub const DEFERRED_END: char = '\u{2}';
 /// Template fuel per render: bounds loops in user templates.
 const FUEL: u64 = 50_000;
 
+/// Items a template value may hold (all lists together), and bytes of text a render may
+/// produce or a value may hold: far above any API request, far below what hurts.
+pub const MAX_ITEMS: usize = 100_000;
+pub const MAX_BYTES: usize = 16 << 20;
+
+/// Template errors that start with this are over a size limit (code `TEMPLATE_LIMIT`).
+pub const LIMIT_PREFIX: &str = "over a template limit: ";
+
+fn limit_error(msg: String) -> MjError {
+    MjError::new(ErrorKind::InvalidOperation, format!("{LIMIT_PREFIX}{msg}"))
+}
+
+/// Whether an error message from [`Templates::eval`] is over a size or step limit.
+pub fn is_limit(msg: &str) -> bool {
+    msg.starts_with(LIMIT_PREFIX)
+}
+
+/// Refuse a value with more items than [`MAX_ITEMS`] before anything iterates it.
+fn check_len(v: &MjValue) -> Result<(), MjError> {
+    match v.len() {
+        Some(n) if n > MAX_ITEMS && v.as_str().is_none() => Err(limit_error(format!(
+            "the value has {n} items; a template value may have at most {MAX_ITEMS}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The items of a sequence or iterable, at most [`MAX_ITEMS`] of them.
+fn bounded_items(v: &MjValue) -> Result<Vec<MjValue>, MjError> {
+    check_len(v)?;
+    let mut out = Vec::new();
+    for item in v.try_iter()? {
+        if out.len() == MAX_ITEMS {
+            return Err(limit_error(format!(
+                "the value has more than {MAX_ITEMS} items; a template value may have at most {MAX_ITEMS}"
+            )));
+        }
+        out.push(item);
+    }
+    Ok(out)
+}
+
+/// Walk a value as JSON would, counting items and string bytes; refuse it past the limits
+/// before it is converted (a lazy `[1] * 1000000000` is never expanded).
+fn check_size(
+    v: &MjValue,
+    items: &mut usize,
+    bytes: &mut usize,
+    depth: usize,
+) -> Result<(), String> {
+    use minijinja::value::ValueKind as K;
+    let over = |what: &str| format!("{LIMIT_PREFIX}the value is too large: more than {what}");
+    if depth > 64 {
+        return Err(format!("{LIMIT_PREFIX}the value is nested too deeply"));
+    }
+    match v.kind() {
+        K::String => {
+            *bytes += v.as_str().map(str::len).unwrap_or(0);
+        }
+        K::Seq | K::Iterable | K::Map | K::Plain => {
+            if v.len().is_some_and(|n| n > MAX_ITEMS) {
+                return Err(over(&format!("{MAX_ITEMS} items")));
+            }
+            let Ok(iter) = v.try_iter() else {
+                return Ok(());
+            };
+            let is_map = v.kind() == K::Map;
+            for item in iter {
+                *items += 1;
+                if *items > MAX_ITEMS {
+                    return Err(over(&format!("{MAX_ITEMS} items")));
+                }
+                if is_map {
+                    *bytes += item.as_str().map(str::len).unwrap_or(0);
+                    let val = v.get_item(&item).unwrap_or_default();
+                    check_size(&val, items, bytes, depth + 1)?;
+                } else {
+                    check_size(&item, items, bytes, depth + 1)?;
+                }
+                if *bytes > MAX_BYTES {
+                    return Err(over(&format!("{} MiB of text", MAX_BYTES >> 20)));
+                }
+            }
+        }
+        _ => {}
+    }
+    if *bytes > MAX_BYTES {
+        return Err(over(&format!("{} MiB of text", MAX_BYTES >> 20)));
+    }
+    Ok(())
+}
+
+/// Collects a render's output, refusing more than [`MAX_BYTES`].
+struct CappedOutput(Vec<u8>);
+
+impl std::io::Write for CappedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_BYTES {
+            return Err(std::io::Error::other("output limit"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// Bounded replacements for the built-in filters that materialise or grow a value in one
+// step (fuel counts instructions, not the work one filter does).
+fn filter_list(v: MjValue) -> Result<MjValue, MjError> {
+    if v.as_str().is_some() {
+        return Ok(MjValue::from(
+            v.as_str()
+                .unwrap_or("")
+                .chars()
+                .map(|c| MjValue::from(c.to_string()))
+                .take(MAX_ITEMS + 1)
+                .collect::<Vec<_>>(),
+        ));
+    }
+    Ok(MjValue::from(bounded_items(&v)?))
+}
+
+fn filter_join(v: MjValue, joiner: Option<&str>) -> Result<String, MjError> {
+    let joiner = joiner.unwrap_or("");
+    let mut out = String::new();
+    let items = if v.as_str().is_some() {
+        v.as_str()
+            .unwrap_or("")
+            .chars()
+            .map(|c| MjValue::from(c.to_string()))
+            .collect()
+    } else {
+        bounded_items(&v)?
+    };
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(joiner);
+        }
+        use std::fmt::Write as _;
+        let _ = write!(out, "{item}");
+        if out.len() > MAX_BYTES {
+            return Err(limit_error(format!(
+                "the joined text is more than {} MiB",
+                MAX_BYTES >> 20
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn filter_sort(
+    state: &minijinja::State,
+    v: MjValue,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<MjValue, MjError> {
+    let items = MjValue::from(bounded_items(&v)?);
+    minijinja::filters::sort(state, items, kwargs)
+}
+
+fn filter_unique(
+    state: &minijinja::State,
+    v: MjValue,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<MjValue, MjError> {
+    let items = MjValue::from(bounded_items(&v)?);
+    minijinja::filters::unique(state, items, kwargs)
+}
+
+fn filter_reverse(v: MjValue) -> Result<MjValue, MjError> {
+    if v.as_str().is_some() {
+        return minijinja::filters::reverse(&v);
+    }
+    let mut items = bounded_items(&v)?;
+    items.reverse();
+    Ok(MjValue::from(items))
+}
+
+fn filter_batch(
+    state: &minijinja::State,
+    v: MjValue,
+    count: usize,
+    fill: Option<MjValue>,
+) -> Result<MjValue, MjError> {
+    if count > MAX_ITEMS {
+        return Err(limit_error(format!("batch({count}): at most {MAX_ITEMS}")));
+    }
+    let items = MjValue::from(bounded_items(&v)?);
+    minijinja::filters::batch(state, items, count, fill)
+}
+
+fn filter_replace(v: &str, from: &str, to: &str, count: Option<usize>) -> Result<String, MjError> {
+    let n = if from.is_empty() {
+        v.chars().count() + 1
+    } else {
+        v.matches(from).count()
+    };
+    let n = count.map_or(n, |c| c.min(n));
+    let size = v.len() - n * from.len() + n * to.len();
+    if size > MAX_BYTES {
+        return Err(limit_error(format!(
+            "replace would make {size} bytes of text; at most {} MiB",
+            MAX_BYTES >> 20
+        )));
+    }
+    Ok(match count {
+        Some(c) => v.replacen(from, to, c),
+        None => v.replace(from, to),
+    })
+}
+
+fn check_width(name: &str, width: Option<usize>) -> Result<(), MjError> {
+    match width {
+        Some(w) if w > 10_000 => Err(limit_error(format!(
+            "{name}({w}): the width may be at most 10000"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn filter_center(v: &str, width: Option<usize>) -> Result<String, MjError> {
+    check_width("center", width)?;
+    let w = width.unwrap_or(80);
+    let n = v.chars().count();
+    if n >= w {
+        return Ok(v.to_string());
+    }
+    let left = (w - n) / 2;
+    Ok(format!(
+        "{}{v}{}",
+        " ".repeat(left),
+        " ".repeat(w - n - left)
+    ))
+}
+
+fn filter_indent(
+    v: &str,
+    width: Option<usize>,
+    first: Option<bool>,
+    blank: Option<bool>,
+) -> Result<String, MjError> {
+    check_width("indent", width)?;
+    let pad = " ".repeat(width.unwrap_or(4));
+    let lines = v.lines().count().max(1);
+    if lines.saturating_mul(pad.len()) + v.len() > MAX_BYTES {
+        return Err(limit_error(format!(
+            "indent would make more than {} MiB of text",
+            MAX_BYTES >> 20
+        )));
+    }
+    let mut out = String::with_capacity(v.len() + lines * pad.len());
+    for (i, line) in v.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let indent =
+            (i > 0 || first.unwrap_or(false)) && (!line.is_empty() || blank.unwrap_or(false));
+        if indent {
+            out.push_str(&pad);
+        }
+        out.push_str(line);
+    }
+    Ok(out)
+}
+
+fn filter_string(v: MjValue) -> Result<MjValue, MjError> {
+    if v.as_str().is_some() {
+        return Ok(v);
+    }
+    let mut items = 0;
+    let mut bytes = 0;
+    check_size(&v, &mut items, &mut bytes, 0)
+        .map_err(|e| MjError::new(ErrorKind::InvalidOperation, e))?;
+    Ok(MjValue::from(v.to_string()))
+}
+
+fn filter_tojson(
+    v: MjValue,
+    indent: Option<MjValue>,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<MjValue, MjError> {
+    let mut items = 0;
+    let mut bytes = 0;
+    check_size(&v, &mut items, &mut bytes, 0)
+        .map_err(|e| MjError::new(ErrorKind::InvalidOperation, e))?;
+    minijinja::filters::tojson(&v, indent, kwargs)
+}
+
 /// A compiled template string.
 #[derive(Debug, Clone)]
 pub struct Tpl {
@@ -62,6 +351,8 @@ pub enum TNode {
 pub struct Templates {
     env: Environment<'static>,
     count: usize,
+    /// The playbook's file name, for the memory guard's last-resort message.
+    file: &'static str,
 }
 
 impl std::fmt::Debug for Templates {
@@ -101,11 +392,74 @@ fn plain_path(source: &str) -> Option<Vec<String>> {
     (segs.iter().all(|s| ident(s)) && !KEYWORDS.contains(&segs[0].as_str())).then_some(segs)
 }
 
+/// The columns read as `row['Header']` / `row["Header"]` in a template's source.
+pub fn bracket_columns(source: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = source;
+    while let Some(i) = rest.find("row") {
+        let before = source.len() - rest.len() + i;
+        rest = &rest[i + 3..];
+        // `row` must be a whole name, not the end of `arrow` or `rows`
+        let prev = source[..before].chars().next_back();
+        if prev.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+            continue;
+        }
+        let t = rest.trim_start();
+        let Some(t) = t.strip_prefix('[') else {
+            continue;
+        };
+        let t = t.trim_start();
+        let Some(q) = t.chars().next().filter(|c| *c == '\'' || *c == '"') else {
+            continue;
+        };
+        let body = &t[1..];
+        let Some(end) = body.find(q) else { continue };
+        let after = body[end + 1..].trim_start();
+        if after.starts_with(']') {
+            out.push(body[..end].to_string());
+        }
+    }
+    out
+}
+
+/// The template expression that reads a column: `row.country`, or `row['Account ID']` when
+/// the header is not a plain name.
+pub fn cell_expr(column: &str) -> String {
+    let ident = column
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && column
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ident {
+        format!("row.{column}")
+    } else if !column.contains('\'') {
+        format!("row['{column}']")
+    } else {
+        format!("row[{column:?}]")
+    }
+}
+
 /// A minijinja error without the internal template name.
 pub fn describe(e: &MjError) -> String {
+    let detail = e.detail().unwrap_or("");
+    if detail.starts_with(LIMIT_PREFIX) {
+        return detail.to_string();
+    }
+    if [
+        "repeated string is too large",
+        "range has too many elements",
+    ]
+    .contains(&detail)
+    {
+        return format!("{LIMIT_PREFIX}{detail}");
+    }
     let mut s = match e.kind() {
         ErrorKind::UndefinedError => "undefined value".to_string(),
-        ErrorKind::OutOfFuel => "the template takes too many steps to evaluate".to_string(),
+        ErrorKind::OutOfFuel => {
+            format!("{LIMIT_PREFIX}the template takes too many steps to evaluate")
+        }
         _ => {
             let full = e.to_string();
             match full.find(" (in ") {
@@ -134,7 +488,28 @@ impl Templates {
         env.add_filter("date", filter_date);
         env.add_filter("zfill", filter_zfill);
         env.add_filter("digits", filter_digits);
-        Templates { env, count: 0 }
+        env.add_filter("list", filter_list);
+        env.add_filter("join", filter_join);
+        env.add_filter("sort", filter_sort);
+        env.add_filter("unique", filter_unique);
+        env.add_filter("reverse", filter_reverse);
+        env.add_filter("batch", filter_batch);
+        env.add_filter("replace", filter_replace);
+        env.add_filter("center", filter_center);
+        env.add_filter("indent", filter_indent);
+        env.add_filter("string", filter_string);
+        env.add_filter("tojson", filter_tojson);
+        Templates {
+            env,
+            count: 0,
+            file: "playbook",
+        }
+    }
+
+    /// Name the playbook the templates come from (in the memory guard's message).
+    pub fn set_file(&mut self, file: &str) {
+        // once per loaded playbook: a few bytes for the life of the process
+        self.file = Box::leak(file.to_string().into_boxed_str());
     }
 
     /// Compile one template string. `Ok(None)` for a literal (no template syntax).
@@ -185,7 +560,14 @@ impl Templates {
             .map_err(|e| format!("template syntax error: {}", describe(&e)))?;
         let t = self.env.get_template(&name).map_err(|e| describe(&e))?;
         let mut refs: Vec<String> = t.undeclared_variables(true).into_iter().collect();
+        // `row['Header With Spaces']`: minijinja reports only `row`; name the column too
+        let bracketed = bracket_columns(source);
+        if !bracketed.is_empty() {
+            refs.retain(|r| r != "row");
+            refs.extend(bracketed.into_iter().map(|c| format!("row.{c}")));
+        }
         refs.sort();
+        refs.dedup();
         refs.retain(|r| r != "__value");
         let path = if expr { plain_path(source) } else { None };
         Ok(Tpl {
@@ -218,6 +600,7 @@ impl Templates {
             return to_json(&v);
         }
         let tmpl = self.env.get_template(&t.name).map_err(|e| describe(&e))?;
+        let _guard = guard::Render::enter(self.file, t.pos.line, t.pos.col);
         if t.expr {
             let cap = tmpl.render_captured(ctx).map_err(|e| describe(&e))?;
             let v = cap.state().lookup("__value").unwrap_or(MjValue::UNDEFINED);
@@ -231,15 +614,26 @@ impl Templates {
                         .trim()
                 ));
             }
+            let (mut items, mut bytes) = (0, 0);
+            check_size(&v, &mut items, &mut bytes, 0)?;
             to_json(&v)
         } else {
-            tmpl.render(ctx).map(J::String).map_err(|e| describe(&e))
+            let mut out = CappedOutput(Vec::new());
+            match tmpl.render_captured_to(ctx, &mut out) {
+                Ok(_) => Ok(J::String(String::from_utf8_lossy(&out.0).into_owned())),
+                Err(e) if e.kind() == ErrorKind::WriteFailure => Err(format!(
+                    "{LIMIT_PREFIX}the template renders more than {} MiB of text",
+                    MAX_BYTES >> 20
+                )),
+                Err(e) => Err(describe(&e)),
+            }
         }
     }
 
     /// Evaluate an expression for its truth.
     pub fn truth(&self, t: &Tpl, ctx: &MjValue) -> Result<bool, String> {
         let tmpl = self.env.get_template(&t.name).map_err(|e| describe(&e))?;
+        let _guard = guard::Render::enter(self.file, t.pos.line, t.pos.col);
         let cap = tmpl.render_captured(ctx).map_err(|e| describe(&e))?;
         let v = cap.state().lookup("__value").unwrap_or(MjValue::UNDEFINED);
         if v.is_undefined() {
@@ -595,6 +989,106 @@ fn filter_digits(value: MjValue) -> String {
         None => value.to_string(),
     };
     s.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// The last resort behind the size limits: a global allocator wrapper that counts the live
+/// bytes a thread allocates while it renders a template. A render past [`guard::HARD_LIMIT`]
+/// (something the limits above did not foresee) stops cosell with a located
+/// `TEMPLATE_LIMIT` error and exit 2, instead of the allocation failure aborting the process
+/// (exit 134) or the machine swapping. Outside renders it costs one thread-local read.
+pub mod guard {
+    use std::alloc::{GlobalAlloc, Layout};
+    use std::cell::Cell;
+
+    /// Live bytes one render may allocate.
+    pub const HARD_LIMIT: isize = 1 << 30;
+
+    thread_local! {
+        static DEPTH: Cell<u32> = const { Cell::new(0) };
+        static LIVE: Cell<isize> = const { Cell::new(0) };
+        static AT: Cell<(&'static str, u32, u32)> = const { Cell::new(("", 0, 0)) };
+    }
+
+    /// A render in progress on this thread (a scope guard).
+    pub struct Render(());
+
+    impl Render {
+        pub fn enter(file: &'static str, line: u32, col: u32) -> Render {
+            let _ = DEPTH.try_with(|d| {
+                if d.get() == 0 {
+                    let _ = LIVE.try_with(|l| l.set(0));
+                    let _ = AT.try_with(|a| a.set((file, line, col)));
+                }
+                d.set(d.get() + 1);
+            });
+            Render(())
+        }
+    }
+
+    impl Drop for Render {
+        fn drop(&mut self) {
+            let _ = DEPTH.try_with(|d| d.set(d.get().saturating_sub(1)));
+        }
+    }
+
+    fn account(delta: isize) {
+        let _ = DEPTH.try_with(|d| {
+            if d.get() == 0 {
+                return;
+            }
+            let _ = LIVE.try_with(|l| {
+                let v = l.get().saturating_add(delta);
+                l.set(v);
+                if v > HARD_LIMIT {
+                    d.set(0); // what follows allocates freely
+                    trip();
+                }
+            });
+        });
+    }
+
+    fn trip() {
+        use std::io::Write as _;
+        let (file, line, col) = AT.try_with(Cell::get).unwrap_or(("playbook", 0, 0));
+        // stderr is unbuffered: these writes do not allocate
+        let mut e = std::io::stderr().lock();
+        let _ = writeln!(
+            e,
+            "{file}:{line}:{col}: error[TEMPLATE_LIMIT]: the template needs more than {} MiB of \
+             memory to render; cosell stopped here. A template builds one request value: look \
+             for repetition (`*`), `range` or joins over large lists",
+            HARD_LIMIT >> 20
+        );
+        std::process::exit(2);
+    }
+
+    /// Wraps the process's allocator (see the module documentation).
+    pub struct Guarded<A>(pub A);
+
+    // SAFETY: every call is forwarded unchanged to the wrapped allocator; the wrapper only
+    // counts sizes in thread-locals that need no allocation.
+    unsafe impl<A: GlobalAlloc> GlobalAlloc for Guarded<A> {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            account(layout.size() as isize);
+            // SAFETY: forwarded with the caller's guarantees
+            unsafe { self.0.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            account(layout.size() as isize);
+            // SAFETY: forwarded with the caller's guarantees
+            unsafe { self.0.alloc_zeroed(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            account(-(layout.size() as isize));
+            // SAFETY: forwarded with the caller's guarantees
+            unsafe { self.0.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            account(new_size as isize - layout.size() as isize);
+            // SAFETY: forwarded with the caller's guarantees
+            unsafe { self.0.realloc(ptr, layout, new_size) }
+        }
+    }
 }
 
 #[cfg(test)]
