@@ -1,6 +1,6 @@
 //! Receiver-flow benchmark (a bench binary, not a timed test): `cargo bench --bench accept`.
 //!
-//! 200 pending invitations are accepted with the example `accept-invitations` playbook
+//! 200 pending invitations (an emulator fixture) are accepted with the example `accept-invitations` playbook
 //! (get, accept while PENDING, wait for the task) against the emulator with `--quotas x20`
 //! and tasks that take 10 s, client rates at the same x20 quotas, polling every second.
 //! The physical bound is the writes at the write rate plus one task's duration:
@@ -8,11 +8,6 @@
 //! polls a task already COMPLETE, needs far longer. Reports elapsed time against that bound
 //! and the ThrottlingExceptions served.
 
-use aws_sdk_partnercentralselling::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_partnercentralselling::types::{
-    AccountReceiver, Customer, Invitation, OpportunityInvitationPayload, Payload, Project,
-    Receiver, ReceiverResponsibility,
-};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -26,93 +21,36 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn client(url: &str, account: &str) -> aws_sdk_partnercentralselling::Client {
-    let conf = aws_sdk_partnercentralselling::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(url)
-        .credentials_provider(Credentials::new(account, "bench", None, None, "bench"))
-        .build();
-    aws_sdk_partnercentralselling::Client::from_conf(conf)
-}
-
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
+    // the 200 pending invitations, addressed to the receiver, as a rehearsal fixture
+    let ids: Vec<String> = (0..ROWS).map(|i| format!("engi-{i:013}")).collect();
+    let fixture = cosell::emulator::Fixture {
+        account: Some(RECEIVER.into()),
+        invitations: ids
+            .iter()
+            .map(|id| {
+                let mut m = serde_json::Map::new();
+                m.insert("Id".into(), id.clone().into());
+                m.insert("SenderAwsAccountId".into(), SENDER.into());
+                m
+            })
+            .collect(),
+        ..Default::default()
+    };
     let cfg = cosell::emulator::EmulatorConfig {
         task_delay: TASK,
         quotas: cosell::emulator::Quotas::parse("x20").unwrap(),
+        fixture: Some(fixture),
         ..cosell::emulator::EmulatorConfig::default()
     };
     let h = rt
         .block_on(cosell::emulator::start(cfg, "127.0.0.1:0".parse().unwrap()))
         .unwrap();
     let url = h.url();
-
-    // the sender's 200 invitations (paced under the emulator's x20 write quota)
-    let ids: Vec<String> = rt.block_on(async {
-        let c = client(&url, SENDER);
-        let eng = c
-            .create_engagement()
-            .catalog("Sandbox")
-            .client_token("bench-engagement")
-            .title("Bench")
-            .description("Receiver-flow benchmark")
-            .send()
-            .await
-            .unwrap();
-        let mut ids = Vec::new();
-        for i in 0..ROWS {
-            tokio::time::sleep(Duration::from_millis(55)).await;
-            let inv = Invitation::builder()
-                .message("Join us")
-                .receiver(Receiver::Account(
-                    AccountReceiver::builder()
-                        .aws_account_id(RECEIVER)
-                        .build()
-                        .unwrap(),
-                ))
-                .payload(Payload::OpportunityInvitation(
-                    OpportunityInvitationPayload::builder()
-                        .receiver_responsibilities(ReceiverResponsibility::CoSellFacilitator)
-                        .customer(
-                            Customer::builder()
-                                .company_name(format!("Customer {i}"))
-                                .country_code("US".into())
-                                .industry("Retail".into())
-                                .website_url("https://example.com")
-                                .build()
-                                .unwrap(),
-                        )
-                        .project(
-                            Project::builder()
-                                .title("Data platform")
-                                .business_problem("Needs a modern analytics platform on AWS")
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                        .unwrap(),
-                ))
-                .build()
-                .unwrap();
-            let out = c
-                .create_engagement_invitation()
-                .catalog("Sandbox")
-                .client_token(format!("bench-invite-{i}"))
-                .engagement_identifier(eng.id().unwrap())
-                .invitation(inv)
-                .send()
-                .await
-                .unwrap();
-            ids.push(out.id().unwrap().to_string());
-        }
-        ids
-    });
-    // the seeding used the write budget of this second: let the emulator's bucket refill
-    std::thread::sleep(Duration::from_secs(2));
     let throttled_before = h.stats()["throttled"].as_u64().unwrap_or(0);
 
     let tmp = tempfile::tempdir().unwrap();

@@ -90,8 +90,9 @@ fn main() {
         cosell_version: env!("CARGO_PKG_VERSION").into(),
         step_ids: vec!["engagement".into(), "invite".into(), "check".into()],
         setup_steps: 1,
-        ledger_columns: vec!["invitation_id".into(), "invitation_status".into()],
+        ledger_columns: vec!["invitation_status".into()],
         total_rows: ROWS,
+        ..Manifest::default()
     };
     {
         let rd = RunDir::create(&dir, &manifest).unwrap();

@@ -85,6 +85,12 @@ pub struct Manifest {
     /// `resume` refuses credentials of another account.
     #[serde(default)]
     pub account: Option<String>,
+    /// `--concurrency` of the run (None: the playbook's); `resume` keeps it unless given.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// `--rate` flags of the run, in order; `resume` keeps them unless it is given its own.
+    #[serde(default)]
+    pub rates: Vec<String>,
 }
 
 /// How a run connects, as recorded in `run.json`. Credentials are never recorded.

@@ -42,13 +42,20 @@ fn err(msg: impl std::fmt::Display) {
 
 /// `cosell run`.
 pub fn run_command(args: RunArgs) -> i32 {
-    let campaign = match Campaign::load(&args.campaign) {
+    let mut campaign = match Campaign::load(&args.campaign) {
         Ok(c) => c,
         Err(d) => {
             eprint!("{}", d.render_text());
             return exit::INVALID;
         }
     };
+    if let Err(code) = apply_overrides(
+        &mut campaign,
+        args.connection.concurrency,
+        &args.connection.rates,
+    ) {
+        return code;
+    }
     // The whole campaign is validated before the first call: nothing is sent if anything fails.
     let report = campaign.validate();
     if !report.diagnostics.is_empty() {
@@ -60,13 +67,7 @@ pub fn run_command(args: RunArgs) -> i32 {
         return exit::INVALID;
     }
     let total_rows = report.rows;
-    let rates = match rate_config(&campaign, &args.connection) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("{e}");
-            return exit::INVALID;
-        }
-    };
+    let rates = rate_config(&campaign);
     let conn = match connection(&args.connection, None) {
         Ok(c) => c,
         Err(e) => {
@@ -104,10 +105,11 @@ pub fn run_command(args: RunArgs) -> i32 {
         total_rows,
         connection: conn.clone(),
         account: None,
+        concurrency: args.connection.concurrency,
+        rates: args.connection.rates.clone(),
     };
     let campaign = Arc::new(campaign);
     let yes = args.connection.yes;
-    let concurrency = args.connection.concurrency;
     let run_dir = args.run_dir.clone();
     runtime().block_on(async move {
         // A rehearsal's emulator keeps its state in the run directory, so the directory comes
@@ -177,7 +179,6 @@ pub fn run_command(args: RunArgs) -> i32 {
             rundir,
             journal,
             link.client.clone(),
-            concurrency,
             rates,
             total_rows,
             RunState::default(),
@@ -399,13 +400,23 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
         input: Some(m.input_path.clone()),
         vars: m.vars.clone(),
     };
-    let campaign = match Campaign::load(&cargs) {
+    let mut campaign = match Campaign::load(&cargs) {
         Ok(c) => c,
         Err(d) => {
             eprint!("{}", d.render_text());
             return exit::INVALID;
         }
     };
+    // the run's own --concurrency and --rate hold on resume, unless it is given its own
+    let concurrency = args.connection.concurrency.or(m.concurrency);
+    let rate_flags = if args.connection.rates.is_empty() {
+        m.rates.clone()
+    } else {
+        args.connection.rates.clone()
+    };
+    if let Err(code) = apply_overrides(&mut campaign, concurrency, &rate_flags) {
+        return code;
+    }
     // Digesting the input and reading the journal are the two long reads of a large run:
     // they go side by side. One pass over the journal positions the writer after its last
     // good record (a torn tail is cut) and keeps the records for the replay and the budgets.
@@ -480,13 +491,7 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
             return exit::ENVIRONMENT;
         }
     };
-    let rates = match rate_config(&campaign, &args.connection) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("{e}");
-            return exit::INVALID;
-        }
-    };
+    let rates = rate_config(&campaign);
     let mut prelude = Prelude {
         seeds,
         records: Vec::new(),
@@ -498,7 +503,6 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
         prelude.records.push(redrive);
     }
     let campaign = Arc::new(campaign);
-    let concurrency = args.connection.concurrency;
     runtime().block_on(async move {
         let link = match connect(&conn, Some(&rundir), &campaign).await {
             Ok(l) => l,
@@ -530,7 +534,6 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
             rundir,
             journal,
             link.client.clone(),
-            concurrency,
             rates,
             total_rows,
             prior,
@@ -630,14 +633,30 @@ fn count_rows(path: &Path) -> Result<u64, String> {
     Ok(n)
 }
 
-/// Documented quotas, then the playbook's `limits.rates`/`limits.daily`, then `--rate`.
-fn rate_config(campaign: &Campaign, conn: &ConnectionArgs) -> Result<RateConfig, String> {
+/// `--concurrency` and `--rate`, checked like the playbook's limits (located at the flag)
+/// and made the campaign's limits: from here on the campaign is the one source of truth.
+fn apply_overrides(
+    campaign: &mut Campaign,
+    concurrency: Option<usize>,
+    rates: &[String],
+) -> Result<(), i32> {
+    match campaign.apply_overrides(concurrency, rates) {
+        Ok(warnings) => {
+            eprint!("{}", warnings.render_text());
+            Ok(())
+        }
+        Err(d) => {
+            eprint!("{}", d.render_text());
+            Err(exit::INVALID)
+        }
+    }
+}
+
+/// The campaign's limits (documented quotas, then `limits.rates`/`limits.daily`, then the
+/// flags) as the engine's limiter configuration.
+fn rate_config(campaign: &Campaign) -> RateConfig {
     let mut cfg = RateConfig::default();
-    // `--concurrency` and `--rate` are checked like the playbook's limits, by the plan module
-    let (limits, warnings) = campaign
-        .limits_with_overrides(conn.concurrency, &conn.rates)
-        .map_err(|d| d.render_text().trim_end().to_string())?;
-    eprint!("{}", warnings.render_text());
+    let limits = campaign.limits();
     for (target, rate) in &limits.rates {
         match target {
             RateTarget::Class(c) => cfg.set(c.name(), *rate),
@@ -647,7 +666,7 @@ fn rate_config(campaign: &Campaign, conn: &ConnectionArgs) -> Result<RateConfig,
     for (class, n) in &limits.daily {
         cfg.daily.insert(*class, *n);
     }
-    Ok(cfg)
+    cfg
 }
 
 /// Calls per row per class, for ETA and the lower bound.
@@ -716,7 +735,6 @@ async fn drive<C: ApiClient>(
     rundir: RunDir,
     mut journal: JournalWriter,
     client: Arc<C>,
-    concurrency: Option<usize>,
     rates: RateConfig,
     total_rows: u64,
     prior: RunState,
@@ -744,7 +762,7 @@ async fn drive<C: ApiClient>(
         }
     }
     let limits_cfg = campaign.limits();
-    let concurrency = concurrency.unwrap_or(limits_cfg.concurrency);
+    let concurrency = limits_cfg.concurrency;
     let mut opts = Options::new(concurrency, limits_cfg.max_failures, total_rows);
     // poll as often as the most eager `wait` step asks
     if let Some(p) = campaign

@@ -1013,10 +1013,13 @@ mod tests {
     use crate::engine::limits::RateConfig;
     use std::sync::Mutex;
 
+    /// The script: (operation, request, call number from 1) → the answer.
+    type Script = Box<dyn Fn(&str, &Value, usize) -> Result<Value, ApiError> + Send + Sync>;
+
     /// Answers each call from a script and records it.
     struct Scripted {
         calls: Mutex<Vec<(String, Value)>>,
-        answer: Box<dyn Fn(&str, &Value, usize) -> Result<Value, ApiError> + Send + Sync>,
+        answer: Script,
     }
 
     impl Scripted {

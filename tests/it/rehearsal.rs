@@ -48,7 +48,10 @@ fn printed_resume(stderr: &str) -> Vec<String> {
         .map(str::trim)
         .find(|l| l.starts_with("cosell resume "))
         .unwrap_or_else(|| panic!("no resume command in:\n{stderr}"));
-    line.split_whitespace().skip(1).map(str::to_string).collect()
+    line.split_whitespace()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -61,7 +64,11 @@ fn every_example_playbook_rehearses_with_emulate_and_no_other_flag() {
     names.sort();
     assert!(names.len() >= 3, "{names:?}");
     for playbook in names {
-        let out = Cosell::new().arg("run").arg(&playbook).arg("--emulate").run();
+        let out = Cosell::new()
+            .arg("run")
+            .arg(&playbook)
+            .arg("--emulate")
+            .run();
         out.code(0).stderr_has("nothing leaves this machine");
         let run = run_dir(out.dir.path());
         let ledger = all_succeeded(&run.join("ledger.csv"));
@@ -86,7 +93,10 @@ fn an_interrupted_rehearsal_resumes_with_the_exact_printed_command() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     let run = run_dir(dir.path());
     let before = read_ledger(&run.join("ledger.csv"));
-    assert!(before.iter().any(|r| r["status"] != "succeeded"), "stopped early");
+    assert!(
+        before.iter().any(|r| r["status"] != "succeeded"),
+        "stopped early"
+    );
     // pasted as is: the run directory knows it was a rehearsal
     let args = printed_resume(&stderr);
     Cosell::in_dir(dir.path()).args(&args).run().code(0);
@@ -161,7 +171,10 @@ fn a_redrive_through_failing_tasks_ends_with_every_row_accepted_once() {
     }
     all_succeeded(&dir.path().join("recv/ledger.csv"));
     let stats = emu.stats();
-    assert_eq!(stats["invitations_by_status"]["ACCEPTED"], n as u64, "{stats:#}");
+    assert_eq!(
+        stats["invitations_by_status"]["ACCEPTED"], n as u64,
+        "{stats:#}"
+    );
     assert_eq!(
         stats["tasks_by_status"]["COMPLETE"], n as u64,
         "exactly one acceptance per invitation: {stats:#}"

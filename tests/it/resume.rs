@@ -33,19 +33,22 @@ fn resume(emu: &Emu, dir: &Path, run_dir: &str, account: &str) -> Cosell {
         .calling_as(emu.url(), account)
 }
 
-/// Start `first`, then kill it (SIGKILL) `kills` times at seeded random moments, resuming
-/// each time; finally resume to the end. Returns how many kills hit a live process.
+/// Start `first()`, then kill it (SIGKILL) `kills` times at seeded random moments, resuming
+/// each time; finally resume to the end. Returns how many kills hit a live process. A kill
+/// before the run directory exists (the run was still connecting) left nothing to resume:
+/// as a user would, the run is started again.
 fn kill_and_resume(
     emu: &Emu,
     dir: &Path,
     run_dir: &str,
     account: &str,
-    first: Cosell,
+    first: impl Fn() -> Cosell,
     kills: usize,
     rng: &mut rand::rngs::StdRng,
 ) -> usize {
     let mut live = 0;
-    let mut child = spawn(first);
+    let started = || dir.join(run_dir).join("run.json").exists();
+    let mut child = spawn(first());
     for _ in 0..kills {
         std::thread::sleep(Duration::from_millis(rng.random_range(150..700)));
         if child.try_wait().unwrap().is_none() {
@@ -53,10 +56,19 @@ fn kill_and_resume(
         }
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
-        child = spawn(resume(emu, dir, run_dir, account));
+        child = spawn(if started() {
+            resume(emu, dir, run_dir, account)
+        } else {
+            let _ = std::fs::remove_dir_all(dir.join(run_dir));
+            first()
+        });
     }
     let _ = child.kill();
     let _ = child.wait();
+    if !started() {
+        let _ = std::fs::remove_dir_all(dir.join(run_dir));
+        first().run().code(0);
+    }
     let out = resume(emu, dir, run_dir, account).run();
     out.code(0);
     live
@@ -70,7 +82,7 @@ fn twenty_kills_lose_nothing_and_duplicate_nothing() {
     std::fs::write(dir.path().join("partners.csv"), partners_csv(n, RECEIVER)).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(20261122);
 
-    let first = invite(&emu, dir.path(), "send");
+    let first = || invite(&emu, dir.path(), "send");
     let live = kill_and_resume(&emu, dir.path(), "send", SENDER, first, 12, &mut rng);
     assert!(live >= 8, "most kills must hit a running process ({live})");
     let ledger = read_ledger(&dir.path().join("send/ledger.csv"));
@@ -85,7 +97,7 @@ fn twenty_kills_lose_nothing_and_duplicate_nothing() {
 
     // the receiver accepts them all, killed ten more times on the way
     write_invitations(dir.path());
-    let first = accept(&emu, dir.path(), "accept");
+    let first = || accept(&emu, dir.path(), "accept");
     kill_and_resume(&emu, dir.path(), "accept", RECEIVER, first, 10, &mut rng);
     all_succeeded(&dir.path().join("accept/ledger.csv"));
     let stats = emu.stats();

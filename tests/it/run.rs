@@ -507,11 +507,11 @@ fn a_bad_rate_flag_is_refused_before_anything_is_sent() {
     for (flag, says) in [
         (
             "write=fast",
-            "--rate \"write=fast\": the rate must be a positive number per unit: 1/s, 30/m, 3600/h",
+            "--rate write=fast: error[INVALID_LIMIT]: rate \"fast\" for write is not a rate such as 1/s, 30/m or 3600/h",
         ),
         (
             "writes=1/s",
-            "--rate \"writes=1/s\": \"writes\" is neither a quota class (read, write, engagement-write, prospecting-get, prospecting-list, prospecting-write) nor an operation",
+            "--rate writes=1/s: error[UNKNOWN_RATE_TARGET]: \"writes\" is neither a quota class (read, write, engagement-write, prospecting-get, prospecting-list, prospecting-write) nor an operation name; did you mean \"write\"?",
         ),
     ] {
         Cosell::new()
@@ -533,11 +533,20 @@ fn catalog_aws_needs_confirmation_when_not_interactive() {
         .replace("catalog: Sandbox", "catalog: AWS");
     std::fs::write(dir.path().join("aws.yaml"), pb).unwrap();
     std::fs::write(dir.path().join("partners.csv"), partners_csv(2, RECEIVER)).unwrap();
+    let emu = Emu::start("aws", "", 1, "100ms");
     let out = Cosell::in_dir(dir.path())
         .args(["run", "aws.yaml", "--input", "partners.csv"])
-        .calling_as("http://127.0.0.1:9", SENDER)
+        .calling_as(emu.url(), SENDER)
         .run();
-    out.code(2).stderr_has("--yes");
+    // the confirmation names the account the credentials belong to
+    out.code(2)
+        .stderr_has("--yes")
+        .stderr_has(&format!("partner account {SENDER}"));
+    assert_eq!(
+        emu.stats()["resources"]["engagements"],
+        0,
+        "nothing was sent"
+    );
     assert!(
         !dir.path().join("runs").exists(),
         "no run directory for a refused run"
