@@ -18,7 +18,8 @@ macro_rules! exit_codes {
   4    the environment failed (I/O, credentials, endpoint, locked or damaged run
        directory): resumable once fixed
   70   an internal error in cosell (a bug: please report it)
-  130  interrupted (Ctrl-C, SIGTERM, SIGHUP): resumable"
+  130  interrupted (Ctrl-C, SIGTERM, SIGHUP): resumable
+  141  stdout or stderr closed early (e.g. `| head`): stopped quietly"
     };
 }
 

@@ -12,5 +12,8 @@ pub const STOPPED: i32 = 3;
 pub const ENVIRONMENT: i32 = 4;
 /// A bug in cosell itself (please report it).
 pub const INTERNAL: i32 = 70;
-/// Interrupted by Ctrl-C / SIGTERM; resumable.
+/// Interrupted by Ctrl-C / SIGTERM / SIGHUP; resumable.
 pub const INTERRUPTED: i32 = 130;
+/// Standard output or error was closed early (`cosell schema | head -1`): what a shell shows
+/// for a tool ended by SIGPIPE; cosell stops with no message.
+pub const BROKEN_PIPE: i32 = 141;

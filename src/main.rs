@@ -1,10 +1,6 @@
 //! The `cosell` binary: parse arguments, run, print errors in one place, exit with a stable code.
 use clap::Parser;
 
-/// Exit code when stdout or stderr was closed early (`cosell schema | head -1`): what a
-/// shell shows for a tool ended by SIGPIPE, with no message.
-const BROKEN_PIPE: i32 = 141;
-
 /// Set by the panic hook when the panic is `println!` failing on a closed pipe.
 static PIPE_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -35,7 +31,7 @@ fn main() {
     }));
     let code = std::panic::catch_unwind(|| cosell::run(cli)).unwrap_or_else(|_| {
         if PIPE_CLOSED.load(std::sync::atomic::Ordering::SeqCst) {
-            BROKEN_PIPE
+            cosell::exit::BROKEN_PIPE
         } else {
             cosell::exit::INTERNAL
         }
