@@ -240,6 +240,19 @@ pub fn generate() -> J {
             }, d))}),
             "setup" | "steps" => json!({"type": "array", "items": {"$ref": "#/definitions/step"}}),
             "ledger" => json!({"type": "object", "additionalProperties": false, "properties": {"columns": {"type": "object", "additionalProperties": {"type": "string"}}}}),
+            "emulate" => {
+                let fixture = json!({"type": "object", "additionalProperties": false, "properties": {
+                    "account": {"type": ["string", "integer"], "description": "The rehearsal's partner account (default: the one --emulate calls as)."},
+                    "company_names": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "invitations": {"type": "array", "items": {"type": "object", "required": ["Id"]}, "description": "As GetEngagementInvitation outputs them; only Id is required."},
+                    "opportunities": {"type": "array", "items": {"type": "object", "required": ["Id"]}, "description": "As GetOpportunity outputs them; only Id is required."},
+                    "engagements": {"type": "array", "items": {"type": "object", "required": ["Id"]}, "description": "As GetEngagement outputs them; only Id is required."},
+                }});
+                json!({"type": "object", "additionalProperties": false, "properties": props(playbook::EMULATE_KEYS, |k, d| desc(match k {
+                    "task_delay" => json!({"type": ["string", "integer"]}),
+                    _ => fixture.clone(),
+                }, d))})
+            }
             _ => json!({}),
         }, d)),
         "definitions": definitions,

@@ -311,7 +311,7 @@ fn a_wrong_type_and_an_unknown_key_get_located_errors() {
         .run();
     o.code(2);
     has(&o, &[
-        "p.yaml:4:1: error[UNKNOWN_KEY]: unknown key \"stpes\" in the playbook; allowed: version, name, description, catalog, input, vars, limits, setup, steps, ledger; did you mean \"steps\"?",
+        "p.yaml:4:1: error[UNKNOWN_KEY]: unknown key \"stpes\" in the playbook; allowed: version, name, description, catalog, input, vars, limits, setup, steps, ledger, emulate; did you mean \"steps\"?",
         "p.yaml:5:8: error[WRONG_TYPE]: steps must be a list of steps, found an integer",
     ]);
 }
