@@ -433,7 +433,7 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
             let r = JournalWriter::open_and_replay_visiting(&journal_path, lean, |rec| {
                 recent.visit(rec)
             });
-            r.map(|(writer, state, _torn)| (writer, state, recent.seeds))
+            r.map(|(writer, state, _torn)| (writer, state, recent.finish()))
         });
         let digests = current_digests(&campaign, &m.vars);
         (digests, reader.join().expect("journal reader thread"))
@@ -552,8 +552,10 @@ struct Prelude {
     seeds: Vec<(QuotaClass, SystemTime)>,
 }
 
-/// Calls started in the last 24 hours by earlier processes of this run count against the
-/// rolling daily budgets: collected while the journal streams by.
+/// Calls sent in the last 24 hours by earlier processes of this run count against the
+/// rolling daily budgets: collected while the journal streams by. A format-2 journal has a
+/// `Call` record per request sent (polls and retries included: what the service counted);
+/// an older one only `StepStarted`, which stands in for its call.
 struct DailySeeds {
     action: HashMap<String, String>,
     horizon: SystemTime,
@@ -561,6 +563,9 @@ struct DailySeeds {
     /// last day's records are parsed.
     horizon_text: String,
     seeds: Vec<(QuotaClass, SystemTime)>,
+    /// From `StepStarted` records (used when the journal has no `Call` record).
+    started: Vec<(QuotaClass, SystemTime)>,
+    calls_seen: bool,
 }
 
 impl DailySeeds {
@@ -577,24 +582,48 @@ impl DailySeeds {
             horizon_text: chrono::DateTime::<chrono::Utc>::from(horizon)
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             seeds: Vec::new(),
+            started: Vec::new(),
+            calls_seen: false,
         }
     }
 
     fn visit(&mut self, rec: &Record) {
-        if let Record::StepStarted { step, at, .. } = rec {
-            if at.as_str() <= self.horizon_text.as_str() {
-                return;
+        let (op, at, calls) = match rec {
+            Record::Call { op, at, .. } => {
+                self.calls_seen = true;
+                (op.as_str(), at, true)
             }
-            let (Some(op), Ok(t)) = (
-                self.action.get(step),
-                chrono::DateTime::parse_from_rfc3339(at),
-            ) else {
-                return;
+            Record::StepStarted { step, at, .. } if !self.calls_seen => {
+                match self.action.get(step) {
+                    Some(op) => (op.as_str(), at, false),
+                    None => return,
+                }
+            }
+            _ => return,
+        };
+        if at.as_str() <= self.horizon_text.as_str() {
+            return;
+        }
+        let Ok(t) = chrono::DateTime::parse_from_rfc3339(at) else {
+            return;
+        };
+        let t: SystemTime = t.into();
+        if t > self.horizon {
+            let into = if calls {
+                &mut self.seeds
+            } else {
+                &mut self.started
             };
-            let t: SystemTime = t.into();
-            if t > self.horizon {
-                self.seeds.push((QuotaClass::of(op), t));
-            }
+            into.push((QuotaClass::of(op), t));
+        }
+    }
+
+    /// The calls to count: the `Call` records, or for an older journal its started steps.
+    fn finish(mut self) -> Vec<(QuotaClass, SystemTime)> {
+        if self.calls_seen {
+            self.seeds
+        } else {
+            std::mem::take(&mut self.started)
         }
     }
 }

@@ -153,6 +153,8 @@ struct WorkerStats {
     sent: u64,
     throttles: u64,
     retries: u64,
+    /// Each attempt sent: when it left, how long its answer took, its error code.
+    attempts: Vec<(std::time::SystemTime, Duration, Option<String>)>,
 }
 
 /// Resolves once the run is stopping (never, if the coordinator is gone).
@@ -206,6 +208,7 @@ async fn call_with_retries<C: ApiClient>(
         sent: 0,
         throttles: 0,
         retries: 0,
+        attempts: Vec::new(),
     };
     let mut attempt = 0u32;
     loop {
@@ -221,7 +224,14 @@ async fn call_with_retries<C: ApiClient>(
             return (Err(CallFailure::Cancelled), stats);
         }
         stats.sent += 1;
-        match client.call(&op, request.clone()).await {
+        let (left, t0) = (std::time::SystemTime::now(), Instant::now());
+        let answer = client.call(&op, request.clone()).await;
+        stats.attempts.push((
+            left,
+            t0.elapsed(),
+            answer.as_ref().err().map(|e| e.code.clone()),
+        ));
+        match answer {
             Ok(v) => {
                 limits.succeeded(&op);
                 return (Ok(v), stats);
@@ -803,7 +813,19 @@ impl<C: ApiClient> Coordinator<C> {
         self.advance(rref)
     }
 
-    fn absorb(&mut self, stats: WorkerStats) {
+    /// Count a worker's calls, and journal each attempt it sent (for the daily budgets of a
+    /// resume and for the run report), in the same group commit as its result.
+    fn absorb(&mut self, stats: WorkerStats) -> Result<(), EngineError> {
+        for (i, (left, took, code)) in stats.attempts.iter().enumerate() {
+            self.record(Record::Call {
+                op: stats.op.clone(),
+                at: chrono::DateTime::<chrono::Utc>::from(*left)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                ms: took.as_millis() as u64,
+                attempt: i as u32 + 1,
+                code: code.clone(),
+            })?;
+        }
         if stats.sent > 0 {
             *self.summary.calls.entry(stats.op.clone()).or_default() += stats.sent;
             *self
@@ -815,6 +837,7 @@ impl<C: ApiClient> Coordinator<C> {
         self.summary.throttles += stats.throttles;
         self.summary.retries += stats.retries;
         self.progress.throttled(stats.throttles);
+        Ok(())
     }
 
     /// Run setup, then every row. Returns the summary; the journal is committed.
@@ -845,7 +868,7 @@ impl<C: ApiClient> Coordinator<C> {
                 tokio::select! {
                     Some(joined) = self.workers.join_next() => {
                         let (done, stats) = joined.expect("worker panicked");
-                        self.absorb(stats);
+                        self.absorb(stats)?;
                         self.dispatch(done)?;
                     }
                     _ = poll_tick.tick(), if !self.waiting.is_empty() && self.polls_in_flight == 0 => self.spawn_polls()?,
@@ -908,13 +931,13 @@ impl<C: ApiClient> Coordinator<C> {
             tokio::select! {
                 Some(joined) = self.workers.join_next() => {
                     let (done, stats) = joined.expect("worker panicked");
-                    self.absorb(stats);
+                    self.absorb(stats)?;
                     self.dispatch(done)?;
                     // take every other result that is already in, so one group commit
                     // covers them all
                     while let Some(joined) = self.workers.try_join_next() {
                         let (done, stats) = joined.expect("worker panicked");
-                        self.absorb(stats);
+                        self.absorb(stats)?;
                         self.dispatch(done)?;
                     }
                 }

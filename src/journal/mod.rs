@@ -69,7 +69,7 @@ use std::path::{Path, PathBuf};
 
 /// The version of the journal encoding and record set. Bump it when an older cosell could
 /// misread a journal written by a newer one; older cosells then refuse it.
-pub const JOURNAL_FORMAT: u32 = 1;
+pub const JOURNAL_FORMAT: u32 = 2;
 
 /// Now, as the journal writes timestamps: RFC 3339, UTC, milliseconds.
 pub fn timestamp() -> String {
@@ -191,6 +191,24 @@ pub enum Record {
     /// Written by `resume --retry-failed`: rows that had failed become pending again, keeping
     /// their succeeded steps (see [`replay`]).
     RetryFailedRows { at: String },
+    /// (Format 2.) One request that was sent, polls and retries included: the operation, when
+    /// it left (`at`), how long its answer took (`ms`), which attempt of its call it was (1 for
+    /// the first), and the error code it met (None: it succeeded). The rolling daily budgets
+    /// of a resumed run and the run report are computed from these. Replay ignores them.
+    Call {
+        op: String,
+        at: String,
+        ms: u64,
+        attempt: u32,
+        code: Option<String>,
+    },
+    /// (Format 2.) The run waited for room in a quota class's rolling 24-hour window
+    /// (`--wait-for-quota`), from `at` until `until`. Replay ignores it.
+    QuotaWait {
+        class: String,
+        at: String,
+        until: String,
+    },
 }
 
 impl Record {
@@ -203,7 +221,10 @@ impl Record {
             | Record::StepSkipped { row, .. }
             | Record::StepFailed { row, .. }
             | Record::RowFinished { row, .. } => Some(*row),
-            Record::Header { .. } | Record::RetryFailedRows { .. } => None,
+            Record::Header { .. }
+            | Record::RetryFailedRows { .. }
+            | Record::Call { .. }
+            | Record::QuotaWait { .. } => None,
         }
     }
 
@@ -234,6 +255,8 @@ enum Kind {
     StepFailed,
     RowFinished,
     RetryFailedRows,
+    Call,
+    QuotaWait,
 }
 
 #[derive(Deserialize)]
@@ -254,6 +277,11 @@ struct Raw {
     message: Option<String>,
     status: Option<RowStatus>,
     at: Option<String>,
+    op: Option<String>,
+    ms: Option<u64>,
+    attempt: Option<u32>,
+    class: Option<String>,
+    until: Option<String>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
@@ -309,6 +337,18 @@ fn parse_record(json: &[u8]) -> Result<Record, String> {
         },
         Kind::RetryFailedRows => Record::RetryFailedRows {
             at: need(r.at, "at")?,
+        },
+        Kind::Call => Record::Call {
+            op: need(r.op, "op")?,
+            at: need(r.at, "at")?,
+            ms: need(r.ms, "ms")?,
+            attempt: need(r.attempt, "attempt")?,
+            code: r.code,
+        },
+        Kind::QuotaWait => Record::QuotaWait {
+            class: need(r.class, "class")?,
+            at: need(r.at, "at")?,
+            until: need(r.until, "until")?,
         },
     })
 }
@@ -882,6 +922,25 @@ mod tests {
                 at: "t".into(),
             },
             Record::RetryFailedRows { at: "t".into() },
+            Record::Call {
+                op: "GetEngagementInvitation".into(),
+                at: "t".into(),
+                ms: 12,
+                attempt: 2,
+                code: Some("ThrottlingException".into()),
+            },
+            Record::Call {
+                op: "CreateEngagementInvitation".into(),
+                at: "t".into(),
+                ms: 3,
+                attempt: 1,
+                code: None,
+            },
+            Record::QuotaWait {
+                class: "write".into(),
+                at: "t".into(),
+                until: "u".into(),
+            },
         ]
     }
 
@@ -1119,8 +1178,8 @@ mod tests {
             matches!(
                 e,
                 JournalError::NewerFormat {
-                    found: 2,
-                    supported: 1,
+                    found: 3,
+                    supported: 2,
                     ..
                 }
             ),
@@ -1128,7 +1187,7 @@ mod tests {
         );
         let msg = e.to_string();
         assert!(
-            msg.contains("format 2") && msg.contains("format 1"),
+            msg.contains("format 3") && msg.contains("format 2"),
             "{msg}"
         );
     }
@@ -1183,6 +1242,20 @@ mod tests {
                     at: "t".into()
                 }),
             Just(Record::RetryFailedRows { at: "t".into() }),
+            (text, 0u64..100_000, 1u32..9, proptest::option::of(text)).prop_map(
+                |(op, ms, attempt, code)| Record::Call {
+                    op,
+                    at: "t".into(),
+                    ms,
+                    attempt,
+                    code,
+                }
+            ),
+            text.prop_map(|class| Record::QuotaWait {
+                class,
+                at: "t".into(),
+                until: "u".into(),
+            }),
         ]
     }
 

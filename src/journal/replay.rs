@@ -2,6 +2,7 @@
 //!
 //! Semantics, record by record (last write wins per row and step):
 //! - `Header`: nothing (its version is checked by the reader).
+//! - `Call`, `QuotaWait`: nothing (they are for the daily budgets and the run report).
 //! - `StepStarted` → the step is `InFlight { token, digest }`.
 //! - `TaskWaiting` → the step is `Waiting { task_id, token }`, keeping the token of the step's
 //!   previous `InFlight`/`Waiting` state if any.
@@ -130,7 +131,7 @@ impl RunState {
     /// [`apply`](Self::apply), moving the record's contents instead of cloning them.
     pub fn apply_owned(&mut self, rec: Record) {
         let (row, at) = match &rec {
-            Record::Header { .. } => return,
+            Record::Header { .. } | Record::Call { .. } | Record::QuotaWait { .. } => return,
             Record::RetryFailedRows { .. } => {
                 self.retry_epoch += 1;
                 for r in std::iter::once(&mut self.setup).chain(self.rows.values_mut()) {
@@ -194,7 +195,10 @@ impl RunState {
                 }
                 return;
             }
-            Record::Header { .. } | Record::RetryFailedRows { .. } => unreachable!(),
+            Record::Header { .. }
+            | Record::RetryFailedRows { .. }
+            | Record::Call { .. }
+            | Record::QuotaWait { .. } => unreachable!(),
         };
         state.steps.insert(step, new);
     }
