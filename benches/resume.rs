@@ -37,6 +37,8 @@ fn main() {
         invitation_ttl: "15d".into(),
         task_delay: "1s".into(),
         quotas: "none".into(),
+        daily: vec![],
+        quota_window: "24h".into(),
         faults: String::new(),
         seed: 0,
         state: None,

@@ -58,6 +58,8 @@ fn emulator(quotas: &str) -> (tokio::runtime::Runtime, cosell::emulator::Emulato
         invitation_ttl: "15d".into(),
         task_delay: "1s".into(),
         quotas: quotas.into(),
+        daily: vec![],
+        quota_window: "24h".into(),
         faults: String::new(),
         seed: 0,
         state: None,

@@ -158,6 +158,14 @@ pub struct ConnectionArgs {
     /// Do not ask for confirmation before sending to catalog AWS.
     #[arg(long)]
     pub yes: bool,
+    /// When a rolling 24-hour quota is spent, wait until it has room and go on (instead of
+    /// stopping with exit 3); Ctrl-C during the wait is clean and resumable.
+    #[arg(long)]
+    pub wait_for_quota: bool,
+    /// The length of the rolling quota window (default 24h; shorter to rehearse a multi-day
+    /// campaign against `cosell emulator --quota-window`).
+    #[arg(long, value_name = "DURATION")]
+    pub quota_window: Option<String>,
 }
 
 #[derive(Debug, Args)]

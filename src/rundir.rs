@@ -91,6 +91,12 @@ pub struct Manifest {
     /// `--rate` flags of the run, in order; `resume` keeps them unless it is given its own.
     #[serde(default)]
     pub rates: Vec<String>,
+    /// `--wait-for-quota` was given: `resume` waits for the quota too.
+    #[serde(default)]
+    pub wait_for_quota: bool,
+    /// `--quota-window` of the run, as given; `resume` keeps it unless it is given its own.
+    #[serde(default)]
+    pub quota_window: Option<String>,
 }
 
 /// How a run connects, as recorded in `run.json`. Credentials are never recorded.

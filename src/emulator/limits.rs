@@ -1,5 +1,10 @@
 //! Quotas (token buckets and rolling 24-hour budgets per account and quota class) and the
 //! seeded fault generator.
+//!
+//! The rolling budget counts requests per millisecond of the emulator's life over the last
+//! window (24 h unless `--quota-window`): a request made at `t` counts until `t + window`,
+//! exactly. `--daily CLASS=N` sets a class's budget outright (not scaled by `--quotas`), and
+//! applies even with `--quotas none` (which lifts the rates).
 
 use super::config::{Fault, Faults, Quotas};
 use crate::model::QuotaClass;
@@ -9,12 +14,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Instant;
 
-const DAY_SECS: u64 = 86_400;
-
 struct Bucket {
     tokens: f64,
     last: Instant,
-    /// Requests per second-of-emulator-life over the last 24 hours.
+    /// Requests per millisecond-of-emulator-life over the last window.
     window: VecDeque<(u64, u32)>,
     window_total: u64,
 }
@@ -22,14 +25,34 @@ struct Bucket {
 /// The quota enforcer.
 pub struct Limiter {
     quotas: Quotas,
+    /// `--daily CLASS=N`: budgets that replace the (scaled) documented ones.
+    daily: HashMap<QuotaClass, u64>,
+    /// The rolling window, in milliseconds.
+    window_ms: u64,
     epoch: Instant,
     buckets: Mutex<HashMap<(String, QuotaClass), Bucket>>,
 }
 
 impl Limiter {
+    #[cfg(test)]
     pub fn new(quotas: Quotas) -> Self {
+        Limiter::with_budgets(
+            quotas,
+            HashMap::new(),
+            std::time::Duration::from_secs(86_400),
+        )
+    }
+
+    /// With `--daily` budgets and a `--quota-window`.
+    pub fn with_budgets(
+        quotas: Quotas,
+        daily: HashMap<QuotaClass, u64>,
+        window: std::time::Duration,
+    ) -> Self {
         Limiter {
             quotas,
+            daily,
+            window_ms: (window.as_millis() as u64).max(1),
             epoch: Instant::now(),
             buckets: Mutex::new(HashMap::new()),
         }
@@ -37,16 +60,22 @@ impl Limiter {
 
     /// Charge one request of `op` to `account`; `Err(message)` when it is over quota.
     pub fn charge(&self, account: &str, op: &str) -> Result<(), String> {
-        let Some(factor) = self.quotas.factor() else {
-            return Ok(());
-        };
         let class = QuotaClass::of(op);
+        let factor = self.quotas.factor();
+        let fixed = self.daily.get(&class).copied();
+        if factor.is_none() && fixed.is_none() {
+            return Ok(());
+        }
         let spec = class.documented();
-        let rate = spec.rate * factor;
-        let capacity = rate.max(2.0);
-        let daily = spec.daily.map(|d| ((d as f64) * factor).floor() as u64);
+        // `--quotas none` with a `--daily` budget: the budget only
+        let rate = factor.map(|f| spec.rate * f).unwrap_or(f64::INFINITY);
+        let capacity = if rate.is_finite() { rate.max(2.0) } else { 0.0 };
+        let daily = fixed.or_else(|| {
+            let f = factor?;
+            spec.daily.map(|d| ((d as f64) * f).floor() as u64)
+        });
         let now = Instant::now();
-        let sec = now.duration_since(self.epoch).as_secs();
+        let sec = now.duration_since(self.epoch).as_millis() as u64;
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let b = buckets
             .entry((account.to_string(), class))
@@ -56,10 +85,12 @@ impl Limiter {
                 window: VecDeque::new(),
                 window_total: 0,
             });
-        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * rate).min(capacity);
+        if rate.is_finite() {
+            b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * rate).min(capacity);
+        }
         b.last = now;
         while let Some(&(s, n)) = b.window.front() {
-            if s + DAY_SECS > sec {
+            if s + self.window_ms > sec {
                 break;
             }
             b.window.pop_front();
@@ -68,22 +99,33 @@ impl Limiter {
         if let Some(d) = daily {
             if b.window_total >= d {
                 return Err(format!(
-                    "Rate exceeded: the rolling 24-hour quota of {d} {class} requests for account {account} is used up"
+                    "Rate exceeded: the rolling {} quota of {d} {class} requests for account {account} is used up",
+                    window_name(self.window_ms)
                 ));
             }
         }
-        if b.tokens < 1.0 {
+        if rate.is_finite() && b.tokens < 1.0 {
             return Err(format!(
                 "Rate exceeded: {op} is limited to {rate} requests per second ({class} quota) for account {account}"
             ));
         }
-        b.tokens -= 1.0;
+        if rate.is_finite() {
+            b.tokens -= 1.0;
+        }
         match b.window.back_mut() {
             Some((s, n)) if *s == sec => *n += 1,
             _ => b.window.push_back((sec, 1)),
         }
         b.window_total += 1;
         Ok(())
+    }
+}
+
+fn window_name(ms: u64) -> String {
+    if ms == 86_400_000 {
+        "24-hour".into()
+    } else {
+        format!("{} ms", ms)
     }
 }
 

@@ -78,6 +78,13 @@ pub struct EmulatorArgs {
     /// Quotas: `aws` (documented), `none`, or `xN` (N times the documented rates).
     #[arg(long, default_value = "aws")]
     pub quotas: String,
+    /// A quota class's rolling budget, replacing the documented one (repeatable):
+    /// `--daily write=100`.
+    #[arg(long = "daily", value_name = "CLASS=N")]
+    pub daily: Vec<String>,
+    /// The length of the rolling quota window (default 24h), to rehearse multi-day campaigns.
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub quota_window: String,
     /// Injected faults: `throttle=0.05,internal=0.02,reset=0.01,latency=300ms@0.05`.
     #[arg(long, default_value = "")]
     pub faults: String,
@@ -114,6 +121,10 @@ pub struct EmulatorConfig {
     /// How long a Start…Task stays IN_PROGRESS before it completes (or fails).
     pub task_delay: Duration,
     pub quotas: Quotas,
+    /// `--daily`: rolling budgets per class that replace the documented (scaled) ones.
+    pub daily: std::collections::HashMap<crate::model::QuotaClass, u64>,
+    /// `--quota-window`: the length of the rolling window of the budgets.
+    pub quota_window: Duration,
     pub faults: Faults,
     /// Seed of the fault generator (and of resource ids).
     pub seed: u64,
@@ -142,6 +153,8 @@ impl Default for EmulatorConfig {
             invitation_ttl: Duration::from_secs(15 * 86_400),
             task_delay: Duration::from_secs(2),
             quotas: Quotas::Aws,
+            daily: std::collections::HashMap::new(),
+            quota_window: Duration::from_secs(86_400),
             faults: Faults::default(),
             seed: 0,
             state: None,
@@ -168,6 +181,16 @@ impl EmulatorConfig {
                 .map_err(|e| format!("--invitation-ttl: {e}"))?,
             task_delay: parse_duration(&a.task_delay).map_err(|e| format!("--task-delay: {e}"))?,
             quotas: Quotas::parse(&a.quotas)?,
+            daily: parse_daily(&a.daily)?,
+            quota_window: parse_duration(&a.quota_window)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    format!(
+                        "--quota-window {:?}: a duration such as 24h, 10m or 20s",
+                        a.quota_window
+                    )
+                })?,
             faults: Faults::parse(&a.faults)?,
             seed: a.seed,
             state: a.state.clone(),
@@ -568,4 +591,32 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// `--daily write=100`, repeatable: a class name and a whole number of requests.
+fn parse_daily(
+    flags: &[String],
+) -> Result<std::collections::HashMap<crate::model::QuotaClass, u64>, String> {
+    let classes: Vec<_> = crate::model::QuotaClass::ALL
+        .iter()
+        .map(|c| c.name())
+        .collect();
+    let mut out = std::collections::HashMap::new();
+    for f in flags {
+        let (class, n) = f
+            .split_once('=')
+            .ok_or_else(|| format!("--daily {f:?}: expected CLASS=N, e.g. write=100"))?;
+        let class = crate::model::QuotaClass::parse(class.trim()).ok_or_else(|| {
+            format!(
+                "--daily {f:?}: {:?} is not a quota class ({})",
+                class.trim(),
+                classes.join(", ")
+            )
+        })?;
+        let n: u64 = n.trim().parse().map_err(|_| {
+            format!("--daily {f:?}: the budget must be a whole number of requests, e.g. write=100")
+        })?;
+        out.insert(class, n);
+    }
+    Ok(out)
 }

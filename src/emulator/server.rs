@@ -68,7 +68,11 @@ impl std::error::Error for InjectedReset {}
 impl Shared {
     pub fn new(config: EmulatorConfig, state: State, state_lock: Option<StateLock>) -> Shared {
         Shared {
-            limiter: Limiter::new(config.quotas),
+            limiter: Limiter::with_budgets(
+                config.quotas,
+                config.daily.clone(),
+                config.quota_window,
+            ),
             faults: FaultGen::new(config.faults, config.seed),
             saved: Mutex::new(0),
             state: Mutex::new(state),

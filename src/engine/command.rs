@@ -67,7 +67,15 @@ pub fn run_command(args: RunArgs) -> i32 {
         return exit::INVALID;
     }
     let total_rows = report.rows;
-    let rates = rate_config(&campaign);
+    let mut rates = rate_config(&campaign);
+    match quota_window(args.connection.quota_window.as_deref()) {
+        Ok(w) => rates.window = w,
+        Err(e) => {
+            err(e);
+            return exit::INVALID;
+        }
+    }
+    let wait_for_quota = args.connection.wait_for_quota || campaign.limits().daily_wait;
     let conn = match connection(&args.connection, None) {
         Ok(c) => c,
         Err(e) => {
@@ -107,6 +115,8 @@ pub fn run_command(args: RunArgs) -> i32 {
         account: None,
         concurrency: args.connection.concurrency,
         rates: args.connection.rates.clone(),
+        wait_for_quota: args.connection.wait_for_quota,
+        quota_window: args.connection.quota_window.clone(),
     };
     let campaign = Arc::new(campaign);
     let yes = args.connection.yes;
@@ -180,6 +190,7 @@ pub fn run_command(args: RunArgs) -> i32 {
             journal,
             link.client.clone(),
             rates,
+            wait_for_quota,
             total_rows,
             RunState::default(),
             Prelude::default(),
@@ -417,6 +428,20 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
     if let Err(code) = apply_overrides(&mut campaign, concurrency, &rate_flags) {
         return code;
     }
+    let window = match quota_window(
+        args.connection
+            .quota_window
+            .as_deref()
+            .or(m.quota_window.as_deref()),
+    ) {
+        Ok(w) => w,
+        Err(e) => {
+            err(e);
+            return exit::INVALID;
+        }
+    };
+    let wait_for_quota =
+        args.connection.wait_for_quota || m.wait_for_quota || campaign.limits().daily_wait;
     // Digesting the input and reading the journal are the two long reads of a large run:
     // they go side by side. One pass over the journal positions the writer after its last
     // good record (a torn tail is cut) and keeps the records for the replay and the budgets.
@@ -425,7 +450,7 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
         let reader = s.spawn(|| {
             // the journal streams into the replayed state; only the last day's call times
             // are kept (for the rolling daily budgets)
-            let mut recent = DailySeeds::new(&campaign);
+            let mut recent = DailySeeds::new(&campaign, window);
             let lean = RunState {
                 lean: true,
                 ..RunState::default()
@@ -491,7 +516,8 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
             return exit::ENVIRONMENT;
         }
     };
-    let rates = rate_config(&campaign);
+    let mut rates = rate_config(&campaign);
+    rates.window = window;
     let mut prelude = Prelude {
         seeds,
         records: Vec::new(),
@@ -535,6 +561,7 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
             journal,
             link.client.clone(),
             rates,
+            wait_for_quota,
             total_rows,
             prior,
             prelude,
@@ -569,8 +596,8 @@ struct DailySeeds {
 }
 
 impl DailySeeds {
-    fn new(campaign: &Campaign) -> Self {
-        let horizon = SystemTime::now() - DAY;
+    fn new(campaign: &Campaign, window: Duration) -> Self {
+        let horizon = SystemTime::now() - window;
         DailySeeds {
             action: campaign
                 .setup()
@@ -660,6 +687,18 @@ fn count_rows(path: &Path) -> Result<u64, String> {
         n += 1;
     }
     Ok(n)
+}
+
+/// `--quota-window DURATION` (default 24 h).
+fn quota_window(flag: Option<&str>) -> Result<Duration, String> {
+    match flag {
+        None => Ok(DAY),
+        Some(f) => crate::playbook::parse_duration(f.trim())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                format!("--quota-window {f:?} is not a duration such as 24h, 90m or 20s")
+            }),
+    }
 }
 
 /// `--concurrency` and `--rate`, checked like the playbook's limits (located at the flag)
@@ -765,6 +804,7 @@ async fn drive<C: ApiClient>(
     mut journal: JournalWriter,
     client: Arc<C>,
     rates: RateConfig,
+    wait_for_quota: bool,
     total_rows: u64,
     prior: RunState,
     prelude: Prelude,
@@ -793,6 +833,7 @@ async fn drive<C: ApiClient>(
     let limits_cfg = campaign.limits();
     let concurrency = limits_cfg.concurrency;
     let mut opts = Options::new(concurrency, limits_cfg.max_failures, total_rows);
+    opts.wait_for_quota = wait_for_quota;
     // poll as often as the most eager `wait` step asks
     if let Some(p) = campaign
         .setup()
@@ -843,7 +884,7 @@ async fn drive<C: ApiClient>(
             return exit::ENVIRONMENT;
         }
     };
-    print_summary(&campaign, &rundir, &summary, &class_rates, &ledger);
+    print_summary(&campaign, &rundir, &summary, limits.config(), &ledger);
     match &summary.stop {
         Some(Stop::Interrupted) => exit::INTERRUPTED,
         Some(Stop::Environment { .. }) => exit::ENVIRONMENT,
@@ -960,14 +1001,23 @@ pub fn resume_hint(dir: &Path, retry_failed: bool) -> String {
     }
 }
 
-/// The quota lower bound of what this process sent: n calls of a class evenly spaced at its
-/// rate need (n - 1) / rate from the first to the last, and the last task still takes its
-/// time after its Start answered (the shortest task wait observed stands for it).
-pub fn quota_bound(s: &Summary, rates: &BTreeMap<QuotaClass, f64>) -> Duration {
+/// The quota lower bound of what this process sent. n calls of a class evenly spaced at its
+/// rate need (n - 1) / rate from the first to the last; when n is more than the class's
+/// rolling budget B allows in one window W, every B calls cost a whole window, so
+/// floor((n - 1) / B) × W + ((n - 1) mod B) / rate. The last task still takes its time after
+/// its Start answered (the shortest task wait observed stands for it).
+pub fn quota_bound(s: &Summary, cfg: &RateConfig) -> Duration {
     let pacing = s
         .calls_per_class
         .iter()
-        .map(|(c, n)| n.saturating_sub(1) as f64 / rates.get(c).copied().unwrap_or(1.0))
+        .map(|(c, n)| {
+            let gaps = n.saturating_sub(1);
+            let rate = cfg.class_rate(*c);
+            match cfg.daily.get(c).copied().filter(|b| *b > 0 && gaps >= *b) {
+                Some(b) => (gaps / b) as f64 * cfg.window.as_secs_f64() + (gaps % b) as f64 / rate,
+                None => gaps as f64 / rate,
+            }
+        })
         .fold(0.0, f64::max);
     Duration::from_secs_f64(pacing) + s.min_task_wait.unwrap_or_default()
 }
@@ -976,7 +1026,7 @@ fn print_summary(
     campaign: &Campaign,
     rundir: &RunDir,
     s: &Summary,
-    rates: &BTreeMap<QuotaClass, f64>,
+    rates: &RateConfig,
     ledger: &LedgerCounts,
 ) {
     let bound = quota_bound(s, rates);
@@ -1008,10 +1058,22 @@ fn print_summary(
     } else {
         String::new()
     };
-    let waits = match s.min_task_wait {
+    let mut waits = match s.min_task_wait {
         Some(w) => format!(", the last task's {} wait included", fmt_duration(w)),
         None => String::new(),
     };
+    if !s.quota_waits.is_empty() {
+        let waited: Duration = s
+            .quota_waits
+            .iter()
+            .map(|(_, from, until)| until.duration_since(*from).unwrap_or_default())
+            .sum();
+        waits.push_str(&format!(
+            "; waited {} for rolling windows ({} waits)",
+            fmt_duration(waited),
+            s.quota_waits.len()
+        ));
+    }
     let _ = writeln!(
         out,
         "elapsed   {} against a quota lower bound of {}{waits}{ratio}",

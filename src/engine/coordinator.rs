@@ -32,6 +32,9 @@ pub struct Options {
     pub max_attempts: u32,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
+    /// `--wait-for-quota` / `limits.daily_wait`: a spent rolling window is waited out, not a
+    /// stop.
+    pub wait_for_quota: bool,
 }
 
 impl Options {
@@ -44,6 +47,7 @@ impl Options {
             max_attempts: 8,
             backoff_base: Duration::from_millis(200),
             backoff_cap: Duration::from_secs(20),
+            wait_for_quota: false,
         }
     }
 }
@@ -87,6 +91,8 @@ pub struct Summary {
     pub retries: u64,
     pub elapsed: Duration,
     pub stop: Option<Stop>,
+    /// Waits for a rolling window, per class: (from, until) of each.
+    pub quota_waits: Vec<(QuotaClass, std::time::SystemTime, std::time::SystemTime)>,
     /// The shortest time a task took from its Start answer to the poll that saw it settle
     /// (None when no task was awaited): the part of the quota bound that no pacing can hide.
     pub min_task_wait: Option<Duration>,
@@ -201,6 +207,7 @@ async fn call_with_retries<C: ApiClient>(
     request: Value,
     opts: (u32, Duration, Duration),
     mut stop: tokio::sync::watch::Receiver<bool>,
+    quota_wait: Option<tokio::sync::mpsc::UnboundedSender<DailyExhausted>>,
 ) -> (Result<Value, CallFailure>, WorkerStats) {
     let (max_attempts, base, cap) = opts;
     let mut stats = WorkerStats {
@@ -218,7 +225,22 @@ async fn call_with_retries<C: ApiClient>(
             t = limits.acquire(&op) => t,
         };
         if let Err(d) = turn {
-            return (Err(CallFailure::Daily(d)), stats);
+            let Some(tx) = &quota_wait else {
+                return (Err(CallFailure::Daily(d)), stats);
+            };
+            // wait until the oldest call of the window has left it, then take a turn again
+            // (others may be waiting for the same slot: the next one waits for the next)
+            let until = d.resume_at;
+            let _ = tx.send(d);
+            let wait = until
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            tokio::select! {
+                biased;
+                _ = stopping(&mut stop) => return (Err(CallFailure::Cancelled), stats),
+                _ = tokio::time::sleep(wait) => {}
+            }
+            continue;
         }
         if *stop.borrow() {
             return (Err(CallFailure::Cancelled), stats);
@@ -276,6 +298,11 @@ pub struct Coordinator<C: ApiClient> {
     stop: Option<Stop>,
     /// Tells workers the run is stopping (set with `stop`).
     stop_tx: tokio::sync::watch::Sender<bool>,
+    /// Workers waiting for a rolling window say so here (with `wait_for_quota`).
+    quota_tx: tokio::sync::mpsc::UnboundedSender<DailyExhausted>,
+    quota_rx: tokio::sync::mpsc::UnboundedReceiver<DailyExhausted>,
+    /// Until when each class is known to wait (so one wait is journaled once).
+    waiting_for: BTreeMap<QuotaClass, std::time::SystemTime>,
     dirty: bool,
 }
 
@@ -292,6 +319,7 @@ impl<C: ApiClient> Coordinator<C> {
         opts: Options,
         progress: Progress,
     ) -> Self {
+        let (quota_tx, quota_rx) = tokio::sync::mpsc::unbounded_channel();
         Coordinator {
             campaign,
             client,
@@ -309,6 +337,9 @@ impl<C: ApiClient> Coordinator<C> {
             summary: Summary::default(),
             stop: None,
             stop_tx: tokio::sync::watch::channel(false).0,
+            quota_tx,
+            quota_rx,
+            waiting_for: BTreeMap::new(),
             dirty: false,
         }
     }
@@ -348,8 +379,10 @@ impl<C: ApiClient> Coordinator<C> {
                 self.opts.backoff_cap,
             );
             let stop = self.stop_tx.subscribe();
+            let wait = self.opts.wait_for_quota.then(|| self.quota_tx.clone());
             self.workers.spawn(async move {
-                let (result, stats) = call_with_retries(client, limits, op, request, o, stop).await;
+                let (result, stats) =
+                    call_with_retries(client, limits, op, request, o, stop, wait).await;
                 (Done::Call { rref, step, result }, stats)
             });
         }
@@ -680,6 +713,7 @@ impl<C: ApiClient> Coordinator<C> {
                 let request = json!({"Catalog": catalog, "TaskIdentifier": ids, "MaxResults": 10});
                 let (client, limits) = (self.client.clone(), self.limits.clone());
                 let stop = self.stop_tx.subscribe();
+                let wait = self.opts.wait_for_quota.then(|| self.quota_tx.clone());
                 let o = (
                     self.opts.max_attempts,
                     self.opts.backoff_base,
@@ -688,7 +722,8 @@ impl<C: ApiClient> Coordinator<C> {
                 self.polls_in_flight += 1;
                 self.workers.spawn(async move {
                     let (result, stats) =
-                        call_with_retries(client, limits, op.to_string(), request, o, stop).await;
+                        call_with_retries(client, limits, op.to_string(), request, o, stop, wait)
+                            .await;
                     (
                         Done::Poll {
                             list_op: op,
@@ -872,6 +907,7 @@ impl<C: ApiClient> Coordinator<C> {
                         self.dispatch(done)?;
                     }
                     _ = poll_tick.tick(), if !self.waiting.is_empty() && self.polls_in_flight == 0 => self.spawn_polls()?,
+                    Some(d) = self.quota_rx.recv() => self.on_quota_wait(d)?,
                     sig = signals.next() => {
                         if sig { self.stop = Some(Stop::Aborted); break; }
                         self.stop = Some(Stop::Interrupted);
@@ -943,6 +979,7 @@ impl<C: ApiClient> Coordinator<C> {
                 }
                 _ = poll_tick.tick(), if !self.waiting.is_empty() && self.polls_in_flight == 0 && self.stop.is_none() => self.spawn_polls()?,
                 _ = progress_tick.tick() => self.progress.tick(&self.limits),
+                Some(d) = self.quota_rx.recv() => self.on_quota_wait(d)?,
                 sig = signals.next() => {
                     if sig {
                         self.stop = Some(Stop::Aborted);
@@ -958,6 +995,48 @@ impl<C: ApiClient> Coordinator<C> {
         self.summary.stop = self.stop.take();
         self.summary.elapsed = started.elapsed();
         Ok(self.summary)
+    }
+
+    /// A worker waits for room in a class's rolling window: journal the wait once (until a
+    /// later one) and say what is waited for, until when, in UTC and local time.
+    fn on_quota_wait(&mut self, d: DailyExhausted) -> Result<(), EngineError> {
+        let now = std::time::SystemTime::now();
+        match self.waiting_for.get(&d.class) {
+            Some(until) if *until >= d.resume_at => return Ok(()),
+            Some(until) if *until > now => {
+                // the same wait, for the next slot: extend it silently
+                if let Some(w) = self
+                    .summary
+                    .quota_waits
+                    .iter_mut()
+                    .rev()
+                    .find(|w| w.0 == d.class)
+                {
+                    w.2 = d.resume_at;
+                }
+                self.waiting_for.insert(d.class, d.resume_at);
+                return Ok(());
+            }
+            _ => {}
+        }
+        self.waiting_for.insert(d.class, d.resume_at);
+        self.summary.quota_waits.push((d.class, now, d.resume_at));
+        let utc: chrono::DateTime<chrono::Utc> = d.resume_at.into();
+        let local: chrono::DateTime<chrono::Local> = d.resume_at.into();
+        self.record(Record::QuotaWait {
+            class: d.class.name().to_string(),
+            at: self::now(),
+            until: utc.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        })?;
+        self.progress.note(&format!(
+            "waiting for the {} quota: the {} calls its rolling window allows are used; the \
+             next fits at {} UTC ({} local). Ctrl-C stops cleanly, and resume goes on.",
+            d.class,
+            d.limit,
+            utc.format("%Y-%m-%d %H:%M:%S"),
+            local.format("%Y-%m-%d %H:%M:%S %Z")
+        ));
+        self.journal_commit()
     }
 
     fn journal_commit(&mut self) -> Result<(), EngineError> {

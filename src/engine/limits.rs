@@ -33,6 +33,8 @@ pub struct RateConfig {
     pub class_rates: HashMap<QuotaClass, f64>,
     pub op_rates: HashMap<String, f64>,
     pub daily: HashMap<QuotaClass, u64>,
+    /// The length of the rolling window of the `daily` budgets (24 h; shorter to rehearse).
+    pub window: Duration,
 }
 
 impl Default for RateConfig {
@@ -51,6 +53,7 @@ impl Default for RateConfig {
             class_rates,
             op_rates: HashMap::new(),
             daily,
+            window: DAY,
         }
     }
 }
@@ -67,6 +70,16 @@ impl RateConfig {
                 self.op_rates.insert(name.to_string(), per_second);
             }
         }
+    }
+
+    /// How much longer than the window a call is counted: the service stamps a call when it
+    /// arrives, a little after cosell reserved it, so a slot is taken as free only this much
+    /// later (1% of the window, between 50 ms and 5 s) and the call that fills it is never
+    /// throttled.
+    pub fn window_margin(&self) -> Duration {
+        self.window
+            .mul_f64(0.01)
+            .clamp(Duration::from_millis(50), Duration::from_secs(5))
     }
 
     pub fn class_rate(&self, c: QuotaClass) -> f64 {
@@ -203,7 +216,8 @@ impl Limits {
             return Ok(());
         };
         let mut d = d.lock().unwrap();
-        let horizon = now.checked_sub(DAY).unwrap_or(SystemTime::UNIX_EPOCH);
+        let counted = self.config.window + self.config.window_margin();
+        let horizon = now.checked_sub(counted).unwrap_or(SystemTime::UNIX_EPOCH);
         while d.calls.front().is_some_and(|t| *t <= horizon) {
             d.calls.pop_front();
         }
@@ -212,7 +226,7 @@ impl Limits {
             return Err(DailyExhausted {
                 class,
                 limit: d.limit,
-                resume_at: oldest + DAY,
+                resume_at: oldest + counted,
             });
         }
         d.calls.push_back(now);
@@ -352,10 +366,19 @@ mod tests {
         let now = SystemTime::now();
         limits.reserve_daily(QuotaClass::Write, now).unwrap();
         let err = limits.reserve_daily(QuotaClass::Write, now).unwrap_err();
-        assert_eq!(err.resume_at, t0 + DAY);
-        // a day later the first call has left the window
-        limits
+        // a day (and the margin for the service's later stamp) after the first call
+        let margin = limits.config().window_margin();
+        assert_eq!(margin, Duration::from_secs(5));
+        assert_eq!(err.resume_at, t0 + DAY + margin);
+        assert!(limits
             .reserve_daily(QuotaClass::Write, t0 + DAY + Duration::from_secs(1))
+            .is_err());
+        // then the first call has left the window
+        limits
+            .reserve_daily(
+                QuotaClass::Write,
+                t0 + DAY + margin + Duration::from_secs(1),
+            )
             .unwrap();
     }
 

@@ -46,6 +46,8 @@ pub struct Limits {
     pub daily: Vec<(QuotaClass, u64)>,
     /// Default: `Percent(100.0)` (never stop for failed rows).
     pub max_failures: MaxFailures,
+    /// `limits.daily_wait`: wait for room in a spent rolling window instead of stopping.
+    pub daily_wait: bool,
 }
 
 impl Limits {
@@ -1108,6 +1110,7 @@ impl Campaign {
                 .as_ref()
                 .map(|m| m.value)
                 .unwrap_or(MaxFailures::Percent(100.0)),
+            daily_wait: spec.daily_wait.as_ref().is_some_and(|w| w.value),
         };
         let vars_mj = MjValue::from_serialize(&vars);
         let run_mj = minijinja::context! { name => pb.name.value.clone(), catalog => pb.catalog.value.clone() };

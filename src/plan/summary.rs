@@ -60,6 +60,11 @@ pub struct Summary {
     pub bound_by: String,
     pub fits_daily: bool,
     pub splits: Vec<DailySplit>,
+    /// When a run started now would finish at the earliest (RFC 3339 UTC), waits for the
+    /// rolling windows included (`--wait-for-quota` / `limits.daily_wait` waits them out).
+    pub expected_finish: String,
+    /// Whether the playbook waits for the quota itself (`limits.daily_wait`).
+    pub daily_wait: bool,
 }
 
 fn add(actions: &mut Vec<ActionCalls>, action: &str, calls: u64, estimate: bool, at_most: bool) {
@@ -176,14 +181,26 @@ pub fn summarize(c: &Campaign, rows: u64) -> Summary {
             windows,
         });
     }
-    let max_windows = splits.iter().map(|s| s.windows).max().unwrap_or(1);
-    if max_windows > 1 && max_windows != u64::MAX {
-        let by_days = (max_windows - 1) as f64 * 86_400.0;
+    // every full window costs 24 hours; the last one, its calls at the class's rate
+    for sp in &splits {
+        if sp.windows <= 1 || sp.windows == u64::MAX {
+            continue;
+        }
+        let class = QuotaClass::parse(&sp.class).unwrap_or(QuotaClass::Write);
+        let last_rows = rows.saturating_sub((sp.windows - 1) * sp.rows_per_window);
+        let last = last_rows as f64 * per_row(c.steps(), class) / limits.class_rate(class);
+        let by_days = (sp.windows - 1) as f64 * 86_400.0 + last;
         if by_days > min_seconds {
             min_seconds = by_days;
-            bound_by = format!("the rolling 24-hour quota ({} windows)", max_windows);
+            bound_by = format!(
+                "the rolling 24-hour quota of {} ({} windows)",
+                sp.class, sp.windows
+            );
         }
     }
+    let expected_finish = (chrono::Utc::now()
+        + chrono::Duration::milliseconds((min_seconds * 1000.0) as i64))
+    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     Summary {
         name: c.name().to_string(),
         catalog: c.catalog().to_string(),
@@ -195,6 +212,8 @@ pub fn summarize(c: &Campaign, rows: u64) -> Summary {
         bound_by,
         fits_daily: splits.is_empty(),
         splits,
+        expected_finish,
+        daily_wait: limits.daily_wait,
     }
 }
 
@@ -272,6 +291,18 @@ impl Summary {
                 &self.bound_by
             }
         );
+        let _ = writeln!(
+            o,
+            "expected finish if started now: {}{}",
+            self.expected_finish.replace('T', " ").replace('Z', " UTC"),
+            if self.fits_daily {
+                ""
+            } else if self.daily_wait {
+                " (limits.daily_wait: the run waits for each window)"
+            } else {
+                " with --wait-for-quota (waits for each window unattended)"
+            }
+        );
         if self.fits_daily {
             let _ = writeln!(o, "rolling 24-hour quotas: the campaign fits");
         } else {
@@ -279,7 +310,7 @@ impl Summary {
                 if s.windows == u64::MAX {
                     let _ = writeln!(o, "rolling 24-hour quotas: {} needs {} calls but its budget is {}: not even one row fits; raise limits.daily.{}", s.class, s.calls, s.budget, s.class);
                 } else {
-                    let _ = writeln!(o, "rolling 24-hour quotas: {} needs {} calls, budget {} per 24 h: the run is split into {} windows of at most {} rows; it stops (exit 3) at the budget and `cosell resume` continues once the window rolls", s.class, s.calls, s.budget, s.windows, s.rows_per_window);
+                    let _ = writeln!(o, "rolling 24-hour quotas: {} needs {} calls, budget {} per 24 h: the run is split into {} windows of at most {} rows; with --wait-for-quota (or limits.daily_wait) it waits for each window and goes on unattended, otherwise it stops (exit 3) at the budget and `cosell resume` continues once the window rolls", s.class, s.calls, s.budget, s.windows, s.rows_per_window);
                 }
             }
         }

@@ -122,6 +122,11 @@ pub const LIMITS_KEYS: &[(&str, &str)] = &[
         "max_failures",
         "Stop the run once more rows than this failed: a count (5) or a percentage (`5%`).",
     ),
+    (
+        "daily_wait",
+        "true: when a rolling 24-hour budget is spent, wait until it has room and go on \
+         (as --wait-for-quota) instead of stopping with exit 3.",
+    ),
 ];
 pub const STEP_KEYS: &[(&str, &str)] = &[
     (
@@ -227,6 +232,7 @@ pub struct LimitsSpec {
     pub rates: Vec<(Loc<RateTarget>, Loc<f64>)>,
     pub daily: Vec<(Loc<QuotaClass>, Loc<u64>)>,
     pub max_failures: Option<Loc<MaxFailures>>,
+    pub daily_wait: Option<Loc<bool>>,
 }
 
 /// The columns every ledger has (besides `<step>_id`); `ledger.columns` may not reuse them.
@@ -866,6 +872,22 @@ fn read_limits(r: &mut Reader, n: &Node) -> LimitsSpec {
                     ),
                 }
             }
+            "daily_wait" => match &v.value {
+                Value::Bool(b) => {
+                    out.daily_wait = Some(Loc {
+                        pos: v.pos,
+                        value: *b,
+                    })
+                }
+                other => r.err(
+                    v.pos,
+                    "WRONG_TYPE",
+                    format!(
+                        "limits.daily_wait must be true or false, found {}",
+                        other.kind()
+                    ),
+                ),
+            },
             _ => {}
         }
     }

@@ -3,6 +3,7 @@ mod emulator;
 mod emulator_offline;
 mod engine;
 mod journal;
+mod quota;
 mod rehearsal;
 mod resume;
 mod run;

@@ -213,12 +213,27 @@ impl Emu {
         task_delay: &str,
         ttl: &str,
     ) -> Emu {
-        let args = cosell::emulator::EmulatorArgs {
+        Emu::start_adjusted(quotas, faults, seed, task_delay, |a| {
+            a.invitation_ttl = ttl.into()
+        })
+    }
+    /// As [`Emu::start`], with further flags set by `adjust` (e.g. `--daily`).
+    pub fn start_adjusted(
+        quotas: &str,
+        faults: &str,
+        seed: u64,
+        task_delay: &str,
+        adjust: impl FnOnce(&mut cosell::emulator::EmulatorArgs),
+    ) -> Emu {
+        let ttl = "15d";
+        let mut args = cosell::emulator::EmulatorArgs {
             bind: "127.0.0.1:0".parse().unwrap(),
             default_account: "111122223333".into(),
             invitation_ttl: ttl.into(),
             task_delay: task_delay.into(),
             quotas: quotas.into(),
+            daily: vec![],
+            quota_window: "24h".into(),
             faults: faults.into(),
             seed,
             state: None,
@@ -227,6 +242,7 @@ impl Emu {
             header_read_timeout: "10s".into(),
             idle_timeout: "60s".into(),
         };
+        adjust(&mut args);
         let config = cosell::emulator::EmulatorConfig::from_args(&args).expect("emulator flags");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -71,7 +71,7 @@ fn structure_rules_are_reported_all_at_once() {
     has(&o, &[
         &format!("{f}:3:7: error[INVALID_NAME]: name \"Q4 Invites\" must be 1 to 40 characters of a-z, 0-9 and - (it is part of every idempotency token)"),
         &format!("{f}:4:10: error[INVALID_CATALOG]: catalog \"Sandbx\" is not one of AWS, Sandbox; did you mean \"Sandbox\"?"),
-        &format!("{f}:6:3: error[UNKNOWN_KEY]: unknown key \"concurency\" in limits; allowed: concurrency, rates, daily, max_failures; did you mean \"concurrency\"?"),
+        &format!("{f}:6:3: error[UNKNOWN_KEY]: unknown key \"concurency\" in limits; allowed: concurrency, rates, daily, max_failures, daily_wait; did you mean \"concurrency\"?"),
         &format!("{f}:7:12: error[UNKNOWN_RATE_TARGET]: \"writes\" is neither a quota class (read, write, engagement-write, prospecting-get, prospecting-list, prospecting-write) nor an operation name; did you mean \"write\"?"),
         &format!("{f}:7:31: error[INVALID_LIMIT]: rate \"fast\" for read is not a rate such as 1/s, 30/m or 3600/h"),
         &format!("{f}:8:17: error[INVALID_LIMIT]: limits.max_failures must be a count (5) or a percentage from 0% to 100% (\"5%\")"),
@@ -409,7 +409,18 @@ fn plan_counts_calls_and_bounds_the_duration() {
         .run();
     o.code(0);
     let root = format!("{}/", repo().display());
-    let text = o.stdout.replace(&root, "");
+    // the expected finish is relative to now: the snapshot keeps the line, not the time
+    let text: String = o
+        .stdout
+        .replace(&root, "")
+        .lines()
+        .map(
+            |l| match l.strip_prefix("expected finish if started now: ") {
+                Some(_) => "expected finish if started now: <now + minimum duration>\n".to_string(),
+                None => format!("{l}\n"),
+            },
+        )
+        .collect();
     insta::assert_snapshot!("plan_accept_invitations", text);
 }
 
@@ -439,8 +450,14 @@ fn plan_splits_a_campaign_over_the_rolling_daily_quota() {
     assert_eq!(plan["splits"][0]["class"], "write");
     assert_eq!(plan["splits"][0]["rows_per_window"], 10_000);
     assert_eq!(plan["splits"][0]["windows"], 2);
-    // two windows: at least one full day
-    assert_eq!(plan["min_seconds"], 86_400.0);
+    // two windows: one full day, then the last 2,000 rows' writes at 1/s
+    assert_eq!(plan["min_seconds"], 86_400.0 + 2_000.0);
+    // the expected finish is that far from now
+    let finish =
+        chrono::DateTime::parse_from_rfc3339(plan["expected_finish"].as_str().unwrap()).unwrap();
+    let ahead = (finish.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds();
+    assert!((88_300..=88_400).contains(&ahead), "{ahead}");
+    assert!(o.stdout.contains("\"daily_wait\": false") || plan["daily_wait"] == false);
 }
 
 #[test]
