@@ -192,3 +192,34 @@ fn rows_waiting_on_a_task_hold_no_concurrency_slot() {
         "took {took:?}: waiting rows held their slots"
     );
 }
+
+#[test]
+fn sigterm_and_sighup_stop_sending_like_ctrl_c() {
+    for sig in ["-TERM", "-HUP"] {
+        let emu = Emu::start("x50", "", 1, "100ms");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("partners.csv"), partners_csv(40, RECEIVER)).unwrap();
+        let child = invite(&emu, dir.path(), "s")
+            .args(["--concurrency", "64", "--rate", "write=5/s"])
+            .command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let before = invitations(&emu);
+        std::process::Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{sig}: {stderr}");
+        assert!(stderr.contains("cosell resume s"), "{sig}: {stderr}");
+        assert!(
+            invitations(&emu) <= before + 1,
+            "{sig}: sent after the signal"
+        );
+    }
+}
