@@ -392,7 +392,7 @@ impl<'c> Checker<'c> {
                         Some(p) => format!("input.key (line {} of the playbook)", p.line),
                         None => "the row key (the line number)".into(),
                     };
-                    let d = Diagnostic::error(loc, "DUPLICATE_ROW_KEY", format!("duplicate row key {k:?}: line {} and line {} have the same {how}; row keys must be unique (they name rows in the journal and the idempotency tokens)", line, row.line)).with_row(row.index);
+                    let d = Diagnostic::error(loc, "DUPLICATE_ROW_KEY", format!("duplicate row key {}: line {} and line {} have the same {how}; row keys must be unique (they name rows in the journal and the idempotency tokens)", crate::model::quote(k), line, row.line)).with_row(row.index);
                     self.push(d);
                 }
                 Some(_) => {}

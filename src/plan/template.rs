@@ -923,7 +923,10 @@ fn filter_date(value: MjValue, fmt: Option<&str>, input: Option<&str>) -> Result
     let bad = || {
         MjError::new(
             ErrorKind::InvalidOperation,
-            format!("{text:?} is not a date this filter reads (try YYYY-MM-DD)"),
+            format!(
+                "{} is not a date this filter reads (try YYYY-MM-DD)",
+                crate::model::quote(&text)
+            ),
         )
     };
     let dt: NaiveDateTime = if let Some(inf) = input {
