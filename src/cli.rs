@@ -43,7 +43,8 @@ macro_rules! help {
         "  cosell run playbooks/invite-partners.yaml --emulate   # rehearse against the emulator\n",
         "  cosell run playbooks/invite-partners.yaml --profile partner-prod\n",
         "  cosell resume runs/q4-reseller-invites-20261202T101500Z\n",
-        "  cosell status runs/q4-reseller-invites-20261202T101500Z"
+        "  cosell status runs/q4-reseller-invites-20261202T101500Z\n",
+        "  cosell report runs/q4-reseller-invites-20261202T101500Z   # report.html, to share"
     ))
 )]
 pub struct Cli {
@@ -81,6 +82,11 @@ pub enum Command {
         "  cosell status runs/q4-reseller-invites-20261202T101500Z\n  cosell status runs/q4 --format json"
     ))]
     Status(StatusArgs),
+    /// Write RUN_DIR/report.html: a self-contained page on how the run went, to share.
+    #[command(after_help = help!(
+        "  cosell report runs/q4-reseller-invites-20261202T101500Z\n  cosell report runs/q4 && xdg-open runs/q4/report.html   # or `open` on macOS"
+    ))]
+    Report(ReportArgs),
     /// Serve a local Partner Central Selling API (AWS JSON 1.0) for tests and rehearsals.
     #[command(after_help = help!(
         "  cosell emulator                                    # 127.0.0.1:4566, documented quotas\n  cosell emulator --quotas x20 --task-delay 0s --state emu.json\n  cosell emulator --faults throttle=0.05,reset=0.01 --seed 7"
@@ -198,4 +204,10 @@ pub struct StatusArgs {
     pub run_dir: PathBuf,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run directory (read without taking its lock; only report.html is written).
+    pub run_dir: PathBuf,
 }

@@ -14,6 +14,7 @@ pub mod ledger;
 pub mod model;
 pub mod plan;
 pub mod playbook;
+pub mod report;
 pub mod rundir;
 
 /// Run one command and return the process exit code. Errors are printed here, once.
@@ -27,6 +28,7 @@ pub fn run(cli: cli::Cli) -> i32 {
         Command::Run(a) => engine::command::run_command(a),
         Command::Resume(a) => engine::command::resume_command(a),
         Command::Status(a) => journal::status::run(&a),
+        Command::Report(a) => report::run(&a),
         Command::Emulator(a) => emulator::main(a),
     }
 }

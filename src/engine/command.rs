@@ -884,7 +884,14 @@ async fn drive<C: ApiClient>(
             return exit::ENVIRONMENT;
         }
     };
+    // the run report, after the ledger; it failing fails nothing
+    let report = crate::report::write(&rundir, Some(&campaign))
+        .map_err(|e| eprintln!("warning: cannot write the run report: {e}"))
+        .ok();
     print_summary(&campaign, &rundir, &summary, limits.config(), &ledger);
+    if let Some(p) = report {
+        println!("report    {}", p.display());
+    }
     match &summary.stop {
         Some(Stop::Interrupted) => exit::INTERRUPTED,
         Some(Stop::Environment { .. }) => exit::ENVIRONMENT,

@@ -647,11 +647,25 @@ pub fn is_header_only(path: &Path) -> Result<bool, JournalError> {
 
 /// [`read`] and [`replay`] in one pass, without building the list of records (for `status`).
 pub fn read_and_replay(path: &Path) -> Result<(RunState, Option<TornTail>), JournalError> {
-    let mut state = RunState::default();
+    read_and_replay_visiting(path, RunState::default(), |_, _| {})
+}
+
+/// [`read_and_replay`] into `state` (e.g. a `lean` one), showing each record to `visit`
+/// with the state as it stands before the record is applied: read-only, one pass, no list
+/// of records (for the run report).
+pub fn read_and_replay_visiting(
+    path: &Path,
+    mut state: RunState,
+    mut visit: impl FnMut(&Record, &RunState),
+) -> Result<(RunState, Option<TornTail>), JournalError> {
     let torn = match File::open(path) {
         Ok(f) => {
             let input = io::BufReader::with_capacity(READ_BUFFER, f);
-            parse_input(path, input, |r| state.apply_owned(r))?.1
+            parse_input(path, input, |r| {
+                visit(&r, &state);
+                state.apply_owned(r)
+            })?
+            .1
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(source) => {
