@@ -252,7 +252,11 @@ fn headline(o: &mut String, r: &Report) -> std::fmt::Result {
     };
     let mut elapsed_note = String::new();
     if r.waiting_ms > 0 {
-        let _ = write!(elapsed_note, "{} waiting for the daily quota", dur(r.waiting_ms));
+        let _ = write!(
+            elapsed_note,
+            "{} waiting for the daily quota",
+            dur(r.waiting_ms)
+        );
     }
     if r.idle_ms > 0 {
         if !elapsed_note.is_empty() {
@@ -372,7 +376,11 @@ fn fmt_axis(v: f64) -> String {
 fn chart(o: &mut String, r: &Report) -> std::fmt::Result {
     let t: &Timeline = &r.timeline;
     let buckets = t.series.first().map_or(0, |s| s.1.len());
-    let per = if t.unit_ms == 1000 { "second" } else { "minute" };
+    let per = if t.unit_ms == 1000 {
+        "second"
+    } else {
+        "minute"
+    };
     let bucket_note = if t.bucket_ms > t.unit_ms {
         format!(" (averaged over {} buckets)", dur(t.bucket_ms))
     } else {
@@ -617,13 +625,7 @@ fn failures(o: &mut String, r: &Report) -> std::fmt::Result {
         let steps: Vec<String> = g
             .steps
             .iter()
-            .map(|(s, n)| {
-                format!(
-                    "{} ({})",
-                    if s.is_empty() { "—" } else { s },
-                    thousands(*n)
-                )
-            })
+            .map(|(s, n)| format!("{} ({})", if s.is_empty() { "—" } else { s }, thousands(*n)))
             .collect();
         write!(
             o,
@@ -714,12 +716,11 @@ fn attempts(o: &mut String, r: &Report) -> std::fmt::Result {
         r.attempts.len()
     )?;
     for a in &r.attempts {
-        let when = a
-            .at
-            .as_deref()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(|d| fmt_ms(d.timestamp_millis(), true))
-            .unwrap_or_else(|| "—".into());
+        let when =
+            a.at.as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|d| fmt_ms(d.timestamp_millis(), true))
+                .unwrap_or_else(|| "—".into());
         write!(
             o,
             "<tr class=\"attempt\" data-n=\"{}\" data-redriven=\"{}\" data-succeeded=\"{}\" data-failed=\"{}\"><td>{}</td><td>{}</td>\
@@ -757,7 +758,10 @@ mod tests {
 
     #[test]
     fn escaping_and_numbers() {
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(dur(850), "850 ms");

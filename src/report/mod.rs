@@ -33,7 +33,9 @@
 
 pub mod html;
 
-use crate::journal::{self, JournalError, Record, RowRef, RowState, RowStatus, RunState, StepState};
+use crate::journal::{
+    self, JournalError, Record, RowRef, RowState, RowStatus, RunState, StepState,
+};
 use crate::model::{self, QuotaClass, ShapeId, ShapeKind};
 use crate::plan::Campaign;
 use crate::rundir::{RunDir, RunDirError};
@@ -547,16 +549,20 @@ pub fn build(rd: &RunDir, campaign: Option<&Campaign>) -> Result<Report, ReportE
     for (setup, i, r) in &failed_rows {
         let ids = if *setup { setup_ids } else { &row_steps[..] };
         let (step, code, message) = r.failed_step(ids).unwrap_or(("", "", ""));
-        let g = groups.entry(code.to_string()).or_insert_with(|| FailureGroup {
-            code: code.to_string(),
-            count: 0,
-            steps: BTreeMap::new(),
-            examples: Vec::new(),
-        });
+        let g = groups
+            .entry(code.to_string())
+            .or_insert_with(|| FailureGroup {
+                code: code.to_string(),
+                count: 0,
+                steps: BTreeMap::new(),
+                examples: Vec::new(),
+            });
         g.count += 1;
         *g.steps.entry(step.to_string()).or_default() += 1;
         if g.examples.len() < EXAMPLES {
-            let shape = campaign.and_then(|c| c.step(step)).and_then(|s| s.output_shape());
+            let shape = campaign
+                .and_then(|c| c.step(step))
+                .and_then(|s| s.output_shape());
             let mut known = Vec::new();
             if let Some(c) = campaign {
                 sensitive_values_of(c, r, &mut known);
@@ -767,7 +773,11 @@ fn identify(rd: &RunDir, campaign: Option<&Campaign>, failures: &mut [FailureGro
     let mut found: HashMap<u64, (Option<u64>, Option<String>)> = HashMap::new();
     let source = if wanted.is_empty() {
         "ledger.jsonl".to_string()
-    } else if read_ledger(&rd.path().join(crate::ledger::JSONL_FILE), &wanted, &mut found) {
+    } else if read_ledger(
+        &rd.path().join(crate::ledger::JSONL_FILE),
+        &wanted,
+        &mut found,
+    ) {
         "ledger.jsonl".to_string()
     } else if campaign.is_some_and(|c| rows_from_campaign(c, &wanted, &mut found)) {
         "the playbook's keys (ledger.jsonl is missing)".to_string()
@@ -907,9 +917,9 @@ fn holds_sensitive(id: ShapeId, depth: u32) -> bool {
         return false;
     }
     match &s.kind {
-        ShapeKind::Structure { members, .. } => {
-            members.iter().any(|mm| holds_sensitive(mm.shape, depth + 1))
-        }
+        ShapeKind::Structure { members, .. } => members
+            .iter()
+            .any(|mm| holds_sensitive(mm.shape, depth + 1)),
         ShapeKind::List { member, .. } => holds_sensitive(*member, depth + 1),
         ShapeKind::Map { key, value, .. } => {
             holds_sensitive(*key, depth + 1) || holds_sensitive(*value, depth + 1)

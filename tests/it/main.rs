@@ -5,6 +5,7 @@ mod engine;
 mod journal;
 mod quota;
 mod rehearsal;
+mod report;
 mod resume;
 mod run;
 mod rundir;
