@@ -584,7 +584,9 @@ pub fn build(rd: &RunDir, campaign: Option<&Campaign>) -> Result<Report, ReportE
 
     // attempts
     let mut attempts = Vec::new();
-    let first_at = first_ms.map(|ms| fmt_ms(ms, true));
+    let first_at = first_ms
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     let boundaries: Vec<Option<&BTreeMap<u64, Option<RowStatus>>>> = acc
         .snapshots
         .iter()
@@ -771,13 +773,12 @@ fn identify(rd: &RunDir, campaign: Option<&Campaign>, failures: &mut [FailureGro
         .map(|e| e.index)
         .collect();
     let mut found: HashMap<u64, (Option<u64>, Option<String>)> = HashMap::new();
-    let source = if wanted.is_empty() {
-        "ledger.jsonl".to_string()
-    } else if read_ledger(
-        &rd.path().join(crate::ledger::JSONL_FILE),
-        &wanted,
-        &mut found,
-    ) {
+    let source = if wanted.is_empty()
+        || read_ledger(
+            &rd.path().join(crate::ledger::JSONL_FILE),
+            &wanted,
+            &mut found,
+        ) {
         "ledger.jsonl".to_string()
     } else if campaign.is_some_and(|c| rows_from_campaign(c, &wanted, &mut found)) {
         "the playbook's keys (ledger.jsonl is missing)".to_string()
