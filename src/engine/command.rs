@@ -888,10 +888,14 @@ async fn drive<C: ApiClient>(
     let report = crate::report::write(&rundir, Some(&campaign))
         .map_err(|e| eprintln!("warning: cannot write the run report: {e}"))
         .ok();
-    print_summary(&campaign, &rundir, &summary, limits.config(), &ledger);
-    if let Some(p) = report {
-        println!("report    {}", p.display());
-    }
+    print_summary(
+        &campaign,
+        &rundir,
+        &summary,
+        limits.config(),
+        &ledger,
+        report.as_deref(),
+    );
     match &summary.stop {
         Some(Stop::Interrupted) => exit::INTERRUPTED,
         Some(Stop::Environment { .. }) => exit::ENVIRONMENT,
@@ -1035,6 +1039,7 @@ fn print_summary(
     s: &Summary,
     rates: &RateConfig,
     ledger: &LedgerCounts,
+    report: Option<&Path>,
 ) {
     let bound = quota_bound(s, rates);
     let mut out = String::new();
@@ -1088,6 +1093,9 @@ fn print_summary(
         fmt_duration(bound)
     );
     let _ = writeln!(out, "ledger    {}", ledger.csv.display());
+    if let Some(p) = report {
+        let _ = writeln!(out, "report    {}", p.display());
+    }
     print!("{out}");
     let resume = resume_hint(rundir.path(), false);
     let redrive = resume_hint(rundir.path(), true);

@@ -1003,7 +1003,9 @@ impl<C: ApiClient> Coordinator<C> {
         let now = std::time::SystemTime::now();
         match self.waiting_for.get(&d.class) {
             Some(until) if *until >= d.resume_at => return Ok(()),
-            Some(until) if *until > now => {
+            // a window frees its slots one by one, as its calls leave it: a wait that ended
+            // a moment ago and another now are one wait for that window
+            Some(until) if *until + Duration::from_secs(2) > now => {
                 // the same wait, for the next slot: extend it silently
                 if let Some(w) = self
                     .summary
