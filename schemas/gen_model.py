@@ -3,7 +3,8 @@
 
 Reads the official Partner Central Selling service model (botocore JSON) and
 keeps only what validation, the emulator and the SDK bridge need: operations
-(input, output, errors, idempotency), and for every shape its type, members,
+(input, output, errors, idempotency, and the paginator from the service's
+paginators file: input token, output token, result key, limit key), and for every shape its type, members,
 required list, enum, pattern, min/max, union, idempotency tokens, sensitive
 flag and exception/fault flags. Documentation text is dropped.
 
@@ -11,6 +12,7 @@ Usage (from the repository root, with ../shared beside it):
 
     python3 schemas/gen_model.py \
         ../shared/reference/partnercentral-selling-2022-07-26.service.json \
+        ../shared/reference/partnercentral-selling-2022-07-26.paginators.json \
         > schemas/model.json
 
 The output is deterministic (sorted operations and shapes, member order kept
@@ -48,9 +50,14 @@ def compact_shape(shape):
     return out
 
 
-def main(path):
+def main(path, paginators_path):
     with open(path, encoding="utf-8") as f:
         model = json.load(f)
+    with open(paginators_path, encoding="utf-8") as f:
+        paginators = json.load(f)["pagination"]
+    for name in paginators:
+        if name not in model["operations"]:
+            sys.exit("paginator for unknown operation %s" % name)
     meta = model["metadata"]
     operations = {}
     for name in sorted(model["operations"]):
@@ -63,6 +70,10 @@ def main(path):
         o["errors"] = [e["shape"] for e in op.get("errors", [])]
         if op.get("idempotent"):
             o["idempotent"] = True
+        if name in paginators:
+            p = paginators[name]
+            o["paginator"] = {k: p[k] for k in ("input_token", "output_token", "result_key",
+                                                 "limit_key") if k in p}
         operations[name] = o
     shapes = {name: compact_shape(model["shapes"][name]) for name in sorted(model["shapes"])}
     out = {
@@ -79,6 +90,6 @@ def main(path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: gen_model.py SERVICE_JSON > schemas/model.json")
-    main(sys.argv[1])
+    if len(sys.argv) != 3:
+        sys.exit("usage: gen_model.py SERVICE_JSON PAGINATORS_JSON > schemas/model.json")
+    main(sys.argv[1], sys.argv[2])

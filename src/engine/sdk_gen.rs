@@ -17,31 +17,68 @@ use serde_json::Value;
 /// SHA-256 of the schemas/model.json this file was generated from (a test compares it).
 #[cfg(test)]
 pub(super) const MODEL_SHA256: &str =
-    "f6ddc90e3be803bf782518f85961c4381317c29efb90df334939bcf0b7337e29";
+    "2d318bc0512a1682b255ddbb6c7b788ce53007b5c852ea106cd4b197e89473b0";
 
 /// The operations this bridge can send, in the API's names.
 pub const SUPPORTED_OPERATIONS: &[&str] = &[
+    "AcceptEngagementInvitation",
+    "AssignOpportunity",
+    "AssociateOpportunity",
     "CreateEngagement",
-    "GetEngagement",
-    "ListEngagements",
+    "CreateEngagementContext",
     "CreateEngagementInvitation",
+    "CreateOpportunity",
+    "CreateResourceSnapshot",
+    "CreateResourceSnapshotJob",
+    "DeleteResourceSnapshotJob",
+    "DisassociateOpportunity",
+    "GetAwsOpportunitySummary",
+    "GetEngagement",
     "GetEngagementInvitation",
+    "GetOpportunity",
+    "GetProspectingFromEngagementTask",
+    "GetResourceSnapshot",
+    "GetResourceSnapshotJob",
+    "GetSellingSystemSettings",
+    "ListEngagementByAcceptingInvitationTasks",
+    "ListEngagementFromOpportunityTasks",
     "ListEngagementInvitations",
+    "ListEngagementMembers",
+    "ListEngagementResourceAssociations",
+    "ListEngagements",
+    "ListOpportunities",
+    "ListOpportunityFromEngagementTasks",
+    "ListProspectingFromEngagementTasks",
+    "ListResourceSnapshotJobs",
+    "ListResourceSnapshots",
+    "ListSolutions",
+    "ListTagsForResource",
+    "PutSellingSystemSettings",
     "RejectEngagementInvitation",
     "StartEngagementByAcceptingInvitationTask",
-    "ListEngagementByAcceptingInvitationTasks",
     "StartEngagementFromOpportunityTask",
-    "ListEngagementFromOpportunityTasks",
-    "CreateOpportunity",
-    "GetOpportunity",
+    "StartOpportunityFromEngagementTask",
+    "StartProspectingFromEngagementTask",
+    "StartResourceSnapshotJob",
+    "StopResourceSnapshotJob",
+    "SubmitOpportunity",
+    "TagResource",
+    "UntagResource",
+    "UpdateEngagementContext",
+    "UpdateOpportunity",
 ];
 
 /// `(shape, member, default as JSON)`: members the model marks optional but the SDK holds
 /// as plain fields with a default (its newer model says `@default`): when the request omits
 /// one, the SDK's serializer still writes it, with that default.
 pub const SDK_DEFAULTED_MEMBERS: &[(&str, &str, &str)] = &[
-    ("ExpectedCustomerSpend", "Amount", "\"\""),
     ("LeadContext", "QualificationStatus", "\"Unqualified\""),
+    ("ExpectedCustomerSpend", "Amount", "\"\""),
+    (
+        "UpdateLeadContext",
+        "QualificationStatus",
+        "\"Unqualified\"",
+    ),
     ("LeadInteraction", "SourceType", "\"\""),
     ("LeadInteraction", "SourceId", "\"\""),
     ("LeadInteraction", "SourceName", "\"\""),
@@ -60,29 +97,154 @@ pub(super) async fn dispatch(
     capture: BodyCapture,
 ) -> Option<Result<(), ApiError>> {
     Some(match op {
+        "AcceptEngagementInvitation" => op_accept_engagement_invitation(client, v, capture).await,
+        "AssignOpportunity" => op_assign_opportunity(client, v, capture).await,
+        "AssociateOpportunity" => op_associate_opportunity(client, v, capture).await,
         "CreateEngagement" => op_create_engagement(client, v, capture).await,
-        "GetEngagement" => op_get_engagement(client, v, capture).await,
-        "ListEngagements" => op_list_engagements(client, v, capture).await,
+        "CreateEngagementContext" => op_create_engagement_context(client, v, capture).await,
         "CreateEngagementInvitation" => op_create_engagement_invitation(client, v, capture).await,
+        "CreateOpportunity" => op_create_opportunity(client, v, capture).await,
+        "CreateResourceSnapshot" => op_create_resource_snapshot(client, v, capture).await,
+        "CreateResourceSnapshotJob" => op_create_resource_snapshot_job(client, v, capture).await,
+        "DeleteResourceSnapshotJob" => op_delete_resource_snapshot_job(client, v, capture).await,
+        "DisassociateOpportunity" => op_disassociate_opportunity(client, v, capture).await,
+        "GetAwsOpportunitySummary" => op_get_aws_opportunity_summary(client, v, capture).await,
+        "GetEngagement" => op_get_engagement(client, v, capture).await,
         "GetEngagementInvitation" => op_get_engagement_invitation(client, v, capture).await,
-        "ListEngagementInvitations" => op_list_engagement_invitations(client, v, capture).await,
-        "RejectEngagementInvitation" => op_reject_engagement_invitation(client, v, capture).await,
-        "StartEngagementByAcceptingInvitationTask" => {
-            op_start_engagement_by_accepting_invitation_task(client, v, capture).await
+        "GetOpportunity" => op_get_opportunity(client, v, capture).await,
+        "GetProspectingFromEngagementTask" => {
+            op_get_prospecting_from_engagement_task(client, v, capture).await
         }
+        "GetResourceSnapshot" => op_get_resource_snapshot(client, v, capture).await,
+        "GetResourceSnapshotJob" => op_get_resource_snapshot_job(client, v, capture).await,
+        "GetSellingSystemSettings" => op_get_selling_system_settings(client, v, capture).await,
         "ListEngagementByAcceptingInvitationTasks" => {
             op_list_engagement_by_accepting_invitation_tasks(client, v, capture).await
-        }
-        "StartEngagementFromOpportunityTask" => {
-            op_start_engagement_from_opportunity_task(client, v, capture).await
         }
         "ListEngagementFromOpportunityTasks" => {
             op_list_engagement_from_opportunity_tasks(client, v, capture).await
         }
-        "CreateOpportunity" => op_create_opportunity(client, v, capture).await,
-        "GetOpportunity" => op_get_opportunity(client, v, capture).await,
+        "ListEngagementInvitations" => op_list_engagement_invitations(client, v, capture).await,
+        "ListEngagementMembers" => op_list_engagement_members(client, v, capture).await,
+        "ListEngagementResourceAssociations" => {
+            op_list_engagement_resource_associations(client, v, capture).await
+        }
+        "ListEngagements" => op_list_engagements(client, v, capture).await,
+        "ListOpportunities" => op_list_opportunities(client, v, capture).await,
+        "ListOpportunityFromEngagementTasks" => {
+            op_list_opportunity_from_engagement_tasks(client, v, capture).await
+        }
+        "ListProspectingFromEngagementTasks" => {
+            op_list_prospecting_from_engagement_tasks(client, v, capture).await
+        }
+        "ListResourceSnapshotJobs" => op_list_resource_snapshot_jobs(client, v, capture).await,
+        "ListResourceSnapshots" => op_list_resource_snapshots(client, v, capture).await,
+        "ListSolutions" => op_list_solutions(client, v, capture).await,
+        "ListTagsForResource" => op_list_tags_for_resource(client, v, capture).await,
+        "PutSellingSystemSettings" => op_put_selling_system_settings(client, v, capture).await,
+        "RejectEngagementInvitation" => op_reject_engagement_invitation(client, v, capture).await,
+        "StartEngagementByAcceptingInvitationTask" => {
+            op_start_engagement_by_accepting_invitation_task(client, v, capture).await
+        }
+        "StartEngagementFromOpportunityTask" => {
+            op_start_engagement_from_opportunity_task(client, v, capture).await
+        }
+        "StartOpportunityFromEngagementTask" => {
+            op_start_opportunity_from_engagement_task(client, v, capture).await
+        }
+        "StartProspectingFromEngagementTask" => {
+            op_start_prospecting_from_engagement_task(client, v, capture).await
+        }
+        "StartResourceSnapshotJob" => op_start_resource_snapshot_job(client, v, capture).await,
+        "StopResourceSnapshotJob" => op_stop_resource_snapshot_job(client, v, capture).await,
+        "SubmitOpportunity" => op_submit_opportunity(client, v, capture).await,
+        "TagResource" => op_tag_resource(client, v, capture).await,
+        "UntagResource" => op_untag_resource(client, v, capture).await,
+        "UpdateEngagementContext" => op_update_engagement_context(client, v, capture).await,
+        "UpdateOpportunity" => op_update_opportunity(client, v, capture).await,
         _ => return None,
     })
+}
+
+async fn op_accept_engagement_invitation(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(v, "", &["Catalog", "Identifier"]).map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .accept_engagement_invitation()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_identifier(member(o, "", "Identifier", string)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_assign_opportunity(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(v, "", &["Catalog", "Identifier", "Assignee"]).map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .assign_opportunity()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_identifier(member(o, "", "Identifier", string)?)
+            .set_assignee(member(o, "", "Assignee", conv_AssigneeContact)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_associate_opportunity(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "Catalog",
+            "OpportunityIdentifier",
+            "RelatedEntityType",
+            "RelatedEntityIdentifier",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .associate_opportunity()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_opportunity_identifier(member(o, "", "OpportunityIdentifier", string)?)
+            .set_related_entity_type(member(o, "", "RelatedEntityType", |v: &Value, p: &str| {
+                string(v, p).map(|s| types::RelatedEntityType::from(s.as_str()))
+            })?)
+            .set_related_entity_identifier(member(o, "", "RelatedEntityIdentifier", string)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
 }
 
 async fn op_create_engagement(
@@ -117,29 +279,7 @@ async fn op_create_engagement(
         .map_err(map_sdk_error)
 }
 
-async fn op_get_engagement(
-    client: &Client,
-    v: &Value,
-    capture: BodyCapture,
-) -> Result<(), ApiError> {
-    let o = object(v, "", &["Catalog", "Identifier"]).map_err(ConvError::into_api)?;
-    let send = || -> Result<_, ConvError> {
-        Ok(client
-            .get_engagement()
-            .set_catalog(member(o, "", "Catalog", string)?)
-            .set_identifier(member(o, "", "Identifier", string)?))
-    };
-    send()
-        .map_err(ConvError::into_api)?
-        .customize()
-        .interceptor(capture)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(map_sdk_error)
-}
-
-async fn op_list_engagements(
+async fn op_create_engagement_context(
     client: &Client,
     v: &Value,
     capture: BodyCapture,
@@ -149,51 +289,23 @@ async fn op_list_engagements(
         "",
         &[
             "Catalog",
-            "CreatedBy",
-            "ExcludeCreatedBy",
-            "ContextTypes",
-            "ExcludeContextTypes",
-            "Sort",
-            "MaxResults",
-            "NextToken",
             "EngagementIdentifier",
+            "ClientToken",
+            "Type",
+            "Payload",
         ],
     )
     .map_err(ConvError::into_api)?;
     let send = || -> Result<_, ConvError> {
         Ok(client
-            .list_engagements()
+            .create_engagement_context()
             .set_catalog(member(o, "", "Catalog", string)?)
-            .set_created_by(member(o, "", "CreatedBy", |v: &Value, p: &str| {
-                list(v, p, string)
+            .set_engagement_identifier(member(o, "", "EngagementIdentifier", string)?)
+            .set_client_token(member(o, "", "ClientToken", string)?)
+            .set_type(member(o, "", "Type", |v: &Value, p: &str| {
+                string(v, p).map(|s| types::EngagementContextType::from(s.as_str()))
             })?)
-            .set_exclude_created_by(member(o, "", "ExcludeCreatedBy", |v: &Value, p: &str| {
-                list(v, p, string)
-            })?)
-            .set_context_types(member(o, "", "ContextTypes", |v: &Value, p: &str| {
-                list(v, p, |v: &Value, p: &str| {
-                    string(v, p).map(|s| types::EngagementContextType::from(s.as_str()))
-                })
-            })?)
-            .set_exclude_context_types(member(
-                o,
-                "",
-                "ExcludeContextTypes",
-                |v: &Value, p: &str| {
-                    list(v, p, |v: &Value, p: &str| {
-                        string(v, p).map(|s| types::EngagementContextType::from(s.as_str()))
-                    })
-                },
-            )?)
-            .set_sort(member(o, "", "Sort", conv_EngagementSort)?)
-            .set_max_results(member(o, "", "MaxResults", integer)?)
-            .set_next_token(member(o, "", "NextToken", string)?)
-            .set_engagement_identifier(member(
-                o,
-                "",
-                "EngagementIdentifier",
-                |v: &Value, p: &str| list(v, p, string),
-            )?))
+            .set_payload(member(o, "", "Payload", conv_EngagementContextPayload)?))
     };
     send()
         .map_err(ConvError::into_api)?
@@ -228,302 +340,6 @@ async fn op_create_engagement_invitation(
             .set_client_token(member(o, "", "ClientToken", string)?)
             .set_engagement_identifier(member(o, "", "EngagementIdentifier", string)?)
             .set_invitation(member(o, "", "Invitation", conv_Invitation)?))
-    };
-    send()
-        .map_err(ConvError::into_api)?
-        .customize()
-        .interceptor(capture)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(map_sdk_error)
-}
-
-async fn op_get_engagement_invitation(
-    client: &Client,
-    v: &Value,
-    capture: BodyCapture,
-) -> Result<(), ApiError> {
-    let o = object(v, "", &["Catalog", "Identifier"]).map_err(ConvError::into_api)?;
-    let send = || -> Result<_, ConvError> {
-        Ok(client
-            .get_engagement_invitation()
-            .set_catalog(member(o, "", "Catalog", string)?)
-            .set_identifier(member(o, "", "Identifier", string)?))
-    };
-    send()
-        .map_err(ConvError::into_api)?
-        .customize()
-        .interceptor(capture)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(map_sdk_error)
-}
-
-async fn op_list_engagement_invitations(
-    client: &Client,
-    v: &Value,
-    capture: BodyCapture,
-) -> Result<(), ApiError> {
-    let o = object(
-        v,
-        "",
-        &[
-            "Catalog",
-            "MaxResults",
-            "NextToken",
-            "Sort",
-            "PayloadType",
-            "ParticipantType",
-            "Status",
-            "EngagementIdentifier",
-            "SenderAwsAccountId",
-        ],
-    )
-    .map_err(ConvError::into_api)?;
-    let send = || -> Result<_, ConvError> {
-        Ok(client
-            .list_engagement_invitations()
-            .set_catalog(member(o, "", "Catalog", string)?)
-            .set_max_results(member(o, "", "MaxResults", integer)?)
-            .set_next_token(member(o, "", "NextToken", string)?)
-            .set_sort(member(
-                o,
-                "",
-                "Sort",
-                conv_OpportunityEngagementInvitationSort,
-            )?)
-            .set_payload_type(member(o, "", "PayloadType", |v: &Value, p: &str| {
-                list(v, p, |v: &Value, p: &str| {
-                    string(v, p).map(|s| types::EngagementInvitationPayloadType::from(s.as_str()))
-                })
-            })?)
-            .set_participant_type(member(o, "", "ParticipantType", |v: &Value, p: &str| {
-                string(v, p).map(|s| types::ParticipantType::from(s.as_str()))
-            })?)
-            .set_status(member(o, "", "Status", |v: &Value, p: &str| {
-                list(v, p, |v: &Value, p: &str| {
-                    string(v, p).map(|s| types::InvitationStatus::from(s.as_str()))
-                })
-            })?)
-            .set_engagement_identifier(member(
-                o,
-                "",
-                "EngagementIdentifier",
-                |v: &Value, p: &str| list(v, p, string),
-            )?)
-            .set_sender_aws_account_id(member(
-                o,
-                "",
-                "SenderAwsAccountId",
-                |v: &Value, p: &str| list(v, p, string),
-            )?))
-    };
-    send()
-        .map_err(ConvError::into_api)?
-        .customize()
-        .interceptor(capture)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(map_sdk_error)
-}
-
-async fn op_reject_engagement_invitation(
-    client: &Client,
-    v: &Value,
-    capture: BodyCapture,
-) -> Result<(), ApiError> {
-    let o = object(v, "", &["Catalog", "Identifier", "RejectionReason"])
-        .map_err(ConvError::into_api)?;
-    let send = || -> Result<_, ConvError> {
-        Ok(client
-            .reject_engagement_invitation()
-            .set_catalog(member(o, "", "Catalog", string)?)
-            .set_identifier(member(o, "", "Identifier", string)?)
-            .set_rejection_reason(member(o, "", "RejectionReason", string)?))
-    };
-    send()
-        .map_err(ConvError::into_api)?
-        .customize()
-        .interceptor(capture)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(map_sdk_error)
-}
-
-async fn op_start_engagement_by_accepting_invitation_task(
-    client: &Client,
-    v: &Value,
-    capture: BodyCapture,
-) -> Result<(), ApiError> {
-    let o = object(v, "", &["Catalog", "ClientToken", "Identifier", "Tags"])
-        .map_err(ConvError::into_api)?;
-    let send = || -> Result<_, ConvError> {
-        Ok(client
-            .start_engagement_by_accepting_invitation_task()
-            .set_catalog(member(o, "", "Catalog", string)?)
-            .set_client_token(member(o, "", "ClientToken", string)?)
-            .set_identifier(member(o, "", "Identifier", string)?)
-            .set_tags(member(o, "", "Tags", |v: &Value, p: &str| {
-                list(v, p, conv_Tag)
-            })?))
-    };
-    send()
-        .map_err(ConvError::into_api)?
-        .customize()
-        .interceptor(capture)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(map_sdk_error)
-}
-
-async fn op_list_engagement_by_accepting_invitation_tasks(
-    client: &Client,
-    v: &Value,
-    capture: BodyCapture,
-) -> Result<(), ApiError> {
-    let o = object(
-        v,
-        "",
-        &[
-            "MaxResults",
-            "NextToken",
-            "Sort",
-            "Catalog",
-            "TaskStatus",
-            "OpportunityIdentifier",
-            "EngagementInvitationIdentifier",
-            "TaskIdentifier",
-        ],
-    )
-    .map_err(ConvError::into_api)?;
-    let send = || -> Result<_, ConvError> {
-        Ok(client
-            .list_engagement_by_accepting_invitation_tasks()
-            .set_max_results(member(o, "", "MaxResults", integer)?)
-            .set_next_token(member(o, "", "NextToken", string)?)
-            .set_sort(member(o, "", "Sort", conv_ListTasksSortBase)?)
-            .set_catalog(member(o, "", "Catalog", string)?)
-            .set_task_status(member(o, "", "TaskStatus", |v: &Value, p: &str| {
-                list(v, p, |v: &Value, p: &str| {
-                    string(v, p).map(|s| types::TaskStatus::from(s.as_str()))
-                })
-            })?)
-            .set_opportunity_identifier(member(
-                o,
-                "",
-                "OpportunityIdentifier",
-                |v: &Value, p: &str| list(v, p, string),
-            )?)
-            .set_engagement_invitation_identifier(member(
-                o,
-                "",
-                "EngagementInvitationIdentifier",
-                |v: &Value, p: &str| list(v, p, string),
-            )?)
-            .set_task_identifier(member(o, "", "TaskIdentifier", |v: &Value, p: &str| {
-                list(v, p, string)
-            })?))
-    };
-    send()
-        .map_err(ConvError::into_api)?
-        .customize()
-        .interceptor(capture)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(map_sdk_error)
-}
-
-async fn op_start_engagement_from_opportunity_task(
-    client: &Client,
-    v: &Value,
-    capture: BodyCapture,
-) -> Result<(), ApiError> {
-    let o = object(
-        v,
-        "",
-        &[
-            "Catalog",
-            "ClientToken",
-            "Identifier",
-            "AwsSubmission",
-            "Tags",
-        ],
-    )
-    .map_err(ConvError::into_api)?;
-    let send = || -> Result<_, ConvError> {
-        Ok(client
-            .start_engagement_from_opportunity_task()
-            .set_catalog(member(o, "", "Catalog", string)?)
-            .set_client_token(member(o, "", "ClientToken", string)?)
-            .set_identifier(member(o, "", "Identifier", string)?)
-            .set_aws_submission(member(o, "", "AwsSubmission", conv_AwsSubmission)?)
-            .set_tags(member(o, "", "Tags", |v: &Value, p: &str| {
-                list(v, p, conv_Tag)
-            })?))
-    };
-    send()
-        .map_err(ConvError::into_api)?
-        .customize()
-        .interceptor(capture)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(map_sdk_error)
-}
-
-async fn op_list_engagement_from_opportunity_tasks(
-    client: &Client,
-    v: &Value,
-    capture: BodyCapture,
-) -> Result<(), ApiError> {
-    let o = object(
-        v,
-        "",
-        &[
-            "MaxResults",
-            "NextToken",
-            "Sort",
-            "Catalog",
-            "TaskStatus",
-            "TaskIdentifier",
-            "OpportunityIdentifier",
-            "EngagementIdentifier",
-        ],
-    )
-    .map_err(ConvError::into_api)?;
-    let send = || -> Result<_, ConvError> {
-        Ok(client
-            .list_engagement_from_opportunity_tasks()
-            .set_max_results(member(o, "", "MaxResults", integer)?)
-            .set_next_token(member(o, "", "NextToken", string)?)
-            .set_sort(member(o, "", "Sort", conv_ListTasksSortBase)?)
-            .set_catalog(member(o, "", "Catalog", string)?)
-            .set_task_status(member(o, "", "TaskStatus", |v: &Value, p: &str| {
-                list(v, p, |v: &Value, p: &str| {
-                    string(v, p).map(|s| types::TaskStatus::from(s.as_str()))
-                })
-            })?)
-            .set_task_identifier(member(o, "", "TaskIdentifier", |v: &Value, p: &str| {
-                list(v, p, string)
-            })?)
-            .set_opportunity_identifier(member(
-                o,
-                "",
-                "OpportunityIdentifier",
-                |v: &Value, p: &str| list(v, p, string),
-            )?)
-            .set_engagement_identifier(member(
-                o,
-                "",
-                "EngagementIdentifier",
-                |v: &Value, p: &str| list(v, p, string),
-            )?))
     };
     send()
         .map_err(ConvError::into_api)?
@@ -613,6 +429,236 @@ async fn op_create_opportunity(
         .map_err(map_sdk_error)
 }
 
+async fn op_create_resource_snapshot(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "Catalog",
+            "EngagementIdentifier",
+            "ResourceType",
+            "ResourceIdentifier",
+            "ResourceSnapshotTemplateIdentifier",
+            "ClientToken",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .create_resource_snapshot()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_engagement_identifier(member(o, "", "EngagementIdentifier", string)?)
+            .set_resource_type(member(o, "", "ResourceType", |v: &Value, p: &str| {
+                string(v, p).map(|s| types::ResourceType::from(s.as_str()))
+            })?)
+            .set_resource_identifier(member(o, "", "ResourceIdentifier", string)?)
+            .set_resource_snapshot_template_identifier(member(
+                o,
+                "",
+                "ResourceSnapshotTemplateIdentifier",
+                string,
+            )?)
+            .set_client_token(member(o, "", "ClientToken", string)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_create_resource_snapshot_job(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "Catalog",
+            "ClientToken",
+            "EngagementIdentifier",
+            "ResourceType",
+            "ResourceIdentifier",
+            "ResourceSnapshotTemplateIdentifier",
+            "Tags",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .create_resource_snapshot_job()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_client_token(member(o, "", "ClientToken", string)?)
+            .set_engagement_identifier(member(o, "", "EngagementIdentifier", string)?)
+            .set_resource_type(member(o, "", "ResourceType", |v: &Value, p: &str| {
+                string(v, p).map(|s| types::ResourceType::from(s.as_str()))
+            })?)
+            .set_resource_identifier(member(o, "", "ResourceIdentifier", string)?)
+            .set_resource_snapshot_template_identifier(member(
+                o,
+                "",
+                "ResourceSnapshotTemplateIdentifier",
+                string,
+            )?)
+            .set_tags(member(o, "", "Tags", |v: &Value, p: &str| {
+                list(v, p, conv_Tag)
+            })?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_delete_resource_snapshot_job(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(v, "", &["Catalog", "ResourceSnapshotJobIdentifier"])
+        .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .delete_resource_snapshot_job()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_resource_snapshot_job_identifier(member(
+                o,
+                "",
+                "ResourceSnapshotJobIdentifier",
+                string,
+            )?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_disassociate_opportunity(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "Catalog",
+            "OpportunityIdentifier",
+            "RelatedEntityType",
+            "RelatedEntityIdentifier",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .disassociate_opportunity()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_opportunity_identifier(member(o, "", "OpportunityIdentifier", string)?)
+            .set_related_entity_type(member(o, "", "RelatedEntityType", |v: &Value, p: &str| {
+                string(v, p).map(|s| types::RelatedEntityType::from(s.as_str()))
+            })?)
+            .set_related_entity_identifier(member(o, "", "RelatedEntityIdentifier", string)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_get_aws_opportunity_summary(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o =
+        object(v, "", &["Catalog", "RelatedOpportunityIdentifier"]).map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .get_aws_opportunity_summary()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_related_opportunity_identifier(member(
+                o,
+                "",
+                "RelatedOpportunityIdentifier",
+                string,
+            )?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_get_engagement(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(v, "", &["Catalog", "Identifier"]).map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .get_engagement()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_identifier(member(o, "", "Identifier", string)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_get_engagement_invitation(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(v, "", &["Catalog", "Identifier"]).map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .get_engagement_invitation()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_identifier(member(o, "", "Identifier", string)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
 async fn op_get_opportunity(
     client: &Client,
     v: &Value,
@@ -635,6 +681,1238 @@ async fn op_get_opportunity(
         .map_err(map_sdk_error)
 }
 
+async fn op_get_prospecting_from_engagement_task(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(v, "", &["Catalog", "TaskIdentifier"]).map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .get_prospecting_from_engagement_task()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_task_identifier(member(o, "", "TaskIdentifier", string)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_get_resource_snapshot(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "Catalog",
+            "EngagementIdentifier",
+            "ResourceType",
+            "ResourceIdentifier",
+            "ResourceSnapshotTemplateIdentifier",
+            "Revision",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .get_resource_snapshot()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_engagement_identifier(member(o, "", "EngagementIdentifier", string)?)
+            .set_resource_type(member(o, "", "ResourceType", |v: &Value, p: &str| {
+                string(v, p).map(|s| types::ResourceType::from(s.as_str()))
+            })?)
+            .set_resource_identifier(member(o, "", "ResourceIdentifier", string)?)
+            .set_resource_snapshot_template_identifier(member(
+                o,
+                "",
+                "ResourceSnapshotTemplateIdentifier",
+                string,
+            )?)
+            .set_revision(member(o, "", "Revision", integer)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_get_resource_snapshot_job(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(v, "", &["Catalog", "ResourceSnapshotJobIdentifier"])
+        .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .get_resource_snapshot_job()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_resource_snapshot_job_identifier(member(
+                o,
+                "",
+                "ResourceSnapshotJobIdentifier",
+                string,
+            )?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_get_selling_system_settings(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(v, "", &["Catalog"]).map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .get_selling_system_settings()
+            .set_catalog(member(o, "", "Catalog", string)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_list_engagement_by_accepting_invitation_tasks(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "MaxResults",
+            "NextToken",
+            "Sort",
+            "Catalog",
+            "TaskStatus",
+            "OpportunityIdentifier",
+            "EngagementInvitationIdentifier",
+            "TaskIdentifier",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .list_engagement_by_accepting_invitation_tasks()
+            .set_max_results(member(o, "", "MaxResults", integer)?)
+            .set_next_token(member(o, "", "NextToken", string)?)
+            .set_sort(member(o, "", "Sort", conv_ListTasksSortBase)?)
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_task_status(member(o, "", "TaskStatus", |v: &Value, p: &str| {
+                list(v, p, |v: &Value, p: &str| {
+                    string(v, p).map(|s| types::TaskStatus::from(s.as_str()))
+                })
+            })?)
+            .set_opportunity_identifier(member(
+                o,
+                "",
+                "OpportunityIdentifier",
+                |v: &Value, p: &str| list(v, p, string),
+            )?)
+            .set_engagement_invitation_identifier(member(
+                o,
+                "",
+                "EngagementInvitationIdentifier",
+                |v: &Value, p: &str| list(v, p, string),
+            )?)
+            .set_task_identifier(member(o, "", "TaskIdentifier", |v: &Value, p: &str| {
+                list(v, p, string)
+            })?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_list_engagement_from_opportunity_tasks(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "MaxResults",
+            "NextToken",
+            "Sort",
+            "Catalog",
+            "TaskStatus",
+            "TaskIdentifier",
+            "OpportunityIdentifier",
+            "EngagementIdentifier",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .list_engagement_from_opportunity_tasks()
+            .set_max_results(member(o, "", "MaxResults", integer)?)
+            .set_next_token(member(o, "", "NextToken", string)?)
+            .set_sort(member(o, "", "Sort", conv_ListTasksSortBase)?)
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_task_status(member(o, "", "TaskStatus", |v: &Value, p: &str| {
+                list(v, p, |v: &Value, p: &str| {
+                    string(v, p).map(|s| types::TaskStatus::from(s.as_str()))
+                })
+            })?)
+            .set_task_identifier(member(o, "", "TaskIdentifier", |v: &Value, p: &str| {
+                list(v, p, string)
+            })?)
+            .set_opportunity_identifier(member(
+                o,
+                "",
+                "OpportunityIdentifier",
+                |v: &Value, p: &str| list(v, p, string),
+            )?)
+            .set_engagement_identifier(member(
+                o,
+                "",
+                "EngagementIdentifier",
+                |v: &Value, p: &str| list(v, p, string),
+            )?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_list_engagement_invitations(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "Catalog",
+            "MaxResults",
+            "NextToken",
+            "Sort",
+            "PayloadType",
+            "ParticipantType",
+            "Status",
+            "EngagementIdentifier",
+            "SenderAwsAccountId",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .list_engagement_invitations()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_max_results(member(o, "", "MaxResults", integer)?)
+            .set_next_token(member(o, "", "NextToken", string)?)
+            .set_sort(member(
+                o,
+                "",
+                "Sort",
+                conv_OpportunityEngagementInvitationSort,
+            )?)
+            .set_payload_type(member(o, "", "PayloadType", |v: &Value, p: &str| {
+                list(v, p, |v: &Value, p: &str| {
+                    string(v, p).map(|s| types::EngagementInvitationPayloadType::from(s.as_str()))
+                })
+            })?)
+            .set_participant_type(member(o, "", "ParticipantType", |v: &Value, p: &str| {
+                string(v, p).map(|s| types::ParticipantType::from(s.as_str()))
+            })?)
+            .set_status(member(o, "", "Status", |v: &Value, p: &str| {
+                list(v, p, |v: &Value, p: &str| {
+                    string(v, p).map(|s| types::InvitationStatus::from(s.as_str()))
+                })
+            })?)
+            .set_engagement_identifier(member(
+                o,
+                "",
+                "EngagementIdentifier",
+                |v: &Value, p: &str| list(v, p, string),
+            )?)
+            .set_sender_aws_account_id(member(
+                o,
+                "",
+                "SenderAwsAccountId",
+                |v: &Value, p: &str| list(v, p, string),
+            )?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_list_engagement_members(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(v, "", &["Catalog", "Identifier", "MaxResults", "NextToken"])
+        .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .list_engagement_members()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_identifier(member(o, "", "Identifier", string)?)
+            .set_max_results(member(o, "", "MaxResults", integer)?)
+            .set_next_token(member(o, "", "NextToken", string)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_list_engagement_resource_associations(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "Catalog",
+            "MaxResults",
+            "NextToken",
+            "EngagementIdentifier",
+            "ResourceType",
+            "ResourceIdentifier",
+            "CreatedBy",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .list_engagement_resource_associations()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_max_results(member(o, "", "MaxResults", integer)?)
+            .set_next_token(member(o, "", "NextToken", string)?)
+            .set_engagement_identifier(member(o, "", "EngagementIdentifier", string)?)
+            .set_resource_type(member(o, "", "ResourceType", |v: &Value, p: &str| {
+                string(v, p).map(|s| types::ResourceType::from(s.as_str()))
+            })?)
+            .set_resource_identifier(member(o, "", "ResourceIdentifier", string)?)
+            .set_created_by(member(o, "", "CreatedBy", string)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_list_engagements(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "Catalog",
+            "CreatedBy",
+            "ExcludeCreatedBy",
+            "ContextTypes",
+            "ExcludeContextTypes",
+            "Sort",
+            "MaxResults",
+            "NextToken",
+            "EngagementIdentifier",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .list_engagements()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_created_by(member(o, "", "CreatedBy", |v: &Value, p: &str| {
+                list(v, p, string)
+            })?)
+            .set_exclude_created_by(member(o, "", "ExcludeCreatedBy", |v: &Value, p: &str| {
+                list(v, p, string)
+            })?)
+            .set_context_types(member(o, "", "ContextTypes", |v: &Value, p: &str| {
+                list(v, p, |v: &Value, p: &str| {
+                    string(v, p).map(|s| types::EngagementContextType::from(s.as_str()))
+                })
+            })?)
+            .set_exclude_context_types(member(
+                o,
+                "",
+                "ExcludeContextTypes",
+                |v: &Value, p: &str| {
+                    list(v, p, |v: &Value, p: &str| {
+                        string(v, p).map(|s| types::EngagementContextType::from(s.as_str()))
+                    })
+                },
+            )?)
+            .set_sort(member(o, "", "Sort", conv_EngagementSort)?)
+            .set_max_results(member(o, "", "MaxResults", integer)?)
+            .set_next_token(member(o, "", "NextToken", string)?)
+            .set_engagement_identifier(member(
+                o,
+                "",
+                "EngagementIdentifier",
+                |v: &Value, p: &str| list(v, p, string),
+            )?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_list_opportunities(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "Catalog",
+            "MaxResults",
+            "NextToken",
+            "Sort",
+            "LastModifiedDate",
+            "Identifier",
+            "LifeCycleStage",
+            "LifeCycleReviewStatus",
+            "CustomerCompanyName",
+            "CreatedDate",
+            "TargetCloseDate",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .list_opportunities()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_max_results(member(o, "", "MaxResults", integer)?)
+            .set_next_token(member(o, "", "NextToken", string)?)
+            .set_sort(member(o, "", "Sort", conv_OpportunitySort)?)
+            .set_last_modified_date(member(o, "", "LastModifiedDate", conv_LastModifiedDate)?)
+            .set_identifier(member(o, "", "Identifier", |v: &Value, p: &str| {
+                list(v, p, string)
+            })?)
+            .set_life_cycle_stage(member(o, "", "LifeCycleStage", |v: &Value, p: &str| {
+                list(v, p, |v: &Value, p: &str| {
+                    string(v, p).map(|s| types::Stage::from(s.as_str()))
+                })
+            })?)
+            .set_life_cycle_review_status(member(
+                o,
+                "",
+                "LifeCycleReviewStatus",
+                |v: &Value, p: &str| {
+                    list(v, p, |v: &Value, p: &str| {
+                        string(v, p).map(|s| types::ReviewStatus::from(s.as_str()))
+                    })
+                },
+            )?)
+            .set_customer_company_name(member(
+                o,
+                "",
+                "CustomerCompanyName",
+                |v: &Value, p: &str| list(v, p, string),
+            )?)
+            .set_created_date(member(o, "", "CreatedDate", conv_CreatedDateFilter)?)
+            .set_target_close_date(member(
+                o,
+                "",
+                "TargetCloseDate",
+                conv_TargetCloseDateFilter,
+            )?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_list_opportunity_from_engagement_tasks(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "MaxResults",
+            "NextToken",
+            "Sort",
+            "Catalog",
+            "TaskStatus",
+            "TaskIdentifier",
+            "OpportunityIdentifier",
+            "EngagementIdentifier",
+            "ContextIdentifier",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .list_opportunity_from_engagement_tasks()
+            .set_max_results(member(o, "", "MaxResults", integer)?)
+            .set_next_token(member(o, "", "NextToken", string)?)
+            .set_sort(member(o, "", "Sort", conv_ListTasksSortBase)?)
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_task_status(member(o, "", "TaskStatus", |v: &Value, p: &str| {
+                list(v, p, |v: &Value, p: &str| {
+                    string(v, p).map(|s| types::TaskStatus::from(s.as_str()))
+                })
+            })?)
+            .set_task_identifier(member(o, "", "TaskIdentifier", |v: &Value, p: &str| {
+                list(v, p, string)
+            })?)
+            .set_opportunity_identifier(member(
+                o,
+                "",
+                "OpportunityIdentifier",
+                |v: &Value, p: &str| list(v, p, string),
+            )?)
+            .set_engagement_identifier(member(
+                o,
+                "",
+                "EngagementIdentifier",
+                |v: &Value, p: &str| list(v, p, string),
+            )?)
+            .set_context_identifier(member(o, "", "ContextIdentifier", |v: &Value, p: &str| {
+                list(v, p, string)
+            })?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_list_prospecting_from_engagement_tasks(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "Catalog",
+            "MaxResults",
+            "NextToken",
+            "TaskIdentifier",
+            "TaskName",
+            "StartAfter",
+            "StartBefore",
+            "Sort",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .list_prospecting_from_engagement_tasks()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_max_results(member(o, "", "MaxResults", integer)?)
+            .set_next_token(member(o, "", "NextToken", string)?)
+            .set_task_identifier(member(o, "", "TaskIdentifier", |v: &Value, p: &str| {
+                list(v, p, string)
+            })?)
+            .set_task_name(member(o, "", "TaskName", |v: &Value, p: &str| {
+                list(v, p, string)
+            })?)
+            .set_start_after(member(o, "", "StartAfter", timestamp)?)
+            .set_start_before(member(o, "", "StartBefore", timestamp)?)
+            .set_sort(member(
+                o,
+                "",
+                "Sort",
+                conv_ProspectingFromEngagementTaskSort,
+            )?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_list_resource_snapshot_jobs(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "Catalog",
+            "MaxResults",
+            "NextToken",
+            "EngagementIdentifier",
+            "Status",
+            "Sort",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .list_resource_snapshot_jobs()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_max_results(member(o, "", "MaxResults", integer)?)
+            .set_next_token(member(o, "", "NextToken", string)?)
+            .set_engagement_identifier(member(o, "", "EngagementIdentifier", string)?)
+            .set_status(member(o, "", "Status", |v: &Value, p: &str| {
+                string(v, p).map(|s| types::ResourceSnapshotJobStatus::from(s.as_str()))
+            })?)
+            .set_sort(member(o, "", "Sort", conv_SortObject)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_list_resource_snapshots(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "Catalog",
+            "MaxResults",
+            "NextToken",
+            "EngagementIdentifier",
+            "ResourceType",
+            "ResourceIdentifier",
+            "ResourceSnapshotTemplateIdentifier",
+            "CreatedBy",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .list_resource_snapshots()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_max_results(member(o, "", "MaxResults", integer)?)
+            .set_next_token(member(o, "", "NextToken", string)?)
+            .set_engagement_identifier(member(o, "", "EngagementIdentifier", string)?)
+            .set_resource_type(member(o, "", "ResourceType", |v: &Value, p: &str| {
+                string(v, p).map(|s| types::ResourceType::from(s.as_str()))
+            })?)
+            .set_resource_identifier(member(o, "", "ResourceIdentifier", string)?)
+            .set_resource_snapshot_template_identifier(member(
+                o,
+                "",
+                "ResourceSnapshotTemplateIdentifier",
+                string,
+            )?)
+            .set_created_by(member(o, "", "CreatedBy", string)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_list_solutions(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "Catalog",
+            "MaxResults",
+            "NextToken",
+            "Sort",
+            "Status",
+            "Identifier",
+            "Category",
+            "AwsMarketplaceSolutionArn",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .list_solutions()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_max_results(member(o, "", "MaxResults", integer)?)
+            .set_next_token(member(o, "", "NextToken", string)?)
+            .set_sort(member(o, "", "Sort", conv_SolutionSort)?)
+            .set_status(member(o, "", "Status", |v: &Value, p: &str| {
+                list(v, p, |v: &Value, p: &str| {
+                    string(v, p).map(|s| types::SolutionStatus::from(s.as_str()))
+                })
+            })?)
+            .set_identifier(member(o, "", "Identifier", |v: &Value, p: &str| {
+                list(v, p, string)
+            })?)
+            .set_category(member(o, "", "Category", |v: &Value, p: &str| {
+                list(v, p, string)
+            })?)
+            .set_aws_marketplace_solution_arn(member(
+                o,
+                "",
+                "AwsMarketplaceSolutionArn",
+                |v: &Value, p: &str| list(v, p, string),
+            )?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_list_tags_for_resource(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(v, "", &["ResourceArn"]).map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .list_tags_for_resource()
+            .set_resource_arn(member(o, "", "ResourceArn", string)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_put_selling_system_settings(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(v, "", &["Catalog", "ResourceSnapshotJobRoleIdentifier"])
+        .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .put_selling_system_settings()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_resource_snapshot_job_role_identifier(member(
+                o,
+                "",
+                "ResourceSnapshotJobRoleIdentifier",
+                string,
+            )?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_reject_engagement_invitation(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(v, "", &["Catalog", "Identifier", "RejectionReason"])
+        .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .reject_engagement_invitation()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_identifier(member(o, "", "Identifier", string)?)
+            .set_rejection_reason(member(o, "", "RejectionReason", string)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_start_engagement_by_accepting_invitation_task(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(v, "", &["Catalog", "ClientToken", "Identifier", "Tags"])
+        .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .start_engagement_by_accepting_invitation_task()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_client_token(member(o, "", "ClientToken", string)?)
+            .set_identifier(member(o, "", "Identifier", string)?)
+            .set_tags(member(o, "", "Tags", |v: &Value, p: &str| {
+                list(v, p, conv_Tag)
+            })?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_start_engagement_from_opportunity_task(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "Catalog",
+            "ClientToken",
+            "Identifier",
+            "AwsSubmission",
+            "Tags",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .start_engagement_from_opportunity_task()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_client_token(member(o, "", "ClientToken", string)?)
+            .set_identifier(member(o, "", "Identifier", string)?)
+            .set_aws_submission(member(o, "", "AwsSubmission", conv_AwsSubmission)?)
+            .set_tags(member(o, "", "Tags", |v: &Value, p: &str| {
+                list(v, p, conv_Tag)
+            })?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_start_opportunity_from_engagement_task(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "Catalog",
+            "ClientToken",
+            "Identifier",
+            "ContextIdentifier",
+            "Tags",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .start_opportunity_from_engagement_task()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_client_token(member(o, "", "ClientToken", string)?)
+            .set_identifier(member(o, "", "Identifier", string)?)
+            .set_context_identifier(member(o, "", "ContextIdentifier", string)?)
+            .set_tags(member(o, "", "Tags", |v: &Value, p: &str| {
+                list(v, p, conv_Tag)
+            })?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_start_prospecting_from_engagement_task(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &["Catalog", "Identifiers", "TaskName", "ClientToken"],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .start_prospecting_from_engagement_task()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_identifiers(member(o, "", "Identifiers", |v: &Value, p: &str| {
+                list(v, p, string)
+            })?)
+            .set_task_name(member(o, "", "TaskName", string)?)
+            .set_client_token(member(o, "", "ClientToken", string)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_start_resource_snapshot_job(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(v, "", &["Catalog", "ResourceSnapshotJobIdentifier"])
+        .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .start_resource_snapshot_job()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_resource_snapshot_job_identifier(member(
+                o,
+                "",
+                "ResourceSnapshotJobIdentifier",
+                string,
+            )?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_stop_resource_snapshot_job(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(v, "", &["Catalog", "ResourceSnapshotJobIdentifier"])
+        .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .stop_resource_snapshot_job()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_resource_snapshot_job_identifier(member(
+                o,
+                "",
+                "ResourceSnapshotJobIdentifier",
+                string,
+            )?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_submit_opportunity(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &["Catalog", "Identifier", "InvolvementType", "Visibility"],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .submit_opportunity()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_identifier(member(o, "", "Identifier", string)?)
+            .set_involvement_type(member(o, "", "InvolvementType", |v: &Value, p: &str| {
+                string(v, p).map(|s| types::SalesInvolvementType::from(s.as_str()))
+            })?)
+            .set_visibility(member(o, "", "Visibility", |v: &Value, p: &str| {
+                string(v, p).map(|s| types::Visibility::from(s.as_str()))
+            })?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_tag_resource(client: &Client, v: &Value, capture: BodyCapture) -> Result<(), ApiError> {
+    let o = object(v, "", &["ResourceArn", "Tags"]).map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .tag_resource()
+            .set_resource_arn(member(o, "", "ResourceArn", string)?)
+            .set_tags(member(o, "", "Tags", |v: &Value, p: &str| {
+                list(v, p, conv_Tag)
+            })?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_untag_resource(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(v, "", &["ResourceArn", "TagKeys"]).map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .untag_resource()
+            .set_resource_arn(member(o, "", "ResourceArn", string)?)
+            .set_tag_keys(member(o, "", "TagKeys", |v: &Value, p: &str| {
+                list(v, p, string)
+            })?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_update_engagement_context(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "Catalog",
+            "EngagementIdentifier",
+            "ContextIdentifier",
+            "EngagementLastModifiedAt",
+            "Type",
+            "Payload",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .update_engagement_context()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_engagement_identifier(member(o, "", "EngagementIdentifier", string)?)
+            .set_context_identifier(member(o, "", "ContextIdentifier", string)?)
+            .set_engagement_last_modified_at(member(o, "", "EngagementLastModifiedAt", timestamp)?)
+            .set_type(member(o, "", "Type", |v: &Value, p: &str| {
+                string(v, p).map(|s| types::EngagementContextType::from(s.as_str()))
+            })?)
+            .set_payload(member(
+                o,
+                "",
+                "Payload",
+                conv_UpdateEngagementContextPayload,
+            )?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+async fn op_update_opportunity(
+    client: &Client,
+    v: &Value,
+    capture: BodyCapture,
+) -> Result<(), ApiError> {
+    let o = object(
+        v,
+        "",
+        &[
+            "Catalog",
+            "PrimaryNeedsFromAws",
+            "NationalSecurity",
+            "PartnerOpportunityIdentifier",
+            "Customer",
+            "Project",
+            "OpportunityType",
+            "Marketing",
+            "SoftwareRevenue",
+            "LastModifiedDate",
+            "Identifier",
+            "LifeCycle",
+        ],
+    )
+    .map_err(ConvError::into_api)?;
+    let send = || -> Result<_, ConvError> {
+        Ok(client
+            .update_opportunity()
+            .set_catalog(member(o, "", "Catalog", string)?)
+            .set_primary_needs_from_aws(member(
+                o,
+                "",
+                "PrimaryNeedsFromAws",
+                |v: &Value, p: &str| {
+                    list(v, p, |v: &Value, p: &str| {
+                        string(v, p).map(|s| types::PrimaryNeedFromAws::from(s.as_str()))
+                    })
+                },
+            )?)
+            .set_national_security(member(o, "", "NationalSecurity", |v: &Value, p: &str| {
+                string(v, p).map(|s| types::NationalSecurity::from(s.as_str()))
+            })?)
+            .set_partner_opportunity_identifier(member(
+                o,
+                "",
+                "PartnerOpportunityIdentifier",
+                string,
+            )?)
+            .set_customer(member(o, "", "Customer", conv_Customer)?)
+            .set_project(member(o, "", "Project", conv_Project)?)
+            .set_opportunity_type(member(o, "", "OpportunityType", |v: &Value, p: &str| {
+                string(v, p).map(|s| types::OpportunityType::from(s.as_str()))
+            })?)
+            .set_marketing(member(o, "", "Marketing", conv_Marketing)?)
+            .set_software_revenue(member(o, "", "SoftwareRevenue", conv_SoftwareRevenue)?)
+            .set_last_modified_date(member(o, "", "LastModifiedDate", timestamp)?)
+            .set_identifier(member(o, "", "Identifier", string)?)
+            .set_life_cycle(member(o, "", "LifeCycle", conv_LifeCycle)?))
+    };
+    send()
+        .map_err(ConvError::into_api)?
+        .customize()
+        .interceptor(capture)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(map_sdk_error)
+}
+
+fn conv_AssigneeContact(v: &Value, path: &str) -> Result<types::AssigneeContact, ConvError> {
+    let o = object(
+        v,
+        path,
+        &["Email", "FirstName", "LastName", "Phone", "BusinessTitle"],
+    )?;
+    let b = types::AssigneeContact::builder()
+        .set_email(member(o, path, "Email", string)?)
+        .set_first_name(member(o, path, "FirstName", string)?)
+        .set_last_name(member(o, path, "LastName", string)?)
+        .set_phone(member(o, path, "Phone", string)?)
+        .set_business_title(member(o, path, "BusinessTitle", string)?);
+    built(b.build(), path)
+}
+
 fn conv_EngagementContextDetails(
     v: &Value,
     path: &str,
@@ -649,16 +1927,21 @@ fn conv_EngagementContextDetails(
     built(b.build(), path)
 }
 
-fn conv_EngagementSort(v: &Value, path: &str) -> Result<types::EngagementSort, ConvError> {
-    let o = object(v, path, &["SortOrder", "SortBy"])?;
-    let b = types::EngagementSort::builder()
-        .set_sort_order(member(o, path, "SortOrder", |v: &Value, p: &str| {
-            string(v, p).map(|s| types::SortOrder::from(s.as_str()))
-        })?)
-        .set_sort_by(member(o, path, "SortBy", |v: &Value, p: &str| {
-            string(v, p).map(|s| types::EngagementSortName::from(s.as_str()))
-        })?);
-    built(b.build(), path)
+fn conv_EngagementContextPayload(
+    v: &Value,
+    path: &str,
+) -> Result<types::EngagementContextPayload, ConvError> {
+    let (name, inner, p) = union(v, path, &["CustomerProject", "Lead", "ProspectingResult"])?;
+    Ok(match name {
+        "CustomerProject" => types::EngagementContextPayload::CustomerProject(
+            (conv_CustomerProjectsContext)(inner, &p)?,
+        ),
+        "Lead" => types::EngagementContextPayload::Lead((conv_LeadContext)(inner, &p)?),
+        "ProspectingResult" => {
+            types::EngagementContextPayload::ProspectingResult((conv_ProspectingResult)(inner, &p)?)
+        }
+        _ => unreachable!("union() only returns listed members"),
+    })
 }
 
 fn conv_Invitation(v: &Value, path: &str) -> Result<types::Invitation, ConvError> {
@@ -667,53 +1950,6 @@ fn conv_Invitation(v: &Value, path: &str) -> Result<types::Invitation, ConvError
         .set_message(member(o, path, "Message", string)?)
         .set_receiver(member(o, path, "Receiver", conv_Receiver)?)
         .set_payload(member(o, path, "Payload", conv_Payload)?);
-    built(b.build(), path)
-}
-
-fn conv_OpportunityEngagementInvitationSort(
-    v: &Value,
-    path: &str,
-) -> Result<types::OpportunityEngagementInvitationSort, ConvError> {
-    let o = object(v, path, &["SortOrder", "SortBy"])?;
-    let b = types::OpportunityEngagementInvitationSort::builder()
-        .set_sort_order(member(o, path, "SortOrder", |v: &Value, p: &str| {
-            string(v, p).map(|s| types::SortOrder::from(s.as_str()))
-        })?)
-        .set_sort_by(member(o, path, "SortBy", |v: &Value, p: &str| {
-            string(v, p).map(|s| types::OpportunityEngagementInvitationSortName::from(s.as_str()))
-        })?);
-    built(b.build(), path)
-}
-
-fn conv_Tag(v: &Value, path: &str) -> Result<types::Tag, ConvError> {
-    let o = object(v, path, &["Key", "Value"])?;
-    let b = types::Tag::builder()
-        .set_key(member(o, path, "Key", string)?)
-        .set_value(member(o, path, "Value", string)?);
-    built(b.build(), path)
-}
-
-fn conv_ListTasksSortBase(v: &Value, path: &str) -> Result<types::ListTasksSortBase, ConvError> {
-    let o = object(v, path, &["SortOrder", "SortBy"])?;
-    let b = types::ListTasksSortBase::builder()
-        .set_sort_order(member(o, path, "SortOrder", |v: &Value, p: &str| {
-            string(v, p).map(|s| types::SortOrder::from(s.as_str()))
-        })?)
-        .set_sort_by(member(o, path, "SortBy", |v: &Value, p: &str| {
-            string(v, p).map(|s| types::ListTasksSortName::from(s.as_str()))
-        })?);
-    built(b.build(), path)
-}
-
-fn conv_AwsSubmission(v: &Value, path: &str) -> Result<types::AwsSubmission, ConvError> {
-    let o = object(v, path, &["InvolvementType", "Visibility"])?;
-    let b = types::AwsSubmission::builder()
-        .set_involvement_type(member(o, path, "InvolvementType", |v: &Value, p: &str| {
-            string(v, p).map(|s| types::SalesInvolvementType::from(s.as_str()))
-        })?)
-        .set_visibility(member(o, path, "Visibility", |v: &Value, p: &str| {
-            string(v, p).map(|s| types::Visibility::from(s.as_str()))
-        })?);
     built(b.build(), path)
 }
 
@@ -898,21 +2134,210 @@ fn conv_Contact(v: &Value, path: &str) -> Result<types::Contact, ConvError> {
     Ok(b.build())
 }
 
-fn conv_EngagementContextPayload(
+fn conv_Tag(v: &Value, path: &str) -> Result<types::Tag, ConvError> {
+    let o = object(v, path, &["Key", "Value"])?;
+    let b = types::Tag::builder()
+        .set_key(member(o, path, "Key", string)?)
+        .set_value(member(o, path, "Value", string)?);
+    built(b.build(), path)
+}
+
+fn conv_ListTasksSortBase(v: &Value, path: &str) -> Result<types::ListTasksSortBase, ConvError> {
+    let o = object(v, path, &["SortOrder", "SortBy"])?;
+    let b = types::ListTasksSortBase::builder()
+        .set_sort_order(member(o, path, "SortOrder", |v: &Value, p: &str| {
+            string(v, p).map(|s| types::SortOrder::from(s.as_str()))
+        })?)
+        .set_sort_by(member(o, path, "SortBy", |v: &Value, p: &str| {
+            string(v, p).map(|s| types::ListTasksSortName::from(s.as_str()))
+        })?);
+    built(b.build(), path)
+}
+
+fn conv_OpportunityEngagementInvitationSort(
     v: &Value,
     path: &str,
-) -> Result<types::EngagementContextPayload, ConvError> {
-    let (name, inner, p) = union(v, path, &["CustomerProject", "Lead", "ProspectingResult"])?;
+) -> Result<types::OpportunityEngagementInvitationSort, ConvError> {
+    let o = object(v, path, &["SortOrder", "SortBy"])?;
+    let b = types::OpportunityEngagementInvitationSort::builder()
+        .set_sort_order(member(o, path, "SortOrder", |v: &Value, p: &str| {
+            string(v, p).map(|s| types::SortOrder::from(s.as_str()))
+        })?)
+        .set_sort_by(member(o, path, "SortBy", |v: &Value, p: &str| {
+            string(v, p).map(|s| types::OpportunityEngagementInvitationSortName::from(s.as_str()))
+        })?);
+    built(b.build(), path)
+}
+
+fn conv_EngagementSort(v: &Value, path: &str) -> Result<types::EngagementSort, ConvError> {
+    let o = object(v, path, &["SortOrder", "SortBy"])?;
+    let b = types::EngagementSort::builder()
+        .set_sort_order(member(o, path, "SortOrder", |v: &Value, p: &str| {
+            string(v, p).map(|s| types::SortOrder::from(s.as_str()))
+        })?)
+        .set_sort_by(member(o, path, "SortBy", |v: &Value, p: &str| {
+            string(v, p).map(|s| types::EngagementSortName::from(s.as_str()))
+        })?);
+    built(b.build(), path)
+}
+
+fn conv_OpportunitySort(v: &Value, path: &str) -> Result<types::OpportunitySort, ConvError> {
+    let o = object(v, path, &["SortOrder", "SortBy"])?;
+    let b = types::OpportunitySort::builder()
+        .set_sort_order(member(o, path, "SortOrder", |v: &Value, p: &str| {
+            string(v, p).map(|s| types::SortOrder::from(s.as_str()))
+        })?)
+        .set_sort_by(member(o, path, "SortBy", |v: &Value, p: &str| {
+            string(v, p).map(|s| types::OpportunitySortName::from(s.as_str()))
+        })?);
+    built(b.build(), path)
+}
+
+fn conv_LastModifiedDate(v: &Value, path: &str) -> Result<types::LastModifiedDate, ConvError> {
+    let o = object(
+        v,
+        path,
+        &["AfterLastModifiedDate", "BeforeLastModifiedDate"],
+    )?;
+    let b = types::LastModifiedDate::builder()
+        .set_after_last_modified_date(member(o, path, "AfterLastModifiedDate", timestamp)?)
+        .set_before_last_modified_date(member(o, path, "BeforeLastModifiedDate", timestamp)?);
+    Ok(b.build())
+}
+
+fn conv_CreatedDateFilter(v: &Value, path: &str) -> Result<types::CreatedDateFilter, ConvError> {
+    let o = object(v, path, &["AfterCreatedDate", "BeforeCreatedDate"])?;
+    let b = types::CreatedDateFilter::builder()
+        .set_after_created_date(member(o, path, "AfterCreatedDate", timestamp)?)
+        .set_before_created_date(member(o, path, "BeforeCreatedDate", timestamp)?);
+    Ok(b.build())
+}
+
+fn conv_TargetCloseDateFilter(
+    v: &Value,
+    path: &str,
+) -> Result<types::TargetCloseDateFilter, ConvError> {
+    let o = object(v, path, &["AfterTargetCloseDate", "BeforeTargetCloseDate"])?;
+    let b = types::TargetCloseDateFilter::builder()
+        .set_after_target_close_date(member(o, path, "AfterTargetCloseDate", string)?)
+        .set_before_target_close_date(member(o, path, "BeforeTargetCloseDate", string)?);
+    Ok(b.build())
+}
+
+fn conv_ProspectingFromEngagementTaskSort(
+    v: &Value,
+    path: &str,
+) -> Result<types::ProspectingFromEngagementTaskSort, ConvError> {
+    let o = object(v, path, &["SortOrder", "SortBy"])?;
+    let b = types::ProspectingFromEngagementTaskSort::builder()
+        .set_sort_order(member(o, path, "SortOrder", |v: &Value, p: &str| {
+            string(v, p).map(|s| types::SortOrder::from(s.as_str()))
+        })?)
+        .set_sort_by(member(o, path, "SortBy", |v: &Value, p: &str| {
+            string(v, p).map(|s| types::ProspectingFromEngagementTaskSortName::from(s.as_str()))
+        })?);
+    built(b.build(), path)
+}
+
+fn conv_SortObject(v: &Value, path: &str) -> Result<types::SortObject, ConvError> {
+    let o = object(v, path, &["SortBy", "SortOrder"])?;
+    let b = types::SortObject::builder()
+        .set_sort_by(member(o, path, "SortBy", |v: &Value, p: &str| {
+            string(v, p).map(|s| types::SortBy::from(s.as_str()))
+        })?)
+        .set_sort_order(member(o, path, "SortOrder", |v: &Value, p: &str| {
+            string(v, p).map(|s| types::SortOrder::from(s.as_str()))
+        })?);
+    Ok(b.build())
+}
+
+fn conv_SolutionSort(v: &Value, path: &str) -> Result<types::SolutionSort, ConvError> {
+    let o = object(v, path, &["SortOrder", "SortBy"])?;
+    let b = types::SolutionSort::builder()
+        .set_sort_order(member(o, path, "SortOrder", |v: &Value, p: &str| {
+            string(v, p).map(|s| types::SortOrder::from(s.as_str()))
+        })?)
+        .set_sort_by(member(o, path, "SortBy", |v: &Value, p: &str| {
+            string(v, p).map(|s| types::SolutionSortName::from(s.as_str()))
+        })?);
+    built(b.build(), path)
+}
+
+fn conv_AwsSubmission(v: &Value, path: &str) -> Result<types::AwsSubmission, ConvError> {
+    let o = object(v, path, &["InvolvementType", "Visibility"])?;
+    let b = types::AwsSubmission::builder()
+        .set_involvement_type(member(o, path, "InvolvementType", |v: &Value, p: &str| {
+            string(v, p).map(|s| types::SalesInvolvementType::from(s.as_str()))
+        })?)
+        .set_visibility(member(o, path, "Visibility", |v: &Value, p: &str| {
+            string(v, p).map(|s| types::Visibility::from(s.as_str()))
+        })?);
+    built(b.build(), path)
+}
+
+fn conv_UpdateEngagementContextPayload(
+    v: &Value,
+    path: &str,
+) -> Result<types::UpdateEngagementContextPayload, ConvError> {
+    let (name, inner, p) = union(v, path, &["Lead", "CustomerProject", "ProspectingResult"])?;
     Ok(match name {
-        "CustomerProject" => types::EngagementContextPayload::CustomerProject(
+        "Lead" => types::UpdateEngagementContextPayload::Lead((conv_UpdateLeadContext)(inner, &p)?),
+        "CustomerProject" => types::UpdateEngagementContextPayload::CustomerProject(
             (conv_CustomerProjectsContext)(inner, &p)?,
         ),
-        "Lead" => types::EngagementContextPayload::Lead((conv_LeadContext)(inner, &p)?),
-        "ProspectingResult" => {
-            types::EngagementContextPayload::ProspectingResult((conv_ProspectingResult)(inner, &p)?)
-        }
+        "ProspectingResult" => types::UpdateEngagementContextPayload::ProspectingResult(
+            (conv_ProspectingResult)(inner, &p)?,
+        ),
         _ => unreachable!("union() only returns listed members"),
     })
+}
+
+fn conv_CustomerProjectsContext(
+    v: &Value,
+    path: &str,
+) -> Result<types::CustomerProjectsContext, ConvError> {
+    let o = object(v, path, &["Customer", "Project"])?;
+    let b = types::CustomerProjectsContext::builder()
+        .set_customer(member(o, path, "Customer", conv_EngagementCustomer)?)
+        .set_project(member(
+            o,
+            path,
+            "Project",
+            conv_EngagementCustomerProjectDetails,
+        )?);
+    Ok(b.build())
+}
+
+fn conv_LeadContext(v: &Value, path: &str) -> Result<types::LeadContext, ConvError> {
+    let o = object(
+        v,
+        path,
+        &[
+            "Insights",
+            "QualificationStatus",
+            "Customer",
+            "Interactions",
+        ],
+    )?;
+    let b = types::LeadContext::builder()
+        .set_insights(member(o, path, "Insights", conv_LeadInsights)?)
+        .set_qualification_status(member(o, path, "QualificationStatus", string)?)
+        .set_customer(member(o, path, "Customer", conv_LeadCustomer)?)
+        .set_interactions(member(o, path, "Interactions", |v: &Value, p: &str| {
+            list(v, p, conv_LeadInteraction)
+        })?);
+    built(b.build(), path)
+}
+
+fn conv_ProspectingResult(v: &Value, path: &str) -> Result<types::ProspectingResult, ConvError> {
+    let o = object(v, path, &["Aws"])?;
+    let b = types::ProspectingResult::builder().set_aws(member(
+        o,
+        path,
+        "Aws",
+        conv_ProspectingResultAws,
+    )?);
+    Ok(b.build())
 }
 
 fn conv_Receiver(v: &Value, path: &str) -> Result<types::Receiver, ConvError> {
@@ -1022,131 +2447,17 @@ fn conv_NextStepsHistory(v: &Value, path: &str) -> Result<types::NextStepsHistor
     built(b.build(), path)
 }
 
-fn conv_CustomerProjectsContext(
-    v: &Value,
-    path: &str,
-) -> Result<types::CustomerProjectsContext, ConvError> {
-    let o = object(v, path, &["Customer", "Project"])?;
-    let b = types::CustomerProjectsContext::builder()
-        .set_customer(member(o, path, "Customer", conv_EngagementCustomer)?)
-        .set_project(member(
-            o,
-            path,
-            "Project",
-            conv_EngagementCustomerProjectDetails,
-        )?);
-    Ok(b.build())
-}
-
-fn conv_LeadContext(v: &Value, path: &str) -> Result<types::LeadContext, ConvError> {
+fn conv_UpdateLeadContext(v: &Value, path: &str) -> Result<types::UpdateLeadContext, ConvError> {
     let o = object(
         v,
         path,
-        &[
-            "Insights",
-            "QualificationStatus",
-            "Customer",
-            "Interactions",
-        ],
+        &["QualificationStatus", "Customer", "Interaction", "Insights"],
     )?;
-    let b = types::LeadContext::builder()
-        .set_insights(member(o, path, "Insights", conv_LeadInsights)?)
+    let b = types::UpdateLeadContext::builder()
         .set_qualification_status(member(o, path, "QualificationStatus", string)?)
         .set_customer(member(o, path, "Customer", conv_LeadCustomer)?)
-        .set_interactions(member(o, path, "Interactions", |v: &Value, p: &str| {
-            list(v, p, conv_LeadInteraction)
-        })?);
-    built(b.build(), path)
-}
-
-fn conv_ProspectingResult(v: &Value, path: &str) -> Result<types::ProspectingResult, ConvError> {
-    let o = object(v, path, &["Aws"])?;
-    let b = types::ProspectingResult::builder().set_aws(member(
-        o,
-        path,
-        "Aws",
-        conv_ProspectingResultAws,
-    )?);
-    Ok(b.build())
-}
-
-fn conv_AccountReceiver(v: &Value, path: &str) -> Result<types::AccountReceiver, ConvError> {
-    let o = object(v, path, &["Alias", "AwsAccountId"])?;
-    let b = types::AccountReceiver::builder()
-        .set_alias(member(o, path, "Alias", string)?)
-        .set_aws_account_id(member(o, path, "AwsAccountId", string)?);
-    built(b.build(), path)
-}
-
-fn conv_OpportunityInvitationPayload(
-    v: &Value,
-    path: &str,
-) -> Result<types::OpportunityInvitationPayload, ConvError> {
-    let o = object(
-        v,
-        path,
-        &[
-            "SenderContacts",
-            "ReceiverResponsibilities",
-            "Customer",
-            "Project",
-        ],
-    )?;
-    let b = types::OpportunityInvitationPayload::builder()
-        .set_sender_contacts(member(o, path, "SenderContacts", |v: &Value, p: &str| {
-            list(v, p, conv_SenderContact)
-        })?)
-        .set_receiver_responsibilities(member(
-            o,
-            path,
-            "ReceiverResponsibilities",
-            |v: &Value, p: &str| {
-                list(v, p, |v: &Value, p: &str| {
-                    string(v, p).map(|s| types::ReceiverResponsibility::from(s.as_str()))
-                })
-            },
-        )?)
-        .set_customer(member(o, path, "Customer", conv_EngagementCustomer)?)
-        .set_project(member(o, path, "Project", conv_ProjectDetails)?);
-    built(b.build(), path)
-}
-
-fn conv_LeadInvitationPayload(
-    v: &Value,
-    path: &str,
-) -> Result<types::LeadInvitationPayload, ConvError> {
-    let o = object(v, path, &["Customer", "Interaction"])?;
-    let b = types::LeadInvitationPayload::builder()
-        .set_customer(member(o, path, "Customer", conv_LeadInvitationCustomer)?)
-        .set_interaction(member(
-            o,
-            path,
-            "Interaction",
-            conv_LeadInvitationInteraction,
-        )?);
-    Ok(b.build())
-}
-
-fn conv_Address(v: &Value, path: &str) -> Result<types::Address, ConvError> {
-    let o = object(
-        v,
-        path,
-        &[
-            "City",
-            "PostalCode",
-            "StateOrRegion",
-            "CountryCode",
-            "StreetAddress",
-        ],
-    )?;
-    let b = types::Address::builder()
-        .set_city(member(o, path, "City", string)?)
-        .set_postal_code(member(o, path, "PostalCode", string)?)
-        .set_state_or_region(member(o, path, "StateOrRegion", string)?)
-        .set_country_code(member(o, path, "CountryCode", |v: &Value, p: &str| {
-            string(v, p).map(|s| types::CountryCode::from(s.as_str()))
-        })?)
-        .set_street_address(member(o, path, "StreetAddress", string)?);
+        .set_interaction(member(o, path, "Interaction", conv_LeadInteraction)?)
+        .set_insights(member(o, path, "Insights", conv_LeadInsights)?);
     Ok(b.build())
 }
 
@@ -1273,93 +2584,84 @@ fn conv_ProspectingResultAws(
     Ok(b.build())
 }
 
-fn conv_SenderContact(v: &Value, path: &str) -> Result<types::SenderContact, ConvError> {
-    let o = object(
-        v,
-        path,
-        &["Email", "FirstName", "LastName", "BusinessTitle", "Phone"],
-    )?;
-    let b = types::SenderContact::builder()
-        .set_email(member(o, path, "Email", string)?)
-        .set_first_name(member(o, path, "FirstName", string)?)
-        .set_last_name(member(o, path, "LastName", string)?)
-        .set_business_title(member(o, path, "BusinessTitle", string)?)
-        .set_phone(member(o, path, "Phone", string)?);
+fn conv_AccountReceiver(v: &Value, path: &str) -> Result<types::AccountReceiver, ConvError> {
+    let o = object(v, path, &["Alias", "AwsAccountId"])?;
+    let b = types::AccountReceiver::builder()
+        .set_alias(member(o, path, "Alias", string)?)
+        .set_aws_account_id(member(o, path, "AwsAccountId", string)?);
     built(b.build(), path)
 }
 
-fn conv_ProjectDetails(v: &Value, path: &str) -> Result<types::ProjectDetails, ConvError> {
+fn conv_OpportunityInvitationPayload(
+    v: &Value,
+    path: &str,
+) -> Result<types::OpportunityInvitationPayload, ConvError> {
     let o = object(
         v,
         path,
         &[
-            "BusinessProblem",
-            "Title",
-            "TargetCompletionDate",
-            "ExpectedCustomerSpend",
+            "SenderContacts",
+            "ReceiverResponsibilities",
+            "Customer",
+            "Project",
         ],
     )?;
-    let b = types::ProjectDetails::builder()
-        .set_business_problem(member(o, path, "BusinessProblem", string)?)
-        .set_title(member(o, path, "Title", string)?)
-        .set_target_completion_date(member(o, path, "TargetCompletionDate", string)?)
-        .set_expected_customer_spend(member(
+    let b = types::OpportunityInvitationPayload::builder()
+        .set_sender_contacts(member(o, path, "SenderContacts", |v: &Value, p: &str| {
+            list(v, p, conv_SenderContact)
+        })?)
+        .set_receiver_responsibilities(member(
             o,
             path,
-            "ExpectedCustomerSpend",
-            |v: &Value, p: &str| list(v, p, conv_ExpectedCustomerSpend),
+            "ReceiverResponsibilities",
+            |v: &Value, p: &str| {
+                list(v, p, |v: &Value, p: &str| {
+                    string(v, p).map(|s| types::ReceiverResponsibility::from(s.as_str()))
+                })
+            },
+        )?)
+        .set_customer(member(o, path, "Customer", conv_EngagementCustomer)?)
+        .set_project(member(o, path, "Project", conv_ProjectDetails)?);
+    built(b.build(), path)
+}
+
+fn conv_LeadInvitationPayload(
+    v: &Value,
+    path: &str,
+) -> Result<types::LeadInvitationPayload, ConvError> {
+    let o = object(v, path, &["Customer", "Interaction"])?;
+    let b = types::LeadInvitationPayload::builder()
+        .set_customer(member(o, path, "Customer", conv_LeadInvitationCustomer)?)
+        .set_interaction(member(
+            o,
+            path,
+            "Interaction",
+            conv_LeadInvitationInteraction,
         )?);
-    built(b.build(), path)
+    Ok(b.build())
 }
 
-fn conv_LeadInvitationCustomer(
-    v: &Value,
-    path: &str,
-) -> Result<types::LeadInvitationCustomer, ConvError> {
+fn conv_Address(v: &Value, path: &str) -> Result<types::Address, ConvError> {
     let o = object(
         v,
         path,
         &[
-            "Industry",
-            "CompanyName",
-            "WebsiteUrl",
+            "City",
+            "PostalCode",
+            "StateOrRegion",
             "CountryCode",
-            "AwsMaturity",
-            "MarketSegment",
+            "StreetAddress",
         ],
     )?;
-    let b = types::LeadInvitationCustomer::builder()
-        .set_industry(member(o, path, "Industry", string)?)
-        .set_company_name(member(o, path, "CompanyName", string)?)
-        .set_website_url(member(o, path, "WebsiteUrl", string)?)
-        .set_country_code(member(o, path, "CountryCode", string)?)
-        .set_aws_maturity(member(o, path, "AwsMaturity", string)?)
-        .set_market_segment(member(o, path, "MarketSegment", string)?);
-    built(b.build(), path)
-}
-
-fn conv_LeadInvitationInteraction(
-    v: &Value,
-    path: &str,
-) -> Result<types::LeadInvitationInteraction, ConvError> {
-    let o = object(
-        v,
-        path,
-        &[
-            "SourceType",
-            "SourceId",
-            "SourceName",
-            "Usecase",
-            "ContactBusinessTitle",
-        ],
-    )?;
-    let b = types::LeadInvitationInteraction::builder()
-        .set_source_type(member(o, path, "SourceType", string)?)
-        .set_source_id(member(o, path, "SourceId", string)?)
-        .set_source_name(member(o, path, "SourceName", string)?)
-        .set_usecase(member(o, path, "Usecase", string)?)
-        .set_contact_business_title(member(o, path, "ContactBusinessTitle", string)?);
-    built(b.build(), path)
+    let b = types::Address::builder()
+        .set_city(member(o, path, "City", string)?)
+        .set_postal_code(member(o, path, "PostalCode", string)?)
+        .set_state_or_region(member(o, path, "StateOrRegion", string)?)
+        .set_country_code(member(o, path, "CountryCode", |v: &Value, p: &str| {
+            string(v, p).map(|s| types::CountryCode::from(s.as_str()))
+        })?)
+        .set_street_address(member(o, path, "StreetAddress", string)?);
+    Ok(b.build())
 }
 
 fn conv_LeadAddress(v: &Value, path: &str) -> Result<types::LeadAddress, ConvError> {
@@ -1456,4 +2758,93 @@ fn conv_ProspectingInsights(
         .set_solution_category(member(o, path, "SolutionCategory", string)?)
         .set_solution_sub_category(member(o, path, "SolutionSubCategory", string)?);
     Ok(b.build())
+}
+
+fn conv_SenderContact(v: &Value, path: &str) -> Result<types::SenderContact, ConvError> {
+    let o = object(
+        v,
+        path,
+        &["Email", "FirstName", "LastName", "BusinessTitle", "Phone"],
+    )?;
+    let b = types::SenderContact::builder()
+        .set_email(member(o, path, "Email", string)?)
+        .set_first_name(member(o, path, "FirstName", string)?)
+        .set_last_name(member(o, path, "LastName", string)?)
+        .set_business_title(member(o, path, "BusinessTitle", string)?)
+        .set_phone(member(o, path, "Phone", string)?);
+    built(b.build(), path)
+}
+
+fn conv_ProjectDetails(v: &Value, path: &str) -> Result<types::ProjectDetails, ConvError> {
+    let o = object(
+        v,
+        path,
+        &[
+            "BusinessProblem",
+            "Title",
+            "TargetCompletionDate",
+            "ExpectedCustomerSpend",
+        ],
+    )?;
+    let b = types::ProjectDetails::builder()
+        .set_business_problem(member(o, path, "BusinessProblem", string)?)
+        .set_title(member(o, path, "Title", string)?)
+        .set_target_completion_date(member(o, path, "TargetCompletionDate", string)?)
+        .set_expected_customer_spend(member(
+            o,
+            path,
+            "ExpectedCustomerSpend",
+            |v: &Value, p: &str| list(v, p, conv_ExpectedCustomerSpend),
+        )?);
+    built(b.build(), path)
+}
+
+fn conv_LeadInvitationCustomer(
+    v: &Value,
+    path: &str,
+) -> Result<types::LeadInvitationCustomer, ConvError> {
+    let o = object(
+        v,
+        path,
+        &[
+            "Industry",
+            "CompanyName",
+            "WebsiteUrl",
+            "CountryCode",
+            "AwsMaturity",
+            "MarketSegment",
+        ],
+    )?;
+    let b = types::LeadInvitationCustomer::builder()
+        .set_industry(member(o, path, "Industry", string)?)
+        .set_company_name(member(o, path, "CompanyName", string)?)
+        .set_website_url(member(o, path, "WebsiteUrl", string)?)
+        .set_country_code(member(o, path, "CountryCode", string)?)
+        .set_aws_maturity(member(o, path, "AwsMaturity", string)?)
+        .set_market_segment(member(o, path, "MarketSegment", string)?);
+    built(b.build(), path)
+}
+
+fn conv_LeadInvitationInteraction(
+    v: &Value,
+    path: &str,
+) -> Result<types::LeadInvitationInteraction, ConvError> {
+    let o = object(
+        v,
+        path,
+        &[
+            "SourceType",
+            "SourceId",
+            "SourceName",
+            "Usecase",
+            "ContactBusinessTitle",
+        ],
+    )?;
+    let b = types::LeadInvitationInteraction::builder()
+        .set_source_type(member(o, path, "SourceType", string)?)
+        .set_source_id(member(o, path, "SourceId", string)?)
+        .set_source_name(member(o, path, "SourceName", string)?)
+        .set_usecase(member(o, path, "Usecase", string)?)
+        .set_contact_business_title(member(o, path, "ContactBusinessTitle", string)?);
+    built(b.build(), path)
 }

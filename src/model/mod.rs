@@ -72,6 +72,18 @@ pub struct Operation {
     pub output: Option<ShapeId>,
     pub errors: Vec<ShapeId>,
     pub idempotent: bool,
+    /// The service's paginator (`…paginators.json`), for paginated List operations.
+    pub paginator: Option<Paginator>,
+}
+
+/// How a List operation pages: the request member that takes the token, the response member
+/// that returns it, the response member whose items each page adds, and the page-size member.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Paginator {
+    pub input_token: String,
+    pub output_token: String,
+    pub result_key: String,
+    pub limit_key: Option<String>,
 }
 
 impl Operation {
@@ -266,6 +278,7 @@ struct RawOperation {
     errors: Vec<String>,
     #[serde(default)]
     idempotent: bool,
+    paginator: Option<Paginator>,
 }
 
 #[derive(Deserialize)]
@@ -394,6 +407,7 @@ impl Model {
                 output: r.output.as_deref().map(id).transpose()?,
                 errors: r.errors.iter().map(|e| id(e)).collect::<Result<_, _>>()?,
                 idempotent: r.idempotent,
+                paginator: r.paginator,
             });
         }
         Ok(Model {
