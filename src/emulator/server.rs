@@ -30,7 +30,8 @@ const JSON_1_0: &str = "application/x-amz-json-1.0";
 
 #[derive(Default)]
 pub struct Stats {
-    calls: [AtomicU64; OPERATIONS.len()],
+    /// Per operation of [`OPERATIONS`], by index.
+    calls: Vec<AtomicU64>,
     throttled: AtomicU64,
     fault_throttle: AtomicU64,
     fault_internal: AtomicU64,
@@ -76,7 +77,10 @@ impl Shared {
             faults: FaultGen::new(config.faults, config.seed),
             saved: Mutex::new(0),
             state: Mutex::new(state),
-            stats: Stats::default(),
+            stats: Stats {
+                calls: OPERATIONS.iter().map(|_| AtomicU64::new(0)).collect(),
+                ..Stats::default()
+            },
             state_lock: Mutex::new(state_lock),
             config,
         }

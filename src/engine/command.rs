@@ -5,7 +5,7 @@
 //! and prints the summary. Exit codes are decided here and only here.
 
 use super::api::ApiClient;
-use super::coordinator::{poll_operation, Coordinator, Options, Stop, Summary};
+use super::coordinator::{Coordinator, Options, Stop, Summary};
 use super::limits::{Limits, RateConfig, DAY};
 use super::progress::{fmt_duration, Progress};
 use super::sdk::{ConnectOptions, SdkClient};
@@ -742,9 +742,9 @@ fn per_row_calls(campaign: &Campaign) -> BTreeMap<QuotaClass, f64> {
     let mut m = BTreeMap::new();
     for s in campaign.steps() {
         *m.entry(QuotaClass::of(&s.action)).or_insert(0.0) += 1.0;
-        if let (Some(_), Some(list)) = (s.wait, poll_operation(&s.action)) {
-            // at least one poll per ten tasks
-            *m.entry(QuotaClass::of(list)).or_insert(0.0) += 0.1;
+        if let (Some(_), Some(w)) = (s.wait, crate::model::ops::waiter(&s.action)) {
+            // at least one poll per batch (ten tasks for a List…Tasks, one for a Get)
+            *m.entry(QuotaClass::of(w.poll)).or_insert(0.0) += 1.0 / w.batch as f64;
         }
     }
     m

@@ -11,9 +11,10 @@ use super::api::{ApiClient, ApiError, ErrorKind};
 use super::limits::{backoff, DailyExhausted, Limits};
 use super::progress::Progress;
 use crate::journal::{JournalWriter, Record, RowRef, RowStatus, RunState, StepState};
+use crate::model::ops::{self, IdFrom, Waiter};
 use crate::model::QuotaClass;
 use crate::plan::{Campaign, MaxFailures, RenderContext, Row};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -126,7 +127,8 @@ struct Waiting {
     rref: RowRef,
     step: usize,
     task_id: String,
-    list_op: &'static str,
+    /// The table's waiter of the step's operation.
+    waiter: Waiter,
     deadline: Instant,
     /// When the Start call answered (None for a wait taken over from an earlier process).
     since: Option<Instant>,
@@ -136,10 +138,12 @@ enum Done {
     Call {
         rref: RowRef,
         step: usize,
+        /// The id to wait on when the step's waiter takes it from the request.
+        input_id: Option<String>,
         result: Result<Value, CallFailure>,
     },
     Poll {
-        list_op: &'static str,
+        waiter: Waiter,
         ids: Vec<String>,
         result: Result<Value, CallFailure>,
     },
@@ -184,17 +188,6 @@ fn digest(v: &Value) -> String {
 /// could not be reached even after every retry.
 fn is_environment(e: &ApiError) -> bool {
     matches!(e.kind, ErrorKind::Config | ErrorKind::Transport)
-}
-
-/// The List…Tasks operation that reports on a Start…Task action.
-pub fn poll_operation(action: &str) -> Option<&'static str> {
-    match action {
-        "StartEngagementByAcceptingInvitationTask" => {
-            Some("ListEngagementByAcceptingInvitationTasks")
-        }
-        "StartEngagementFromOpportunityTask" => Some("ListEngagementFromOpportunityTasks"),
-        _ => None,
-    }
 }
 
 /// One worker: wait for the limiters, call, retry retryable errors with backoff. Once the
@@ -380,10 +373,22 @@ impl<C: ApiClient> Coordinator<C> {
             );
             let stop = self.stop_tx.subscribe();
             let wait = self.opts.wait_for_quota.then(|| self.quota_tx.clone());
+            let input_id = ops::waiter(&op).and_then(|w| match w.id_from {
+                IdFrom::Input(m) => request.get(m).and_then(Value::as_str).map(String::from),
+                IdFrom::Output(_) => None,
+            });
             self.workers.spawn(async move {
                 let (result, stats) =
                     call_with_retries(client, limits, op, request, o, stop, wait).await;
-                (Done::Call { rref, step, result }, stats)
+                (
+                    Done::Call {
+                        rref,
+                        step,
+                        input_id,
+                        result,
+                    },
+                    stats,
+                )
             });
         }
         Ok(())
@@ -594,16 +599,19 @@ impl<C: ApiClient> Coordinator<C> {
         &mut self,
         rref: RowRef,
         step_idx: usize,
+        input_id: Option<String>,
         result: Result<Value, CallFailure>,
     ) -> Result<(), EngineError> {
         let step = self.steps_of(rref)[step_idx].clone();
         match result {
             Ok(output) => {
-                if let (Some(timeout), Some(list_op)) = (step.wait, poll_operation(&step.action)) {
-                    let task_id = output.get("TaskId").and_then(Value::as_str);
-                    let status = output.get("TaskStatus").and_then(Value::as_str);
-                    match (task_id, status) {
-                        (Some(id), Some("IN_PROGRESS")) | (Some(id), None) => {
+                if let (Some(timeout), Some(waiter)) = (step.wait, ops::waiter(&step.action)) {
+                    let id = match waiter.id_from {
+                        IdFrom::Output(m) => output.get(m).and_then(Value::as_str),
+                        IdFrom::Input(_) => input_id.as_deref(),
+                    };
+                    match id {
+                        Some(id) if waiter.start_is_pending(&output) => {
                             let id = id.to_string();
                             self.record(Record::TaskWaiting {
                                 row: rref,
@@ -615,13 +623,17 @@ impl<C: ApiClient> Coordinator<C> {
                                 rref,
                                 step: step_idx,
                                 task_id: id,
-                                list_op,
+                                waiter,
                                 deadline: Instant::now() + timeout,
                                 since: Some(Instant::now()),
                             });
                             return Ok(());
                         }
-                        _ => return self.task_settled(rref, step_idx, output),
+                        // a start that already answered its final status is not polled
+                        id => {
+                            let id = id.unwrap_or("").to_string();
+                            return self.task_settled(rref, step_idx, waiter, &id, output);
+                        }
                     }
                 }
                 self.step_succeeded(rref, step_idx, output)
@@ -656,29 +668,24 @@ impl<C: ApiClient> Coordinator<C> {
         }
     }
 
-    /// A task reached COMPLETE or FAILED (or its Start call answered with a final status).
+    /// Awaited work finished (a task reached COMPLETE or FAILED, a Get answered a final
+    /// state), or its start call answered with a final status.
     fn task_settled(
         &mut self,
         rref: RowRef,
         step_idx: usize,
-        summary: Value,
+        waiter: Waiter,
+        id: &str,
+        answer: Value,
     ) -> Result<(), EngineError> {
-        match summary.get("TaskStatus").and_then(Value::as_str) {
-            Some("FAILED") => {
-                let code = summary
-                    .get("ReasonCode")
-                    .and_then(Value::as_str)
-                    .unwrap_or("TaskFailed")
-                    .to_string();
-                let msg = summary
-                    .get("Message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("the task failed")
-                    .to_string();
-                let id = summary.get("TaskId").and_then(Value::as_str).unwrap_or("");
-                self.fail_step(rref, step_idx, &code, &format!("task {id}: {msg}"))
-            }
-            _ => self.step_succeeded(rref, step_idx, summary),
+        match waiter.progress(&answer) {
+            ops::Progress::Failed { code, message } => self.fail_step(
+                rref,
+                step_idx,
+                &code,
+                &format!("{} {id}: {message}", waiter.noun()),
+            ),
+            _ => self.step_succeeded(rref, step_idx, answer),
         }
     }
 
@@ -688,29 +695,34 @@ impl<C: ApiClient> Coordinator<C> {
         let mut expired = Vec::new();
         self.waiting.retain(|w| {
             if w.deadline <= now_i {
-                expired.push((w.rref, w.step, w.task_id.clone()));
+                expired.push((w.rref, w.step, w.task_id.clone(), w.waiter.noun()));
                 false
             } else {
                 true
             }
         });
-        for (rref, step, id) in expired {
+        for (rref, step, id, noun) in expired {
             self.fail_step(
                 rref,
                 step,
                 "WaitTimeout",
-                &format!("task {id} did not finish within the step's wait timeout"),
+                &format!("{noun} {id} did not finish within the step's wait timeout"),
             )?;
         }
-        let mut by_op: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        // one request per waiter batch: up to 10 task ids for a List…Tasks, one id for a Get
+        let mut by_op: BTreeMap<&'static str, (Waiter, Vec<String>)> = BTreeMap::new();
         for w in &self.waiting {
-            by_op.entry(w.list_op).or_default().push(w.task_id.clone());
+            by_op
+                .entry(w.waiter.poll)
+                .or_insert_with(|| (w.waiter, Vec::new()))
+                .1
+                .push(w.task_id.clone());
         }
         let catalog = self.campaign.catalog().to_string();
-        for (op, ids) in by_op {
-            for chunk in ids.chunks(10) {
+        for (op, (waiter, ids)) in by_op {
+            for chunk in ids.chunks(waiter.batch) {
                 let ids = chunk.to_vec();
-                let request = json!({"Catalog": catalog, "TaskIdentifier": ids, "MaxResults": 10});
+                let request = waiter.poll_request(&catalog, &ids);
                 let (client, limits) = (self.client.clone(), self.limits.clone());
                 let stop = self.stop_tx.subscribe();
                 let wait = self.opts.wait_for_quota.then(|| self.quota_tx.clone());
@@ -726,7 +738,7 @@ impl<C: ApiClient> Coordinator<C> {
                             .await;
                     (
                         Done::Poll {
-                            list_op: op,
+                            waiter,
                             ids,
                             result,
                         },
@@ -740,7 +752,7 @@ impl<C: ApiClient> Coordinator<C> {
 
     fn on_poll(
         &mut self,
-        _list_op: &'static str,
+        waiter: Waiter,
         ids: Vec<String>,
         result: Result<Value, CallFailure>,
     ) -> Result<(), EngineError> {
@@ -769,29 +781,22 @@ impl<C: ApiClient> Coordinator<C> {
                 return Ok(());
             }
         };
-        let summaries = out
-            .get("TaskSummaries")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for s in summaries {
-            let Some(id) = s.get("TaskId").and_then(Value::as_str) else {
-                continue;
-            };
-            if !ids.iter().any(|i| i == id) {
+        for (id, answer) in waiter.answers(&ids, &out) {
+            if waiter.progress(answer) == ops::Progress::Running {
                 continue;
             }
-            let status = s.get("TaskStatus").and_then(Value::as_str).unwrap_or("");
-            if status == "COMPLETE" || status == "FAILED" {
-                if let Some(pos) = self.waiting.iter().position(|w| w.task_id == id) {
-                    let w = self.waiting.swap_remove(pos);
-                    if let Some(since) = w.since {
-                        let took = since.elapsed();
-                        let m = self.summary.min_task_wait.get_or_insert(took);
-                        *m = (*m).min(took);
-                    }
-                    self.task_settled(w.rref, w.step, s)?;
+            if let Some(pos) = self
+                .waiting
+                .iter()
+                .position(|w| w.task_id == id && w.waiter.poll == waiter.poll)
+            {
+                let w = self.waiting.swap_remove(pos);
+                if let Some(since) = w.since {
+                    let took = since.elapsed();
+                    let m = self.summary.min_task_wait.get_or_insert(took);
+                    *m = (*m).min(took);
                 }
+                self.task_settled(w.rref, w.step, waiter, &id, answer.clone())?;
             }
         }
         Ok(())
@@ -833,12 +838,12 @@ impl<C: ApiClient> Coordinator<C> {
         }
         self.active.insert(rref, a);
         if let Some((i, task_id, action, wait)) = resume_wait {
-            if let Some(list_op) = poll_operation(&action) {
+            if let Some(waiter) = ops::waiter(&action) {
                 self.waiting.push(Waiting {
                     rref,
                     step: i,
                     task_id,
-                    list_op,
+                    waiter,
                     deadline: Instant::now() + wait.unwrap_or(Duration::from_secs(600)),
                     since: None,
                 });
@@ -1055,16 +1060,21 @@ impl<C: ApiClient> Coordinator<C> {
         // turn in the limiter, so counting spawns would misreport the pace)
         let class = match &done {
             Done::Call { rref, step, .. } => QuotaClass::of(&self.steps_of(*rref)[*step].action),
-            Done::Poll { list_op, .. } => QuotaClass::of(list_op),
+            Done::Poll { waiter, .. } => QuotaClass::of(waiter.poll),
         };
         self.progress.call(class);
         match done {
-            Done::Call { rref, step, result } => self.on_call(rref, step, result),
+            Done::Call {
+                rref,
+                step,
+                input_id,
+                result,
+            } => self.on_call(rref, step, input_id, result),
             Done::Poll {
-                list_op,
+                waiter,
                 ids,
                 result,
-            } => self.on_poll(list_op, ids, result),
+            } => self.on_poll(waiter, ids, result),
         }
     }
 }
@@ -1115,6 +1125,7 @@ mod tests {
     //! tests; here the point is the run loop's own decisions.
     use super::*;
     use crate::engine::limits::RateConfig;
+    use serde_json::json;
     use std::sync::Mutex;
 
     /// The script: (operation, request, call number from 1) → the answer.
@@ -1180,12 +1191,16 @@ steps:
     }
 
     fn fixture(rows: usize) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("pb.yaml"), ACCEPT).unwrap();
         let mut csv = String::from("id\n");
         for i in 0..rows {
             csv.push_str(&format!("engi-{i:013}\n"));
         }
+        fixture_with(ACCEPT, &csv)
+    }
+
+    fn fixture_with(playbook: &str, csv: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pb.yaml"), playbook).unwrap();
         std::fs::write(dir.path().join("rows.csv"), csv).unwrap();
         let campaign = Campaign::load(&crate::cli::CampaignArgs {
             playbook: dir.path().join("pb.yaml"),
@@ -1341,5 +1356,120 @@ steps:
                 1
             ))
         );
+    }
+
+    const SNAPSHOT: &str = r#"
+version: 1
+name: snapshot-test
+catalog: Sandbox
+input: { csv: rows.csv, key: "{{ row.id }}" }
+steps:
+  - id: start
+    action: StartResourceSnapshotJob
+    input: { ResourceSnapshotJobIdentifier: "{{ row.id }}" }
+    wait: { timeout: 1m, interval: 20ms }
+"#;
+
+    /// StartResourceSnapshotJob answers nothing: the job id comes from the request, and each
+    /// job is polled with its own GetResourceSnapshotJob until it has executed.
+    #[tokio::test]
+    async fn a_snapshot_job_is_polled_by_id_until_it_has_executed() {
+        let gets = Arc::new(Mutex::new(0usize));
+        let g = gets.clone();
+        let client = Scripted::new(move |op, req, _| match op {
+            "StartResourceSnapshotJob" => Ok(json!({})),
+            "GetResourceSnapshotJob" => {
+                let id = req["ResourceSnapshotJobIdentifier"].as_str().unwrap();
+                assert!(req["ResourceSnapshotJobIdentifier"].is_string());
+                let mut n = g.lock().unwrap();
+                *n += 1;
+                Ok(match (id, *n > 2) {
+                    (_, false) => json!({"Id": id, "Status": "Running"}),
+                    ("job-000000000000b", true) => {
+                        json!({"Id": id, "Status": "Stopped", "LastFailure": "role denied"})
+                    }
+                    (_, true) => json!({"Id": id, "Status": "Running",
+                        "LastSuccessfulExecutionDate": "2026-12-01T00:00:00Z"}),
+                })
+            }
+            other => panic!("unexpected {other}"),
+        });
+        let f = fixture_with(SNAPSHOT, "id\njob-000000000000a\njob-000000000000b\n");
+        let s = tokio::time::timeout(
+            Duration::from_secs(10),
+            drive(f, client.clone(), 2, RunState::default()),
+        )
+        .await
+        .unwrap();
+        assert_eq!((s.succeeded, s.failed), (1, 1));
+        let calls = client.calls.lock().unwrap();
+        let polled: Vec<&Value> = calls
+            .iter()
+            .filter(|c| c.0 == "GetResourceSnapshotJob")
+            .map(|c| &c.1)
+            .collect();
+        assert!(polled.len() >= 3);
+        for p in polled {
+            assert_eq!(p["Catalog"], "Sandbox");
+            assert!(crate::model::model()
+                .validate_input("GetResourceSnapshotJob", p)
+                .is_empty());
+        }
+    }
+
+    const PROSPECTING: &str = r#"
+version: 1
+name: prospecting-test
+catalog: Sandbox
+input: { csv: rows.csv, key: "{{ row.id }}" }
+steps:
+  - id: prospect
+    action: StartProspectingFromEngagementTask
+    input: { Identifiers: ["{{ row.id }}"], TaskName: "p {{ row.id }}" }
+    wait: { timeout: 1m, interval: 20ms }
+"#;
+
+    /// A prospecting task is polled with GetProspectingFromEngagementTask by its id until the
+    /// answer has an EndTime; a start that already answers COMPLETED is not polled.
+    #[tokio::test]
+    async fn a_prospecting_task_is_polled_by_id_until_it_ends() {
+        let client = Scripted::new(move |op, req, n| match op {
+            "StartProspectingFromEngagementTask" => {
+                let status = if req["Identifiers"][0] == "eng-0000000000000a" {
+                    "COMPLETED"
+                } else {
+                    "PENDING"
+                };
+                Ok(json!({"TaskId": format!("task-{n:014}"), "TaskStatus": status}))
+            }
+            "GetProspectingFromEngagementTask" => {
+                let id = req["TaskIdentifier"].as_str().unwrap();
+                Ok(if n < 5 {
+                    json!({"TaskId": id})
+                } else {
+                    json!({"TaskId": id, "EndTime": "2026-12-01T00:00:00Z", "Engagements": []})
+                })
+            }
+            other => panic!("unexpected {other}"),
+        });
+        let f = fixture_with(PROSPECTING, "id\neng-0000000000000a\neng-0000000000000b\n");
+        let s = tokio::time::timeout(
+            Duration::from_secs(10),
+            drive(f, client.clone(), 2, RunState::default()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.succeeded, 2);
+        let calls = client.calls.lock().unwrap();
+        let polled: Vec<&Value> = calls
+            .iter()
+            .filter(|c| c.0 == "GetProspectingFromEngagementTask")
+            .map(|c| &c.1)
+            .collect();
+        assert!(!polled.is_empty());
+        // only the PENDING task is polled
+        assert!(polled
+            .iter()
+            .all(|p| p["TaskIdentifier"] != "task-00000000000001"));
     }
 }

@@ -7,9 +7,11 @@
 //!
 //! Must not touch: playbooks, CSV, the network, the file system. It is pure and `'static`.
 
+pub mod ops;
 mod quotas;
 mod validate;
 
+pub use ops::{OpSpec, Progress, Waiter};
 pub use quotas::{QuotaClass, QuotaSpec};
 pub use validate::{
     account_id_problem, amount_problem, country_code, quote, ErrorCode, Violation,
@@ -24,24 +26,6 @@ use std::sync::{LazyLock, OnceLock};
 pub const MODEL_JSON: &str = include_str!("../../schemas/model.json");
 /// The constraints-file format this build understands.
 pub const MODEL_FORMAT: u32 = 1;
-
-/// The operations cosell supports end to end: the actions a playbook step may name, the
-/// operations the SDK bridge sends and the emulator serves. One list, used by all three.
-pub const OPERATIONS: [&str; 13] = [
-    "CreateEngagement",
-    "GetEngagement",
-    "ListEngagements",
-    "CreateEngagementInvitation",
-    "GetEngagementInvitation",
-    "ListEngagementInvitations",
-    "RejectEngagementInvitation",
-    "StartEngagementByAcceptingInvitationTask",
-    "ListEngagementByAcceptingInvitationTasks",
-    "StartEngagementFromOpportunityTask",
-    "ListEngagementFromOpportunityTasks",
-    "CreateOpportunity",
-    "GetOpportunity",
-];
 
 /// Index of a shape in [`Model::shapes`].
 pub type ShapeId = u16;

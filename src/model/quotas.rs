@@ -35,29 +35,15 @@ impl QuotaClass {
         QuotaClass::ProspectingWrite,
     ];
 
-    /// The class an operation is charged to.
+    /// The class an operation is charged to: its row of the operation table
+    /// ([`super::ops`]); a name outside the model follows the unlisted rule.
     pub fn of(operation: &str) -> QuotaClass {
-        match operation {
-            "GetOpportunity"
-            | "GetAwsOpportunitySummary"
-            | "ListOpportunities"
-            | "ListSolutions"
-            | "GetEngagementInvitation"
-            | "ListEngagementInvitations" => QuotaClass::Read,
-            "CreateOpportunity"
-            | "UpdateOpportunity"
-            | "AssociateOpportunity"
-            | "DisassociateOpportunity"
-            | "RejectEngagementInvitation"
-            | "AssignOpportunity"
-            | "StartEngagementFromOpportunityTask"
-            | "StartEngagementByAcceptingInvitationTask" => QuotaClass::Write,
-            "CreateEngagement" => QuotaClass::EngagementWrite,
-            "GetProspectingFromEngagementTask" => QuotaClass::ProspectingGet,
-            "ListProspectingFromEngagementTasks" => QuotaClass::ProspectingList,
-            "StartProspectingFromEngagementTask" => QuotaClass::ProspectingWrite,
-            op if op.starts_with("Get") || op.starts_with("List") => QuotaClass::Read,
-            _ => QuotaClass::Write,
+        match super::ops::operation(operation) {
+            Some(row) => row.quota,
+            None if operation.starts_with("Get") || operation.starts_with("List") => {
+                QuotaClass::Read
+            }
+            None => QuotaClass::Write,
         }
     }
 

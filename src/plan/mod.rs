@@ -160,8 +160,8 @@ impl Step {
 fn output_shape(action: &str, waits: bool) -> Option<ShapeId> {
     let m = model::model();
     if waits {
-        if let Some((_, _, summary)) = playbook::WAITABLE.iter().find(|(a, _, _)| *a == action) {
-            return m.shape_id(summary);
+        if let Some(w) = model::ops::waiter(action) {
+            return w.output_shape();
         }
     }
     m.operation(action)?.output
@@ -937,9 +937,7 @@ impl Campaign {
                         target,
                     });
                 }
-                let waitable = playbook::WAITABLE
-                    .iter()
-                    .find(|(a, _, _)| *a == spec.action.value);
+                let waiter = model::ops::waiter(&spec.action.value);
                 Step {
                     id: spec.id.value.clone(),
                     action: spec.action.value.clone(),
@@ -949,7 +947,7 @@ impl Campaign {
                         .as_ref()
                         .map(|w| w.interval)
                         .unwrap_or(playbook::DEFAULT_WAIT_INTERVAL),
-                    poll_action: spec.wait.as_ref().and(waitable.map(|(_, l, _)| *l)),
+                    poll_action: spec.wait.as_ref().and(waiter.map(|w| w.poll)),
                     setup: spec.setup,
                     description: spec.description.clone(),
                     pos: spec.pos,
@@ -1617,14 +1615,13 @@ impl Campaign {
             .collect()
     }
 
-    /// The request that polls a waiting step's tasks: its `List…Tasks` operation with
-    /// `Catalog` and up to 10 task ids. `None` when the step does not wait.
-    pub fn poll_request(&self, step: &Step, task_ids: &[String]) -> Option<(&'static str, J)> {
-        let op = step.poll_action?;
-        Some((
-            op,
-            serde_json::json!({ "Catalog": self.catalog(), "TaskIdentifier": task_ids }),
-        ))
+    /// The request that polls a waiting step: its waiter's operation (the table's) with
+    /// `Catalog` and the ids (up to 10 for `List…Tasks`, one for a `Get…`). `None` when the
+    /// step does not wait.
+    pub fn poll_request(&self, step: &Step, ids: &[String]) -> Option<(&'static str, J)> {
+        step.poll_action?;
+        let w = model::ops::waiter(&step.action)?;
+        Some((w.poll, w.poll_request(self.catalog(), ids)))
     }
 
     /// A step of `setup` or `steps` by id.

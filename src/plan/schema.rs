@@ -136,16 +136,13 @@ pub fn generate() -> J {
     let m = model::model();
     let mut defs: BTreeMap<String, J> = BTreeMap::new();
     let mut branches = Vec::new();
-    for a in ACTIONS {
+    for a in ACTIONS.iter() {
         let Some(op) = m.operation(a) else { continue };
         let input = match op.input {
             Some(i) => shape_schema(i, &mut defs, true),
             None => json!({"type": "object"}),
         };
-        let out_shape = playbook::WAITABLE
-            .iter()
-            .find(|(t, _, _)| t == a)
-            .and_then(|(_, _, s)| m.shape_id(s));
+        let out_shape = model::ops::waiter(a).and_then(|w| w.output_shape());
         let mut out_members: Vec<String> = op
             .output
             .map(|o| {
@@ -173,14 +170,14 @@ pub fn generate() -> J {
             }}
         }));
     }
-    let wait_actions: Vec<&str> = playbook::WAITABLE.iter().map(|(a, _, _)| *a).collect();
+    let wait_actions: Vec<&str> = model::ops::asynchronous().collect();
     let step = json!({
         "type": "object",
         "additionalProperties": false,
         "required": ["id", "action"],
         "properties": props(playbook::STEP_KEYS, |k, d| desc(match k {
             "id" => json!({"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,39}$"}),
-            "action" => json!({"enum": ACTIONS}),
+            "action" => json!({"enum": *ACTIONS}),
             "description" => json!({"type": "string"}),
             "input" => json!({"type": "object"}),
             "when" => json!({"type": ["string", "boolean"]}),
@@ -202,7 +199,7 @@ pub fn generate() -> J {
         .iter()
         .map(|c| (c.to_string(), rate.clone()))
         .collect();
-    for a in ACTIONS {
+    for a in ACTIONS.iter() {
         rate_props.insert(a.to_string(), rate.clone());
     }
     let daily_props: Map<String, J> = class_names

@@ -6,11 +6,19 @@ use crate::model::QuotaClass;
 use serde::Serialize;
 use std::fmt::Write as _;
 
-/// Poll rounds assumed per batch of (up to 10) waiting tasks: an estimate, the real number
-/// depends on how fast the service finishes the tasks.
+/// Poll rounds assumed per batch of waiting ids: an estimate, the real number depends on how
+/// fast the service finishes the work.
 pub const POLL_ROUNDS_ESTIMATE: u64 = 3;
-/// Task ids one List…Tasks call can poll.
-pub const POLL_BATCH: u64 = 10;
+
+/// Ids one call of the polling operation `poll` carries (its waiter's batch in the operation
+/// table: 10 for a List…Tasks, 1 for a Get).
+fn poll_batch(poll: &str) -> u64 {
+    crate::model::ops::operations()
+        .iter()
+        .filter_map(|o| o.waiter)
+        .find(|w| w.poll == poll)
+        .map_or(1, |w| w.batch as u64)
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ActionCalls {
@@ -92,7 +100,7 @@ fn per_row(steps: &[Step], class: QuotaClass) -> f64 {
         }
         if let Some(p) = s.poll_action {
             if QuotaClass::of(p) == class {
-                n += POLL_ROUNDS_ESTIMATE as f64 / POLL_BATCH as f64;
+                n += POLL_ROUNDS_ESTIMATE as f64 / poll_batch(p) as f64;
             }
         }
     }
@@ -114,7 +122,7 @@ pub fn summarize(c: &Campaign, rows: u64) -> Summary {
             add(
                 &mut actions,
                 p,
-                rows.div_ceil(POLL_BATCH) * POLL_ROUNDS_ESTIMATE,
+                rows.div_ceil(poll_batch(p)) * POLL_ROUNDS_ESTIMATE,
                 true,
                 s.has_when(),
             );
@@ -260,7 +268,10 @@ impl Summary {
             .unwrap_or(0);
         for a in &self.actions {
             let note = match (a.estimate, a.at_most) {
-                (true, _) => "  (estimate: task polling, 10 tasks per call)",
+                (true, _) if poll_batch(&a.action) > 1 => {
+                    "  (estimate: task polling, 10 tasks per call)"
+                }
+                (true, _) => "  (estimate: polling, one id per call)",
                 (false, true) => "  (at most: the step has a `when`)",
                 _ => "",
             };

@@ -2,7 +2,7 @@
 //!
 //! Owns the playbook format (version 1): its keys (shared with the JSON Schema generator via
 //! the key tables below), their types, and the rules that need no template or CSV: version,
-//! name, catalog, known actions, `wait` only on task actions, unique step ids, limits syntax.
+//! name, catalog, known actions, `wait` only on asynchronous actions (the operation table), unique step ids, limits syntax.
 //! Every finding is a [`Diagnostic`] located at `file:line:col`; all are collected, not just the
 //! first. Must not touch: CSV files, templates' meaning (see `plan`), the network.
 
@@ -18,23 +18,10 @@ use std::time::Duration;
 /// The playbook format version this build reads.
 pub const VERSION: i64 = 1;
 
-/// The operations a step may name (those the SDK bridge and the emulator serve).
-pub const ACTIONS: &[&str] = &crate::model::OPERATIONS;
-
-/// The task actions that may `wait`, with the List operation that polls them and the shape of
-/// one task summary (the step's output when it waits).
-pub const WAITABLE: &[(&str, &str, &str)] = &[
-    (
-        "StartEngagementByAcceptingInvitationTask",
-        "ListEngagementByAcceptingInvitationTasks",
-        "ListEngagementByAcceptingInvitationTaskSummary",
-    ),
-    (
-        "StartEngagementFromOpportunityTask",
-        "ListEngagementFromOpportunityTasks",
-        "ListEngagementFromOpportunityTaskSummary",
-    ),
-];
+/// The operations a step may name: every operation of the API, from the operation table
+/// ([`model::ops`]).
+pub static ACTIONS: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| model::ops::names().collect());
 
 /// The catalogs a playbook may target.
 pub const CATALOGS: &[&str] = &["AWS", "Sandbox"];
@@ -1012,19 +999,14 @@ fn read_steps(r: &mut Reader, n: &Node, setup: bool, ids: &mut Vec<Loc<String>>)
                 }),
                 Some(s) => {
                     let sug = model::nearest(&s, ACTIONS.iter().copied());
-                    let known = model::model().operation(&s).is_some();
                     r.err_s(
                         v.pos,
                         "UNKNOWN_ACTION",
-                        if known {
-                            format!(
-                                "action {s} is an API operation that cosell does not run in \
-                                 playbook version 1; supported: {}",
-                                ACTIONS.join(", ")
-                            )
-                        } else {
-                            format!("unknown action {s:?}; supported: {}", ACTIONS.join(", "))
-                        },
+                        format!(
+                            "unknown action {s:?}; an action is one of the API's {} operations: {}",
+                            ACTIONS.len(),
+                            ACTIONS.join(", ")
+                        ),
                         sug,
                     );
                     ok = false;
@@ -1148,17 +1130,14 @@ fn read_steps(r: &mut Reader, n: &Node, setup: bool, ids: &mut Vec<Loc<String>>)
             }
         };
         if let (Some(w), Some(a)) = (&wait, &action) {
-            if !WAITABLE.iter().any(|(t, _, _)| *t == a.value) {
+            if model::ops::waiter(&a.value).is_none() {
                 r.err(
                     w.pos,
                     "WAIT_NOT_ALLOWED",
                     format!(
-                        "wait is only allowed on task actions ({}); {} returns its result directly",
-                        WAITABLE
-                            .iter()
-                            .map(|(t, _, _)| *t)
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        "wait is only allowed on asynchronous actions ({}); {} returns its result \
+                         directly: remove wait",
+                        model::ops::asynchronous().collect::<Vec<_>>().join(", "),
                         a.value
                     ),
                 );

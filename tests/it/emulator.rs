@@ -1610,3 +1610,49 @@ fn the_cli_starts_serves_and_rejects_bad_flags() {
         .run();
     out.code(cosell::exit::INVALID).stderr_has("--faults");
 }
+
+/// The operation table says which operations the emulator serves: each of those is in the
+/// model and answered (a validation or not-found answer for an empty request, never
+/// `UnknownOperationException`); every other operation of the table is answered
+/// `UnknownOperationException`, and the stats count exactly the served ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_the_table_says_is_emulated_is_served_and_no_other() {
+    let e = emu(config()).await;
+    let u = e.url();
+    let rows = cosell::model::ops::operations();
+    assert_eq!(rows.len(), cosell::model::model().operations().len());
+    let mut served = Vec::new();
+    for row in rows {
+        assert!(cosell::model::model().operation(row.name).is_some());
+        let r = call(&u, A, row.name, &json!({})).await;
+        let code = r.body["__type"].as_str().unwrap_or("").to_string();
+        if row.emulated {
+            assert_ne!(
+                code, "UnknownOperationException",
+                "{} is not served",
+                row.name
+            );
+            served.push(row.name);
+        } else {
+            assert_eq!(r.status, 400, "{}", row.name);
+            assert_eq!(code, "UnknownOperationException", "{} {}", row.name, r.body);
+        }
+    }
+    assert_eq!(served.len(), 13);
+    let stats = raw(&u, "GET /_emulator/stats HTTP/1.1\r\n", b"")
+        .await
+        .unwrap()
+        .body;
+    let counted: Vec<&str> = stats["calls"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut want = served.clone();
+    want.sort_unstable();
+    let mut counted = counted;
+    counted.sort_unstable();
+    assert_eq!(counted, want);
+    e.shutdown().await.unwrap();
+}

@@ -605,3 +605,41 @@ fn emulate_runs_the_example_campaign_with_no_account() {
     assert!(dir.path().join("demo/ledger.csv").exists());
     assert!(dir.path().join("demo/ledger.jsonl").exists());
 }
+
+/// An operation the emulator does not serve still runs as an action: the SDK bridge sends it
+/// (the emulator answers `UnknownOperationException`, as the table says it will), and the row
+/// fails with that code in the ledger instead of being refused by cosell.
+#[test]
+fn an_operation_outside_the_invitation_corner_is_sent_through_the_sdk() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pb.yaml"),
+        r#"version: 1
+name: submit
+catalog: Sandbox
+input: { csv: rows.csv, key: "{{ row.opp }}" }
+steps:
+  - id: submit
+    action: SubmitOpportunity
+    input: { Identifier: "{{ row.opp }}", InvolvementType: Co-Sell, Visibility: Full }
+"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("rows.csv"), "opp\nO1234567\n").unwrap();
+    assert!(
+        !cosell::model::ops::operation("SubmitOpportunity")
+            .unwrap()
+            .emulated
+    );
+    let out = Cosell::in_dir(dir.path())
+        .args(["run", "pb.yaml", "--emulate", "--run-dir", "demo"])
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .run();
+    out.code(1).stdout_has("SubmitOpportunity");
+    let ledger = std::fs::read_to_string(dir.path().join("demo/ledger.csv")).unwrap();
+    assert!(
+        ledger.contains("O1234567,failed,submit,UnknownOperationException,"),
+        "{ledger}"
+    );
+}

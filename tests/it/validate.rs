@@ -76,7 +76,7 @@ fn structure_rules_are_reported_all_at_once() {
         &format!("{f}:7:31: error[INVALID_LIMIT]: rate \"fast\" for read is not a rate such as 1/s, 30/m or 3600/h"),
         &format!("{f}:8:17: error[INVALID_LIMIT]: limits.max_failures must be a count (5) or a percentage from 0% to 100% (\"5%\")"),
         &format!("{f}:13:9: error[DUPLICATE_STEP_ID]: step id \"invite\" is already used at line 10; step ids must be unique across setup and steps"),
-        &format!("{f}:16:11: error[WAIT_NOT_ALLOWED]: wait is only allowed on task actions (StartEngagementByAcceptingInvitationTask, StartEngagementFromOpportunityTask); GetEngagementInvitation returns its result directly"),
+        &format!("{f}:16:11: error[WAIT_NOT_ALLOWED]: wait is only allowed on asynchronous actions (CreateResourceSnapshotJob, StartEngagementByAcceptingInvitationTask, StartEngagementFromOpportunityTask, StartOpportunityFromEngagementTask, StartProspectingFromEngagementTask, StartResourceSnapshotJob); GetEngagementInvitation returns its result directly: remove wait"),
         &format!("{f}:19:12: error[WRONG_TYPE]: input must be a mapping (the request as the API's JSON), found a string"),
         &format!("{f}:20:13: error[WRONG_TYPE]: expect must be a mapping of output member to expected value, found a list"),
         "11 errors; nothing was sent",
@@ -85,7 +85,7 @@ fn structure_rules_are_reported_all_at_once() {
         .into_iter()
         .find(|l| l.contains("UNKNOWN_ACTION"))
         .unwrap();
-    assert!(action.starts_with(&format!("{f}:11:13: error[UNKNOWN_ACTION]: unknown action \"CreateEngagementInvitaton\"; supported: CreateEngagement, ")), "{action}");
+    assert!(action.starts_with(&format!("{f}:11:13: error[UNKNOWN_ACTION]: unknown action \"CreateEngagementInvitaton\"; an action is one of the API's 45 operations: AcceptEngagementInvitation, AssignOpportunity, ")), "{action}");
     assert!(
         action.ends_with("; did you mean \"CreateEngagementInvitation\"?"),
         "{action}"
@@ -778,4 +778,68 @@ fn a_closed_pipe_ends_cosell_quietly() {
         assert_eq!(stderr, "", "{args:?}");
         assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
     }
+}
+
+/// Every operation of the API is an action: a playbook with one step per operation (the SDK
+/// tests' model-valid requests, minus what cosell fills in) validates and plans clean, and
+/// `wait` is accepted on exactly the asynchronous ones of the operation table.
+#[test]
+fn every_operation_is_an_action_and_every_asynchronous_one_may_wait() {
+    let mut steps = Vec::new();
+    for (i, (op, req)) in crate::sdk::fixtures().into_iter().enumerate() {
+        let mut input = req.as_object().unwrap().clone();
+        input.remove("Catalog");
+        input.remove("ClientToken");
+        let mut step = serde_json::json!({"id": format!("s{i}"), "action": op, "input": input});
+        if cosell::model::ops::waiter(op).is_some() {
+            step["wait"] = serde_json::json!({"timeout": "5m"});
+        }
+        steps.push(step);
+    }
+    assert_eq!(steps.len(), 45);
+    let pb = serde_json::json!({
+        "version": 1, "name": "whole-api", "catalog": "Sandbox",
+        "input": {"csv": "rows.csv", "key": "{{ row.id }}"},
+        "steps": steps,
+    });
+    let run = |cmd: &str, pb: &serde_json::Value| {
+        Cosell::new()
+            .file("pb.yaml", pb.to_string())
+            .file("rows.csv", "id\n1\n")
+            .arg(cmd)
+            .arg("pb.yaml")
+            .run()
+    };
+    let o = run("validate", &pb);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout.contains("1 row, 45 requests checked"),
+        "{}",
+        o.stdout
+    );
+    let o = run("plan", &pb);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    for poll in [
+        "ListOpportunityFromEngagementTasks",
+        "GetProspectingFromEngagementTask",
+        "GetResourceSnapshotJob",
+    ] {
+        assert!(o.stdout.contains(poll), "{poll} polls: {}", o.stdout);
+    }
+    // wait on a synchronous operation is refused, naming the asynchronous ones and the fix
+    let mut bad = pb.clone();
+    let accept = bad["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|s| s["action"] == "AcceptEngagementInvitation")
+        .unwrap();
+    bad["steps"][accept]["wait"] = serde_json::json!(true);
+    let o = run("validate", &bad);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("error[WAIT_NOT_ALLOWED]: wait is only allowed on asynchronous actions (CreateResourceSnapshotJob, StartEngagementByAcceptingInvitationTask, StartEngagementFromOpportunityTask, StartOpportunityFromEngagementTask, StartProspectingFromEngagementTask, StartResourceSnapshotJob); AcceptEngagementInvitation returns its result directly: remove wait"),
+        "{}",
+        o.stderr
+    );
 }
