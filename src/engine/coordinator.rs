@@ -11,7 +11,7 @@ use super::api::{ApiClient, ApiError, ErrorKind};
 use super::limits::{backoff, DailyExhausted, Limits};
 use super::progress::Progress;
 use crate::journal::{JournalWriter, Record, RowRef, RowStatus, RunState, StepState};
-use crate::model::ops::{self, IdFrom, Waiter};
+use crate::model::ops::{self, Waiter};
 use crate::model::QuotaClass;
 use crate::plan::{Campaign, MaxFailures, RenderContext, Row};
 use serde_json::{Map, Value};
@@ -121,6 +121,8 @@ struct Active {
     any_ran: bool,
     /// ClientToken generation per step (bumped by each redrive of a failed step).
     generations: BTreeMap<String, u32>,
+    /// The items a `paginate` step has collected from the pages so far.
+    paged: Vec<Value>,
 }
 
 struct Waiting {
@@ -138,8 +140,8 @@ enum Done {
     Call {
         rref: RowRef,
         step: usize,
-        /// The id to wait on when the step's waiter takes it from the request.
-        input_id: Option<String>,
+        /// The request sent (a waiter may take its id from it; a page follows it).
+        request: Value,
         result: Result<Value, CallFailure>,
     },
     Poll {
@@ -373,18 +375,14 @@ impl<C: ApiClient> Coordinator<C> {
             );
             let stop = self.stop_tx.subscribe();
             let wait = self.opts.wait_for_quota.then(|| self.quota_tx.clone());
-            let input_id = ops::waiter(&op).and_then(|w| match w.id_from {
-                IdFrom::Input(m) => request.get(m).and_then(Value::as_str).map(String::from),
-                IdFrom::Output(_) => None,
-            });
             self.workers.spawn(async move {
                 let (result, stats) =
-                    call_with_retries(client, limits, op, request, o, stop, wait).await;
+                    call_with_retries(client, limits, op, request.clone(), o, stop, wait).await;
                 (
                     Done::Call {
                         rref,
                         step,
-                        input_id,
+                        request,
                         result,
                     },
                     stats,
@@ -599,17 +597,17 @@ impl<C: ApiClient> Coordinator<C> {
         &mut self,
         rref: RowRef,
         step_idx: usize,
-        input_id: Option<String>,
+        request: Value,
         result: Result<Value, CallFailure>,
     ) -> Result<(), EngineError> {
         let step = self.steps_of(rref)[step_idx].clone();
         match result {
             Ok(output) => {
+                if let Some(p) = step.paginate {
+                    return self.on_page(rref, step_idx, p, request, output);
+                }
                 if let (Some(timeout), Some(waiter)) = (step.wait, ops::waiter(&step.action)) {
-                    let id = match waiter.id_from {
-                        IdFrom::Output(m) => output.get(m).and_then(Value::as_str),
-                        IdFrom::Input(_) => input_id.as_deref(),
-                    };
+                    let id = waiter.id_of(&request, &output);
                     match id {
                         Some(id) if waiter.start_is_pending(&output) => {
                             let id = id.to_string();
@@ -666,6 +664,53 @@ impl<C: ApiClient> Coordinator<C> {
                 Ok(())
             }
         }
+    }
+
+    /// One page of a `paginate` step: collect its items; follow the paginator's token (at the
+    /// operation's quota, through the same limiters) until the last page or `max_items`; then
+    /// the step's output is the last page with every collected item under the result key.
+    fn on_page(
+        &mut self,
+        rref: RowRef,
+        step_idx: usize,
+        p: crate::plan::Paginate,
+        request: Value,
+        mut output: Value,
+    ) -> Result<(), EngineError> {
+        let pg = p.paginator;
+        let Some(a) = self.active.get_mut(&rref) else {
+            return Ok(());
+        };
+        if let Some(Value::Array(items)) = output.get_mut(&pg.result_key).map(Value::take) {
+            a.paged.extend(items);
+        }
+        let full = p.max_items.is_some_and(|m| a.paged.len() as u64 >= m);
+        let token = output
+            .get(&pg.output_token)
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        if let (Some(token), false) = (token, full) {
+            if self.stop.is_some() {
+                // stopping: the step stays in flight and resume reads it again from page one
+                self.active.remove(&rref);
+                return Ok(());
+            }
+            let mut next = request;
+            next[pg.input_token.as_str()] = Value::String(token);
+            let action = self.steps_of(rref)[step_idx].action.clone();
+            self.to_spawn.push((rref, step_idx, action, next));
+            return Ok(());
+        }
+        let mut items = std::mem::take(&mut a.paged);
+        if let Some(m) = p.max_items {
+            items.truncate(m as usize);
+        }
+        if let Value::Object(o) = &mut output {
+            o.remove(&pg.output_token);
+            o.insert(pg.result_key.clone(), Value::Array(items));
+        }
+        self.step_succeeded(rref, step_idx, output)
     }
 
     /// Awaited work finished (a task reached COMPLETE or FAILED, a Get answered a final
@@ -815,6 +860,7 @@ impl<C: ApiClient> Coordinator<C> {
             outputs: Map::new(),
             any_ran: false,
             generations: prior.map(|p| p.generations.clone()).unwrap_or_default(),
+            paged: Vec::new(),
         };
         let mut resume_wait = None;
         if let Some(p) = prior {
@@ -1067,9 +1113,9 @@ impl<C: ApiClient> Coordinator<C> {
             Done::Call {
                 rref,
                 step,
-                input_id,
+                request,
                 result,
-            } => self.on_call(rref, step, input_id, result),
+            } => self.on_call(rref, step, request, result),
             Done::Poll {
                 waiter,
                 ids,
@@ -1471,5 +1517,79 @@ steps:
         assert!(polled
             .iter()
             .all(|p| p["TaskIdentifier"] != "task-00000000000001"));
+    }
+
+    const PAGED: &str = r#"
+version: 1
+name: paged-test
+catalog: Sandbox
+input: { csv: rows.csv, key: "{{ row.id }}" }
+steps:
+  - id: all
+    action: ListSolutions
+    input: { MaxResults: 2 }
+    paginate: true
+  - id: some
+    action: ListSolutions
+    input: { MaxResults: 2 }
+    paginate: true
+    max_items: 3
+"#;
+
+    /// `paginate: true` follows NextToken page by page (each page a call of its own, at the
+    /// operation's quota) and the step's output holds every page's items; `max_items` stops
+    /// early and cuts the list.
+    #[tokio::test]
+    async fn a_paginated_step_collects_every_page_and_max_items_stops_early() {
+        let client = Scripted::new(|op, req, _| {
+            assert_eq!(op, "ListSolutions");
+            let page: usize = req
+                .get("NextToken")
+                .and_then(Value::as_str)
+                .map_or(0, |t| t.trim_start_matches("p").parse().unwrap());
+            let items: Vec<Value> = (page * 2..(page * 2 + 2).min(5))
+                .map(|i| json!({"Id": format!("S-{:07}", i + 1)}))
+                .collect();
+            let mut out = json!({ "SolutionSummaries": items });
+            if page < 2 {
+                out["NextToken"] = json!(format!("p{}", page + 1));
+            }
+            Ok(out)
+        });
+        let mut f = fixture_with(PAGED, "id\nr1\n");
+        // keep the directory (and the journal in it) past the run
+        let kept = std::mem::replace(&mut f._dir, tempfile::tempdir().unwrap());
+        let journal_dir = kept.path().to_path_buf();
+        let s = drive(f, client.clone(), 1, RunState::default()).await;
+        assert_eq!(s.succeeded, 1);
+        let calls = client.calls.lock().unwrap();
+        let tokens: Vec<Option<&str>> = calls.iter().map(|c| c.1["NextToken"].as_str()).collect();
+        // all: three pages; some: two pages (4 items >= 3)
+        assert_eq!(
+            tokens,
+            [None, Some("p1"), Some("p2"), None, Some("p1")],
+            "{calls:?}"
+        );
+        assert!(calls.iter().all(|c| c.1["MaxResults"] == 2));
+        assert_eq!(s.calls["ListSolutions"], 5);
+        drop(calls);
+        let (state, _) =
+            crate::journal::read_and_replay(&journal_dir.join("journal.jsonl")).unwrap();
+        let output = |step: &str| match &state.rows[&0].steps[step] {
+            StepState::Succeeded { output } => output.clone(),
+            other => panic!("{step}: {other:?}"),
+        };
+        let outputs = [output("all"), output("some")];
+        let ids = |o: &Value| -> Vec<String> {
+            o["SolutionSummaries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["Id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(ids(&outputs[0]).len(), 5);
+        assert_eq!(ids(&outputs[1]), ["S-0000001", "S-0000002", "S-0000003"]);
+        assert!(outputs.iter().all(|o| o.get("NextToken").is_none()));
     }
 }

@@ -115,8 +115,10 @@ pub struct Step {
     pub wait: Option<Duration>,
     /// Time between polls when waiting.
     pub poll_interval: Duration,
-    /// The List…Tasks operation that polls a waiting step.
+    /// The operation that polls a waiting step (its waiter's, from the operation table).
     pub poll_action: Option<&'static str>,
+    /// `paginate: true` on a paginated List: follow the paginator, collect every page.
+    pub paginate: Option<Paginate>,
     /// Whether the step is in `setup`.
     pub setup: bool,
     pub description: Option<String>,
@@ -127,6 +129,14 @@ pub struct Step {
     at: HashMap<String, (Pos, Origin)>,
     when: Option<Tpl>,
     expect: Vec<Expect>,
+}
+
+/// How a `paginate: true` step pages: the operation's paginator and the playbook's
+/// `max_items`.
+#[derive(Debug, Clone, Copy)]
+pub struct Paginate {
+    pub paginator: &'static model::Paginator,
+    pub max_items: Option<u64>,
 }
 
 /// One `expect` entry: the output member path, where its value is, the compiled value and
@@ -948,6 +958,12 @@ impl Campaign {
                         .map(|w| w.interval)
                         .unwrap_or(playbook::DEFAULT_WAIT_INTERVAL),
                     poll_action: spec.wait.as_ref().and(waiter.map(|w| w.poll)),
+                    paginate: spec.paginate.as_ref().and_then(|p| {
+                        Some(Paginate {
+                            paginator: model::ops::operation(&spec.action.value)?.paginator?,
+                            max_items: p.max_items,
+                        })
+                    }),
                     setup: spec.setup,
                     description: spec.description.clone(),
                     pos: spec.pos,

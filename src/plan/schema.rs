@@ -171,6 +171,11 @@ pub fn generate() -> J {
         }));
     }
     let wait_actions: Vec<&str> = model::ops::asynchronous().collect();
+    let paged_actions: Vec<&str> = model::ops::operations()
+        .iter()
+        .filter(|o| o.paginator.is_some())
+        .map(|o| o.name)
+        .collect();
     let step = json!({
         "type": "object",
         "additionalProperties": false,
@@ -181,6 +186,8 @@ pub fn generate() -> J {
             "description" => json!({"type": "string"}),
             "input" => json!({"type": "object"}),
             "when" => json!({"type": ["string", "boolean"]}),
+            "paginate" => json!({"type": "boolean"}),
+            "max_items" => json!({"type": "integer", "minimum": 1}),
             "expect" => json!({"type": "object"}),
             "wait" => json!({"anyOf": [
                 {"type": "boolean"},
@@ -191,6 +198,12 @@ pub fn generate() -> J {
         "allOf": branches.into_iter().chain([json!({
             "if": {"required": ["wait"]},
             "then": {"properties": {"action": {"enum": wait_actions}}}
+        }), json!({
+            "if": {"required": ["paginate"]},
+            "then": {"properties": {"action": {"enum": paged_actions}}}
+        }), json!({
+            "if": {"required": ["max_items"]},
+            "then": {"required": ["paginate"]}
         })]).collect::<Vec<_>>(),
     });
     let rate = json!({"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string", "pattern": "^\\s*[0-9.]+\\s*(/\\s*(s|sec|second|m|min|minute|h|hour|d|day))?\\s*$"}]});
@@ -264,7 +277,7 @@ mod tests {
     fn each_action_gets_its_request_schema() {
         let s = generate();
         let branches = s["definitions"]["step"]["allOf"].as_array().unwrap();
-        assert_eq!(branches.len(), ACTIONS.len() + 1);
+        assert_eq!(branches.len(), ACTIONS.len() + 3);
         let inv = &s["definitions"]["CreateEngagementInvitationRequest"];
         assert_eq!(inv["type"], "object");
         // filled in by cosell: not required in the playbook

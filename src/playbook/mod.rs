@@ -2,7 +2,8 @@
 //!
 //! Owns the playbook format (version 1): its keys (shared with the JSON Schema generator via
 //! the key tables below), their types, and the rules that need no template or CSV: version,
-//! name, catalog, known actions, `wait` only on asynchronous actions (the operation table), unique step ids, limits syntax.
+//! name, catalog, known actions, `wait` only on asynchronous actions and `paginate` only on
+//! paginated Lists (the operation table), unique step ids, limits syntax.
 //! Every finding is a [`Diagnostic`] located at `file:line:col`; all are collected, not just the
 //! first. Must not touch: CSV files, templates' meaning (see `plan`), the network.
 
@@ -139,7 +140,17 @@ pub const STEP_KEYS: &[(&str, &str)] = &[
     ),
     (
         "wait",
-        "Only on Start…Task actions: poll the task until COMPLETE ({timeout: 10m, interval: 5s}).",
+        "Only on asynchronous actions (Start…Task, Create/StartResourceSnapshotJob): poll with \
+         the operation's waiter until it finishes ({timeout: 10m, interval: 5s}).",
+    ),
+    (
+        "paginate",
+        "Only on paginated List actions: follow NextToken and collect every page's items into \
+         the output (true/false).",
+    ),
+    (
+        "max_items",
+        "With paginate: stop once this many items are collected (a positive integer).",
     ),
 ];
 pub const WAIT_KEYS: &[(&str, &str)] = &[
@@ -245,8 +256,16 @@ pub struct StepSpec {
     pub when: Option<Loc<String>>,
     pub expect: Vec<(Key, Node)>,
     pub wait: Option<WaitSpec>,
+    /// `paginate: true`, with its optional `max_items`.
+    pub paginate: Option<PaginateSpec>,
     /// Whether this step is in `setup`.
     pub setup: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaginateSpec {
+    pub pos: Pos,
+    pub max_items: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -1144,6 +1163,79 @@ fn read_steps(r: &mut Reader, n: &Node, setup: bool, ids: &mut Vec<Loc<String>>)
                 ok = false;
             }
         }
+        let paginate = match get("paginate").map(|v| (v.pos, &v.value)) {
+            None | Some((_, Value::Bool(false))) => None,
+            Some((pos, Value::Bool(true))) => Some(PaginateSpec {
+                pos,
+                max_items: None,
+            }),
+            Some((pos, other)) => {
+                r.err(
+                    pos,
+                    "WRONG_TYPE",
+                    format!("paginate must be true or false, found {}", other.kind()),
+                );
+                ok = false;
+                None
+            }
+        };
+        let max_items = match get("max_items").map(|v| (v.pos, &v.value)) {
+            None => None,
+            Some((pos, Value::Int(n))) if *n >= 1 => Some((pos, *n as u64)),
+            Some((pos, other)) => {
+                r.err(
+                    pos,
+                    "WRONG_TYPE",
+                    format!(
+                        "max_items must be a positive integer, found {}",
+                        match other {
+                            Value::Int(n) => n.to_string(),
+                            o => o.kind().to_string(),
+                        }
+                    ),
+                );
+                ok = false;
+                None
+            }
+        };
+        let paginate = match (paginate, max_items) {
+            (Some(p), m) => Some(PaginateSpec {
+                max_items: m.map(|(_, n)| n),
+                ..p
+            }),
+            (None, Some((pos, _))) => {
+                r.err(
+                    pos,
+                    "MAX_ITEMS_WITHOUT_PAGINATE",
+                    "max_items only applies to a step with paginate: true; add paginate: true \
+                     or remove max_items"
+                        .to_string(),
+                );
+                ok = false;
+                None
+            }
+            (None, None) => None,
+        };
+        if let (Some(p), Some(a)) = (&paginate, &action) {
+            if model::ops::operation(&a.value).is_none_or(|o| o.paginator.is_none()) {
+                r.err(
+                    p.pos,
+                    "PAGINATE_NOT_ALLOWED",
+                    format!(
+                        "paginate is only allowed on paginated List actions ({}); {} has no \
+                         paginator: remove paginate",
+                        model::ops::operations()
+                            .iter()
+                            .filter(|o| o.paginator.is_some())
+                            .map(|o| o.name)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        a.value
+                    ),
+                );
+                ok = false;
+            }
+        }
         if let (true, Some(id), Some(action)) = (ok, id, action) {
             out.push(StepSpec {
                 pos: item.pos,
@@ -1154,6 +1246,7 @@ fn read_steps(r: &mut Reader, n: &Node, setup: bool, ids: &mut Vec<Loc<String>>)
                 when,
                 expect,
                 wait,
+                paginate,
                 setup,
             });
         }

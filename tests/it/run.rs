@@ -643,3 +643,62 @@ steps:
         "{ledger}"
     );
 }
+
+/// `paginate: true` follows the paginator through the real SDK against the emulator: each page
+/// is a call at the read quota, and the step's output holds every page's items; `max_items`
+/// stops after enough items and cuts the list.
+#[test]
+fn a_paginated_list_collects_every_page_into_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pb.yaml"),
+        r#"version: 1
+name: list-all
+catalog: Sandbox
+input: { csv: rows.csv, key: "{{ row.id }}" }
+steps:
+  - id: all
+    action: ListEngagementInvitations
+    input: { ParticipantType: RECEIVER, MaxResults: 1 }
+    paginate: true
+  - id: two
+    action: ListEngagementInvitations
+    input: { ParticipantType: RECEIVER, MaxResults: 1 }
+    paginate: true
+    max_items: 2
+ledger:
+  columns:
+    all: "{{ steps.all.EngagementInvitationSummaries | map(attribute='Id') | sort | join(' ') }}"
+    two: "{{ steps.two.EngagementInvitationSummaries | length }}"
+emulate:
+  each_row:
+    invitations:
+      - Id: "{{ row.id }}"
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("rows.csv"),
+        "id\nengi-0000000000001\nengi-0000000000002\nengi-0000000000003\n",
+    )
+    .unwrap();
+    let out = Cosell::in_dir(dir.path())
+        .args(["run", "pb.yaml", "--emulate", "--run-dir", "demo"])
+        .args(["--concurrency", "1"])
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .run();
+    // 3 rows x (3 pages + 2 pages), one item a page
+    out.code(0)
+        .stdout_has("3 succeeded")
+        .stdout_has("ListEngagementInvitations                         15  (read)");
+    let ledger = std::fs::read_to_string(dir.path().join("demo/ledger.csv")).unwrap();
+    let rows: Vec<&str> = ledger.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{ledger}");
+    for r in rows {
+        assert!(
+            r.contains(",succeeded,engi-0000000000001 engi-0000000000002 engi-0000000000003,2,"),
+            "{ledger}"
+        );
+    }
+}

@@ -843,3 +843,44 @@ fn every_operation_is_an_action_and_every_asynchronous_one_may_wait() {
         o.stderr
     );
 }
+
+/// `paginate` only on the paginated List actions (the operation table's paginators), and
+/// `max_items` only with it: each located, with its rule code and the fix.
+#[test]
+fn paginate_is_checked_against_the_paginators() {
+    let pb = r#"version: 1
+name: paged
+catalog: Sandbox
+input: { csv: rows.csv, key: "{{ row.id }}" }
+steps:
+  - id: get
+    action: GetOpportunity
+    input: { Identifier: O1234567 }
+    paginate: true
+  - id: list
+    action: ListSolutions
+    max_items: 5
+  - id: bad
+    action: ListSolutions
+    paginate: yes please
+  - id: ok
+    action: ListSolutions
+    paginate: true
+    max_items: 5
+"#;
+    let o = Cosell::new()
+        .file("pb.yaml", pb)
+        .file("rows.csv", "id\n1\n")
+        .args(["validate", "pb.yaml"])
+        .run();
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    let paged = "ListEngagementByAcceptingInvitationTasks, ListEngagementFromOpportunityTasks, ListEngagementInvitations, ListEngagementMembers, ListEngagementResourceAssociations, ListEngagements, ListOpportunities, ListOpportunityFromEngagementTasks, ListProspectingFromEngagementTasks, ListResourceSnapshotJobs, ListResourceSnapshots, ListSolutions";
+    for want in [
+        format!("pb.yaml:9:15: error[PAGINATE_NOT_ALLOWED]: paginate is only allowed on paginated List actions ({paged}); GetOpportunity has no paginator: remove paginate"),
+        "pb.yaml:12:16: error[MAX_ITEMS_WITHOUT_PAGINATE]: max_items only applies to a step with paginate: true; add paginate: true or remove max_items".to_string(),
+        "pb.yaml:15:15: error[WRONG_TYPE]: paginate must be true or false, found a string".to_string(),
+        "3 errors; nothing was sent".to_string(),
+    ] {
+        assert!(o.stderr.lines().any(|l| l == want), "missing {want}\n{}", o.stderr);
+    }
+}
