@@ -29,6 +29,9 @@ pub struct ActionCalls {
     pub estimate: bool,
     /// A step with `when` may run on fewer rows: the count is an upper bound.
     pub at_most: bool,
+    /// A `paginate` step makes one call per page: the count is a lower bound.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub at_least: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,7 +90,15 @@ fn add(actions: &mut Vec<ActionCalls>, action: &str, calls: u64, estimate: bool,
             calls,
             estimate,
             at_most,
+            at_least: false,
         });
+    }
+}
+
+/// Mark `action`'s count as a lower bound (a `paginate` step: one call per page).
+fn paged(actions: &mut [ActionCalls], action: &str) {
+    if let Some(a) = actions.iter_mut().find(|a| a.action == action) {
+        a.at_least = true;
     }
 }
 
@@ -112,12 +123,18 @@ pub fn summarize(c: &Campaign, rows: u64) -> Summary {
     let mut actions = Vec::new();
     for s in c.setup() {
         add(&mut actions, &s.action, 1, false, s.has_when());
+        if s.paginate.is_some() {
+            paged(&mut actions, &s.action);
+        }
         if let Some(p) = s.poll_action {
             add(&mut actions, p, POLL_ROUNDS_ESTIMATE, true, false);
         }
     }
     for s in c.steps() {
         add(&mut actions, &s.action, rows, false, s.has_when());
+        if s.paginate.is_some() {
+            paged(&mut actions, &s.action);
+        }
         if let Some(p) = s.poll_action {
             add(
                 &mut actions,
@@ -273,6 +290,7 @@ impl Summary {
                 }
                 (true, _) => "  (estimate: polling, one id per call)",
                 (false, true) => "  (at most: the step has a `when`)",
+                _ if a.at_least => "  (at least: paginate makes one call per page)",
                 _ => "",
             };
             let _ = writeln!(o, "  {:<w$}  {:>9}  {}{note}", a.action, a.calls, a.class);

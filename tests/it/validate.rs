@@ -883,4 +883,20 @@ steps:
     ] {
         assert!(o.stderr.lines().any(|l| l == want), "missing {want}\n{}", o.stderr);
     }
+    // plan counts a paginated step's calls as a lower bound
+    let ok = &pb[..pb.find("  - id: get").unwrap()].to_string();
+    let ok = format!("{ok}  - id: ok\n    action: ListSolutions\n    paginate: true\n");
+    let o = Cosell::new()
+        .file("pb.yaml", ok)
+        .file("rows.csv", "id\n1\n2\n")
+        .args(["plan", "pb.yaml"])
+        .run();
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout.contains(
+            "ListSolutions          2  read  (at least: paginate makes one call per page)"
+        ),
+        "{}",
+        o.stdout
+    );
 }
