@@ -29,7 +29,8 @@
 //!   company name already known is kept too.
 //! - Account ids may be unquoted numbers in YAML; they are read as strings.
 
-use super::ops::{engagement_arn, invitation_arn, opportunity_arn};
+use super::opportunities::opportunity_arn;
+use super::ops::{engagement_arn, invitation_arn};
 use super::state::*;
 use crate::model::model;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -574,6 +575,8 @@ pub fn load(state: &mut State, fixture: &Fixture, ctx: &LoadCtx<'_>) -> Result<u
             created_at,
             modified_at: date(item.get("LastModifiedDate"), created_at),
             engagement_id: None,
+            related: Default::default(),
+            submission: None,
         };
         let mut out = fields;
         out.insert("Catalog".into(), cat.into());

@@ -2,7 +2,7 @@
 //!
 //! Owns: the HTTP server, SigV4 identity (access key id → partner account), request
 //! validation through `model`, the in-memory resources (engagements, invitations,
-//! opportunities, tasks), idempotency, quotas, fault injection, state files and stats.
+//! opportunities and their associations, solutions, tasks), idempotency, quotas, fault injection, state files and stats.
 //! Must not touch: playbooks, CSV, the engine, journal or ledger. It shares only `model`.
 //!
 //! Rules the emulator keeps (documented for users in the README):
@@ -37,8 +37,10 @@ mod config;
 mod error;
 mod fixture;
 mod limits;
+mod opportunities;
 mod ops;
 mod server;
+mod solutions;
 mod state;
 mod sts;
 

@@ -1,5 +1,6 @@
-//! The thirteen operations over [`State`]: business rules, idempotency, task completion and
-//! the response bodies (exactly the members of the model's output shapes).
+//! Dispatch of the served operations over [`State`], idempotency, the engagement, invitation
+//! and task operations, task completion and the response bodies (exactly the members of the
+//! model's output shapes). Opportunities are in `opportunities`, solutions in `solutions`.
 //!
 //! Every function here runs inside the one state lock and never blocks.
 //!
@@ -21,6 +22,7 @@
 //!   the sender account's company name ([`State::company_name`]).
 
 use super::error::ApiError;
+use super::opportunities::{self as opp, opportunity_arn, owned_opportunity};
 use super::state::*;
 use crate::model::model;
 use serde::Serialize;
@@ -54,17 +56,17 @@ pub struct Outcome {
     pub replay: bool,
 }
 
-fn s<'v>(body: &'v Value, k: &str) -> &'v str {
+pub(super) fn s<'v>(body: &'v Value, k: &str) -> &'v str {
     body.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
-fn str_list<'v>(body: &'v Value, k: &str) -> Option<Vec<&'v str>> {
+pub(super) fn str_list<'v>(body: &'v Value, k: &str) -> Option<Vec<&'v str>> {
     body.get(k)
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
 }
 
-fn to_body(v: &Value) -> Vec<u8> {
+pub(super) fn to_body(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
@@ -184,8 +186,16 @@ fn run(state: &mut State, op: &str, ctx: &Ctx<'_>, body: &Value) -> RunResult {
         "ListEngagementFromOpportunityTasks" => {
             plain(list_tasks(state, ctx, body, TaskKind::FromOpportunity))
         }
-        "CreateOpportunity" => plain(create_opportunity(state, ctx, body)),
-        "GetOpportunity" => plain(get_opportunity(state, ctx, body)),
+        "CreateOpportunity" => plain(opp::create_opportunity(state, ctx, body)),
+        "GetOpportunity" => plain(opp::get_opportunity(state, ctx, body)),
+        "UpdateOpportunity" => plain(opp::update_opportunity(state, ctx, body)),
+        "ListOpportunities" => plain(opp::list_opportunities(state, ctx, body)),
+        "AssignOpportunity" => plain(opp::assign_opportunity(state, ctx, body)),
+        "AssociateOpportunity" => plain(opp::associate_opportunity(state, ctx, body, true)),
+        "DisassociateOpportunity" => plain(opp::associate_opportunity(state, ctx, body, false)),
+        "SubmitOpportunity" => plain(opp::submit_opportunity(state, ctx, body)),
+        "GetAwsOpportunitySummary" => plain(opp::get_aws_summary(state, ctx, body)),
+        "ListSolutions" => plain(super::solutions::list_solutions(state, ctx, body)),
         other => Err(ApiError::unknown_operation(format!(
             "operation {other} is not served by the emulator"
         ))),
@@ -209,14 +219,11 @@ fn task_arn(account: &str, catalog: &str, kind: TaskKind, id: &str) -> String {
     };
     format!("arn:aws:partnercentral:us-east-1:{account}:catalog/{catalog}/{k}/{id}")
 }
-pub(super) fn opportunity_arn(account: &str, catalog: &str, id: &str) -> String {
-    format!("arn:aws:partnercentral:us-east-1:{account}:catalog/{catalog}/opportunity/{id}")
-}
 
 // ---- pagination ----------------------------------------------------------------------------
 
 /// One page of `items` (already filtered and sorted) from `NextToken`.
-fn page<T>(
+pub(super) fn page<T>(
     body: &Value,
     items: Vec<T>,
     default_max: usize,
@@ -247,13 +254,13 @@ fn page<T>(
     Ok((page, next))
 }
 
-fn descending(body: &Value) -> bool {
+pub(super) fn descending(body: &Value) -> bool {
     body.get("Sort")
         .map(|s| s["SortOrder"] == "DESCENDING")
         .unwrap_or(false)
 }
 
-fn put_next(out: &mut Value, next: Option<String>) {
+pub(super) fn put_next(out: &mut Value, next: Option<String>) {
     if let Some(n) = next {
         out["NextToken"] = Value::String(n);
     }
@@ -750,23 +757,6 @@ fn start_accept(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> RunResult {
     schedule(state, ctx, task)
 }
 
-fn owned_opportunity<'s>(
-    state: &'s State,
-    catalog: &str,
-    id: &str,
-    account: &str,
-) -> Result<&'s Opportunity, ApiError> {
-    state
-        .opportunities
-        .get(id)
-        .filter(|o| o.catalog == catalog && o.owner == account)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "Opportunity {id} was not found in catalog {catalog}"
-            ))
-        })
-}
-
 fn start_from_opportunity(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> RunResult {
     let catalog = s(body, "Catalog").to_string();
     let o = owned_opportunity(state, &catalog, s(body, "Identifier"), ctx.account)?;
@@ -926,6 +916,8 @@ fn complete_accept(state: &mut State, task: &Task, now: Millis) {
             created_at: now,
             modified_at: now,
             engagement_id: Some(inv.engagement_id.clone()),
+            related: Default::default(),
+            submission: None,
         },
     );
     if let Some(e) = state.engagements.get_mut(&inv.engagement_id) {
@@ -1115,64 +1107,6 @@ fn complete_from_opportunity(state: &mut State, task: &Task, now: Millis, ttl_ms
         t.invitation_id = Some(inv_id);
         t.job_id = Some(job_id);
     }
-}
-
-// ---- opportunities -------------------------------------------------------------------------
-
-fn create_opportunity(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<Value, ApiError> {
-    let catalog = s(body, "Catalog").to_string();
-    let m = model();
-    let out_shape = m
-        .operation("GetOpportunity")
-        .and_then(|o| o.output)
-        .map(|id| m.shape(id));
-    let mut fields = Map::new();
-    if let (Some(obj), Some(shape)) = (body.as_object(), out_shape) {
-        for (k, v) in obj {
-            if k != "Catalog" && shape.member(k).is_some() && !v.is_null() {
-                fields.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    let id = state.new_opportunity_id();
-    let seq = state.next_seq();
-    let o = Opportunity {
-        arn: opportunity_arn(ctx.account, &catalog, &id),
-        id: id.clone(),
-        catalog,
-        seq,
-        owner: ctx.account.to_string(),
-        fields,
-        created_at: ctx.now,
-        modified_at: ctx.now,
-        engagement_id: None,
-    };
-    let mut out = json!({"Id": o.id, "LastModifiedDate": iso(o.modified_at)});
-    if let Some(p) = o.fields.get("PartnerOpportunityIdentifier") {
-        out["PartnerOpportunityIdentifier"] = p.clone();
-    }
-    state.opportunities.insert(id, o);
-    Ok(out)
-}
-
-fn get_opportunity(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<Value, ApiError> {
-    let o = owned_opportunity(
-        state,
-        s(body, "Catalog"),
-        s(body, "Identifier"),
-        ctx.account,
-    )?;
-    let mut out = Map::new();
-    out.insert("Catalog".into(), o.catalog.clone().into());
-    for (k, v) in &o.fields {
-        out.insert(k.clone(), v.clone());
-    }
-    out.insert("Id".into(), o.id.clone().into());
-    out.insert("Arn".into(), o.arn.clone().into());
-    out.insert("LastModifiedDate".into(), iso(o.modified_at).into());
-    out.insert("CreatedDate".into(), iso(o.created_at).into());
-    out.insert("RelatedEntityIdentifiers".into(), json!({}));
-    Ok(Value::Object(out))
 }
 
 #[cfg(test)]

@@ -185,6 +185,9 @@ impl Shared {
                 "engagements": st.engagements.len(),
                 "invitations": st.invitations.len(),
                 "opportunities": st.opportunities.len(),
+                "associations": st.opportunities.values()
+                    .map(|o| o.related.values().map(Vec::len).sum::<usize>()).sum::<usize>(),
+                "solutions": st.solutions.len(),
                 "tasks": st.tasks.len(),
             },
             "invitations_by_status": by_status,

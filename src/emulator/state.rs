@@ -1,4 +1,4 @@
-//! The emulator's resources (engagements, invitations, opportunities, tasks), the idempotency
+//! The emulator's resources (engagements, invitations, opportunities, solutions, tasks), the idempotency
 //! records, id generation, and the versioned state file (`{"format": 1, ...}`).
 //!
 //! State-file rules:
@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::Path;
 
 /// The state-file format this build reads and writes.
@@ -134,6 +134,34 @@ pub struct Opportunity {
     /// The engagement a StartEngagementFromOpportunityTask created from this opportunity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engagement_id: Option<String>,
+    /// Associated entities per `RelatedEntityType` (`Solutions`, `AwsProducts`, ...), in the
+    /// order they were associated (see `opportunities`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub related: BTreeMap<String, Vec<String>>,
+    /// What SubmitOpportunity recorded (for GetAwsOpportunitySummary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submission: Option<Submission>,
+}
+
+/// An opportunity's submission to AWS (SubmitOpportunity).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Submission {
+    pub involvement_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<String>,
+    pub submitted_at: Millis,
+}
+
+/// A partner solution, seeded per account and catalog (see `solutions`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Solution {
+    pub id: String,
+    pub catalog: String,
+    pub owner: String,
+    pub name: String,
+    pub status: String,
+    pub category: String,
+    pub created_at: Millis,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,6 +247,9 @@ pub struct State {
     /// Company names per partner account (from fixtures); see [`State::company_name`].
     #[serde(default)]
     pub company_names: HashMap<String, String>,
+    /// Partner solutions by id, seeded per account and catalog on first use (see `solutions`).
+    #[serde(default)]
+    pub solutions: HashMap<String, Solution>,
     /// Bumped by every change (for write-through persistence); not persisted.
     #[serde(skip)]
     pub generation: u64,
@@ -253,6 +284,7 @@ impl State {
             idempotency: HashMap::new(),
             accept_tasks_per_invitation: HashMap::new(),
             company_names: HashMap::new(),
+            solutions: HashMap::new(),
             generation: 0,
             injected_task_failures: 0,
             pending: BinaryHeap::new(),
