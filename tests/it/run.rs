@@ -615,19 +615,19 @@ fn an_operation_outside_the_invitation_corner_is_sent_through_the_sdk() {
     std::fs::write(
         dir.path().join("pb.yaml"),
         r#"version: 1
-name: submit
+name: members
 catalog: Sandbox
-input: { csv: rows.csv, key: "{{ row.opp }}" }
+input: { csv: rows.csv, key: "{{ row.eng }}" }
 steps:
-  - id: submit
-    action: SubmitOpportunity
-    input: { Identifier: "{{ row.opp }}", InvolvementType: Co-Sell, Visibility: Full }
+  - id: members
+    action: ListEngagementMembers
+    input: { Identifier: "{{ row.eng }}" }
 "#,
     )
     .unwrap();
-    std::fs::write(dir.path().join("rows.csv"), "opp\nO1234567\n").unwrap();
+    std::fs::write(dir.path().join("rows.csv"), "eng\neng-0123456789abcd\n").unwrap();
     assert!(
-        !cosell::model::ops::operation("SubmitOpportunity")
+        !cosell::model::ops::operation("ListEngagementMembers")
             .unwrap()
             .emulated
     );
@@ -636,10 +636,10 @@ steps:
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .run();
-    out.code(1).stdout_has("SubmitOpportunity");
+    out.code(1).stdout_has("ListEngagementMembers");
     let ledger = std::fs::read_to_string(dir.path().join("demo/ledger.csv")).unwrap();
     assert!(
-        ledger.contains("O1234567,failed,submit,UnknownOperationException,"),
+        ledger.contains("eng-0123456789abcd,failed,members,UnknownOperationException,"),
         "{ledger}"
     );
 }
