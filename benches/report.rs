@@ -6,19 +6,16 @@
 //! one daily-quota wait, and its `ledger.jsonl`. Then times the real `cosell report` (release
 //! binary) from process start to exit. Target (issue 12): within 2 s.
 
+mod common;
+
 use cosell::journal::{JournalWriter, Record, RowRef, RowStatus, JOURNAL_FORMAT};
-use cosell::rundir::{Digests, Manifest, RunDir, RUN_FORMAT};
+use cosell::rundir::RunDir;
 use serde_json::json;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
 const ROWS: u64 = 100_000;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn at(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -29,48 +26,10 @@ fn at(ms: i64) -> String {
 fn main() {
     let tmp = tempfile::tempdir().unwrap();
     // the input: 100,000 partners with distinct account ids
-    let mut r = csv::Reader::from_path(repo().join("examples/partners.csv")).unwrap();
-    let headers = r.headers().unwrap().clone();
-    let template = r.records().next().unwrap().unwrap();
-    let acc = headers.iter().position(|h| h == "aws_account_id").unwrap();
-    let input = tmp.path().join("partners.csv");
-    let mut w = csv::Writer::from_path(&input).unwrap();
-    w.write_record(&headers).unwrap();
-    for i in 0..ROWS {
-        let rec: Vec<String> = template
-            .iter()
-            .enumerate()
-            .map(|(c, v)| {
-                if c == acc {
-                    format!("{}", 200_000_000_000 + i)
-                } else {
-                    v.to_string()
-                }
-            })
-            .collect();
-        w.write_record(&rec).unwrap();
-    }
-    w.flush().unwrap();
+    let input = common::partners_csv(tmp.path(), ROWS);
 
-    let playbook = repo().join("playbooks/invite-partners.yaml");
     let dir = tmp.path().join("run");
-    let manifest = Manifest {
-        format: RUN_FORMAT,
-        run_id: "bench-report".into(),
-        created_at: "2026-11-22T00:00:00Z".into(),
-        playbook_name: "q4-reseller-invites".into(),
-        playbook_path: playbook.clone(),
-        input_path: input.clone(),
-        vars: vec![],
-        catalog: "Sandbox".into(),
-        digests: Digests::compute(&playbook, &input, &[]).unwrap(),
-        cosell_version: env!("CARGO_PKG_VERSION").into(),
-        step_ids: vec!["engagement".into(), "invite".into(), "check".into()],
-        setup_steps: 1,
-        ledger_columns: vec!["invitation_status".into()],
-        total_rows: ROWS,
-        ..Manifest::default()
-    };
+    let manifest = common::invite_manifest("bench-report", &input, ROWS);
     let t0: i64 = 1_795_000_000_000;
     {
         let rd = RunDir::create(&dir, &manifest).unwrap();

@@ -5,18 +5,15 @@
 //! `cosell resume` against an in-process emulator and measures the time from process start
 //! to the first request the emulator receives. Target (issue 5): within 1 s.
 
+mod common;
+
 use cosell::journal::{JournalWriter, Record, RowRef, RowStatus, JOURNAL_FORMAT};
-use cosell::rundir::{Digests, Manifest, RunDir, RUN_FORMAT};
+use cosell::rundir::RunDir;
 use serde_json::json;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ROWS: u64 = 100_000;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn total_calls(stats: &serde_json::Value) -> u64 {
     stats["calls"]
@@ -53,49 +50,11 @@ fn main() {
         .unwrap();
 
     // the input: 100,000 partners with distinct account ids
-    let mut r = csv::Reader::from_path(repo().join("examples/partners.csv")).unwrap();
-    let headers = r.headers().unwrap().clone();
-    let template = r.records().next().unwrap().unwrap();
-    let acc = headers.iter().position(|h| h == "aws_account_id").unwrap();
-    let input = tmp.path().join("partners.csv");
-    let mut w = csv::Writer::from_path(&input).unwrap();
-    w.write_record(&headers).unwrap();
-    for i in 0..ROWS {
-        let rec: Vec<String> = template
-            .iter()
-            .enumerate()
-            .map(|(c, v)| {
-                if c == acc {
-                    format!("{}", 200_000_000_000 + i)
-                } else {
-                    v.to_string()
-                }
-            })
-            .collect();
-        w.write_record(&rec).unwrap();
-    }
-    w.flush().unwrap();
+    let input = common::partners_csv(tmp.path(), ROWS);
 
     // the run directory, 99% done
-    let playbook = repo().join("playbooks/invite-partners.yaml");
     let dir = tmp.path().join("run");
-    let manifest = Manifest {
-        format: RUN_FORMAT,
-        run_id: "bench-resume".into(),
-        created_at: "2026-11-22T00:00:00Z".into(),
-        playbook_name: "q4-reseller-invites".into(),
-        playbook_path: playbook.clone(),
-        input_path: input.clone(),
-        vars: vec![],
-        catalog: "Sandbox".into(),
-        digests: Digests::compute(&playbook, &input, &[]).unwrap(),
-        cosell_version: env!("CARGO_PKG_VERSION").into(),
-        step_ids: vec!["engagement".into(), "invite".into(), "check".into()],
-        setup_steps: 1,
-        ledger_columns: vec!["invitation_status".into()],
-        total_rows: ROWS,
-        ..Manifest::default()
-    };
+    let manifest = common::invite_manifest("bench-resume", &input, ROWS);
     {
         let rd = RunDir::create(&dir, &manifest).unwrap();
         let mut j = JournalWriter::open(&rd.journal_path()).unwrap();
