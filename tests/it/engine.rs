@@ -3,7 +3,6 @@
 
 use crate::run::{accept, invite, partners_csv, write_invitations, RECEIVER, SENDER, X50};
 use crate::support::{all_succeeded, Cosell, Emu};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn invitations(emu: &Emu) -> u64 {
@@ -32,18 +31,10 @@ fn ctrl_c_sends_none_of_the_calls_queued_behind_the_limiter() {
     std::fs::write(dir.path().join("partners.csv"), partners_csv(n, RECEIVER)).unwrap();
     let child = invite(&emu, dir.path(), "q")
         .args(["--concurrency", "1024", "--rate", "write=5/s"])
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_piped();
     std::thread::sleep(Duration::from_millis(2500));
     let before = invitations(&emu);
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    crate::support::signal(child.id(), "-INT");
     let out = child.wait_with_output().unwrap();
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
@@ -93,12 +84,7 @@ fn an_endpoint_that_goes_away_stops_the_run_with_exit_4_and_the_run_resumes() {
         .args(X50)
         .args(["--rate", "write=10/s"])
         .calling_as(proxy.url(), SENDER)
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_piped();
     std::thread::sleep(Duration::from_millis(1500));
     proxy.cut(); // the endpoint goes away mid-run
     let sent = invitations(&emu);
@@ -201,18 +187,10 @@ fn sigterm_and_sighup_stop_sending_like_ctrl_c() {
         std::fs::write(dir.path().join("partners.csv"), partners_csv(40, RECEIVER)).unwrap();
         let child = invite(&emu, dir.path(), "s")
             .args(["--concurrency", "64", "--rate", "write=5/s"])
-            .command()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .spawn_piped();
         std::thread::sleep(Duration::from_millis(1500));
         let before = invitations(&emu);
-        std::process::Command::new("kill")
-            .args([sig, &child.id().to_string()])
-            .status()
-            .unwrap();
+        crate::support::signal(child.id(), sig);
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(130), "{sig}: {stderr}");

@@ -4,7 +4,6 @@
 use crate::run::{partners_csv, RECEIVER, SENDER};
 use crate::support::{all_succeeded, repo, Cosell, Emu};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// The example invite playbook with a rolling write budget of `budget`, keyed by company.
@@ -92,18 +91,9 @@ fn ctrl_c_during_a_quota_wait_is_clean_and_the_resume_waits_for_the_same_window(
     let emu = emulator(budget, "10s");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("partners.csv"), partners_csv(n, RECEIVER)).unwrap();
-    let child = campaign(&emu, dir.path(), budget, "10s")
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = campaign(&emu, dir.path(), budget, "10s").spawn_piped();
     std::thread::sleep(Duration::from_millis(3000));
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    crate::support::signal(child.id(), "-INT");
     let t = Instant::now();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

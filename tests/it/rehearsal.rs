@@ -5,7 +5,6 @@
 use crate::run::{accept, invite, partners_csv, write_invitations, RECEIVER, SENDER, X50};
 use crate::support::{all_succeeded, read_ledger, repo, Cosell, Emu};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 /// The one run directory under `dir/runs`.
@@ -23,22 +22,6 @@ fn emulated_invitations(run: &Path) -> usize {
     let text = std::fs::read_to_string(run.join("emulator-state.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     v["invitations"].as_object().unwrap().len()
-}
-
-fn spawn(c: Cosell) -> Child {
-    c.command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn signal(pid: u32, sig: &str) {
-    std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap();
 }
 
 /// The `cosell resume …` line cosell printed, as arguments.
@@ -80,14 +63,13 @@ fn every_example_playbook_rehearses_with_emulate_and_no_other_flag() {
 #[test]
 fn an_interrupted_rehearsal_resumes_with_the_exact_printed_command() {
     let dir = tempfile::tempdir().unwrap();
-    let child = spawn(
-        Cosell::in_dir(dir.path())
-            .arg("run")
-            .arg(repo().join("playbooks/invite-partners.yaml"))
-            .arg("--emulate"),
-    );
+    let child = Cosell::in_dir(dir.path())
+        .arg("run")
+        .arg(repo().join("playbooks/invite-partners.yaml"))
+        .arg("--emulate")
+        .spawn_piped();
     std::thread::sleep(Duration::from_millis(3500));
-    signal(child.id(), "-INT");
+    crate::support::signal(child.id(), "-INT");
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(130), "{stderr}");
@@ -114,14 +96,13 @@ fn an_interrupted_rehearsal_resumes_with_the_exact_printed_command() {
 #[test]
 fn a_rehearsal_killed_with_sigkill_resumes_against_what_its_emulator_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let child = spawn(
-        Cosell::in_dir(dir.path())
-            .arg("run")
-            .arg(repo().join("playbooks/invite-partners.yaml"))
-            .arg("--emulate"),
-    );
+    let child = Cosell::in_dir(dir.path())
+        .arg("run")
+        .arg(repo().join("playbooks/invite-partners.yaml"))
+        .arg("--emulate")
+        .spawn_piped();
     std::thread::sleep(Duration::from_millis(4200));
-    signal(child.id(), "-KILL");
+    crate::support::signal(child.id(), "-KILL");
     let _ = child.wait_with_output().unwrap();
     let run = run_dir(dir.path());
     let run_arg = run.strip_prefix(dir.path()).unwrap().to_path_buf();
@@ -187,9 +168,11 @@ fn resume_reuses_the_recorded_endpoint_and_refuses_another_account() {
     let emu = Emu::start("x50", "", 1, "100ms");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("partners.csv"), partners_csv(30, RECEIVER)).unwrap();
-    let child = spawn(invite(&emu, dir.path(), "r").args(["--rate", "write=10/s"]));
+    let child = invite(&emu, dir.path(), "r")
+        .args(["--rate", "write=10/s"])
+        .spawn_piped();
     std::thread::sleep(Duration::from_millis(1200));
-    signal(child.id(), "-INT");
+    crate::support::signal(child.id(), "-INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
     let manifest: serde_json::Value =

@@ -16,16 +16,6 @@ fn spawn(c: Cosell) -> Child {
         .unwrap()
 }
 
-/// Start `c` with its output captured (for tests that signal it and read what it said).
-fn spawn_piped(c: Cosell) -> Child {
-    c.command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 fn resume(emu: &Emu, dir: &Path, run_dir: &str, account: &str) -> Cosell {
     Cosell::in_dir(dir)
         .args(["resume", run_dir])
@@ -115,9 +105,11 @@ fn ctrl_c_stops_cleanly_with_the_resume_command_and_resume_finishes() {
     let n = 60;
     std::fs::write(dir.path().join("partners.csv"), partners_csv(n, RECEIVER)).unwrap();
     // slower than the quota so the interrupt lands mid-run
-    let child = spawn_piped(invite(&emu, dir.path(), "int").args(["--rate", "write=20/s"]));
+    let child = invite(&emu, dir.path(), "int")
+        .args(["--rate", "write=20/s"])
+        .spawn_piped();
     std::thread::sleep(Duration::from_millis(1200));
-    sigint(child.id());
+    crate::support::signal(child.id(), "-INT");
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
@@ -132,14 +124,6 @@ fn ctrl_c_stops_cleanly_with_the_resume_command_and_resume_finishes() {
     assert_eq!(emu.stats()["resources"]["invitations"], n as u64);
 }
 
-fn sigint(pid: u32) {
-    // `kill -INT` from procps: no libc binding needed in the tests
-    std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
-}
-
 #[test]
 fn a_second_ctrl_c_leaves_at_once_and_the_journal_still_resumes() {
     let emu = Emu::start("x50", "latency=3s@1.0", 1, "100ms");
@@ -147,11 +131,11 @@ fn a_second_ctrl_c_leaves_at_once_and_the_journal_still_resumes() {
     let n = 8;
     std::fs::write(dir.path().join("partners.csv"), partners_csv(n, RECEIVER)).unwrap();
     // every call takes 3 s: both signals land while calls are in flight
-    let child = spawn_piped(invite(&emu, dir.path(), "abort"));
+    let child = invite(&emu, dir.path(), "abort").spawn_piped();
     std::thread::sleep(Duration::from_millis(4500));
-    sigint(child.id());
+    crate::support::signal(child.id(), "-INT");
     std::thread::sleep(Duration::from_millis(50));
-    sigint(child.id());
+    crate::support::signal(child.id(), "-INT");
     let t = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -114,6 +114,15 @@ impl Cosell {
         }
         cmd
     }
+    /// Start it with its output captured (for tests that signal it and read what it said).
+    pub fn spawn_piped(&self) -> std::process::Child {
+        self.command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cosell")
+    }
     pub fn run(self) -> Outcome {
         let mut cmd = self.command();
         cmd.stdin(if self.stdin.is_some() {
@@ -380,4 +389,13 @@ impl Proxy {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
     }
+}
+
+/// Send `sig` (`-INT`, `-TERM`, `-HUP`, `-KILL`) to `pid`, with `kill` from procps: no libc
+/// binding needed in the tests.
+pub fn signal(pid: u32, sig: &str) {
+    std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
 }
