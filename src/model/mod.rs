@@ -7,6 +7,7 @@
 //!
 //! Must not touch: playbooks, CSV, the network, the file system. It is pure and `'static`.
 
+pub mod effects;
 pub mod ops;
 mod quotas;
 mod validate;

@@ -8,7 +8,8 @@
 //! `schemas/model.json`) and the output shape a waiting step yields. Declared once, here, where
 //! the model says nothing: the quota classes the developer guide lists (`quotas.md`; an
 //! unlisted mutating operation is `write`, an unlisted read `read`), the waiter of each
-//! asynchronous operation, and the operations the emulator serves.
+//! asynchronous operation, the operations the emulator serves, and (in `effects`) how each
+//! write without a token is checked for an effect already in place.
 
 use super::{model, Paginator, QuotaClass, ShapeId, ShapeKind};
 use std::sync::LazyLock;
@@ -326,6 +327,9 @@ pub struct OpSpec {
     pub waiter: Option<Waiter>,
     /// The emulator serves it.
     pub emulated: bool,
+    /// For a write without a token: how a retry or resume tells its own earlier effect
+    /// from a real conflict ([`super::effects`]).
+    pub effect: Option<&'static super::effects::EffectCheck>,
 }
 
 impl OpSpec {
@@ -366,6 +370,7 @@ static TABLE: LazyLock<Vec<OpSpec>> = LazyLock::new(|| {
                 paginator: op.paginator.as_ref(),
                 waiter: WAITERS.iter().find(|(n, _)| *n == name).map(|(_, w)| *w),
                 emulated: EMULATED.contains(&name),
+                effect: super::effects::check(name),
             }
         })
         .collect()
