@@ -1062,6 +1062,14 @@ fn print_summary(
         let _ = writeln!(out, "  {op:<44} {n:>7}  ({})", QuotaClass::of(op));
     }
     let _ = writeln!(out, "throttled {}   retries {}", s.throttles, s.retries);
+    if s.already_in_place > 0 {
+        let _ = writeln!(
+            out,
+            "already in place {} (writes without a ClientToken whose retry met their own earlier \
+             effect; the ledger's notes column names them)",
+            s.already_in_place
+        );
+    }
     let ratio = if bound.as_secs_f64() > 0.0 {
         format!(
             " ({:.2}× the bound)",

@@ -11,6 +11,7 @@ use super::api::{ApiClient, ApiError, ErrorKind};
 use super::limits::{backoff, DailyExhausted, Limits};
 use super::progress::Progress;
 use crate::journal::{JournalWriter, Record, RowRef, RowStatus, RunState, StepState};
+use crate::model::effects::{EffectCheck, Verdict};
 use crate::model::ops::{self, Waiter};
 use crate::model::QuotaClass;
 use crate::plan::{Campaign, MaxFailures, RenderContext, Row};
@@ -90,6 +91,9 @@ pub struct Summary {
     pub calls_per_class: BTreeMap<QuotaClass, u64>,
     pub throttles: u64,
     pub retries: u64,
+    /// Steps whose write was refused after an attempt with an unknown outcome, and whose
+    /// effect check found the effect already in place (so they succeeded).
+    pub already_in_place: u64,
     pub elapsed: Duration,
     pub stop: Option<Stop>,
     /// Waits for a rolling window, per class: (from, until) of each.
@@ -123,6 +127,9 @@ struct Active {
     generations: BTreeMap<String, u32>,
     /// The items a `paginate` step has collected from the pages so far.
     paged: Vec<Value>,
+    /// The step an earlier process left in flight (started, outcome unknown): its first
+    /// attempt here may meet that process's effect.
+    resumed_in_flight: Option<usize>,
 }
 
 struct Waiting {
@@ -143,12 +150,25 @@ enum Done {
         /// The request sent (a waiter may take its id from it; a page follows it).
         request: Value,
         result: Result<Value, CallFailure>,
+        /// A refusal met after an attempt whose outcome was unknown, and what the effect
+        /// check found (`result` is already its verdict).
+        effect: Option<EffectNote>,
     },
     Poll {
         waiter: Waiter,
         ids: Vec<String>,
         result: Result<Value, CallFailure>,
     },
+}
+
+/// What an effect check found ([`crate::model::effects`]).
+#[derive(Debug, Clone, PartialEq)]
+struct EffectNote {
+    /// The write's refusal.
+    code: String,
+    read: &'static str,
+    in_place: bool,
+    detail: String,
 }
 
 #[derive(Debug)]
@@ -192,19 +212,103 @@ fn is_environment(e: &ApiError) -> bool {
     matches!(e.kind, ErrorKind::Config | ErrorKind::Transport)
 }
 
-/// One worker: wait for the limiters, call, retry retryable errors with backoff. Once the
-/// run is stopping, a call still waiting for its turn (or for its next attempt) is not sent:
-/// only calls already on the wire finish.
-async fn call_with_retries<C: ApiClient>(
+/// What a worker needs besides its request: the client, the limiters, the retry policy, the
+/// stop signal and where to say it waits for a rolling window.
+#[derive(Clone)]
+struct Worker<C: ApiClient> {
     client: Arc<C>,
     limits: Arc<Limits>,
+    opts: (u32, Duration, Duration),
+    stop: tokio::sync::watch::Receiver<bool>,
+    quota_wait: Option<tokio::sync::mpsc::UnboundedSender<DailyExhausted>>,
+}
+
+/// An attempt that failed this way may have been applied before the answer was lost.
+fn may_have_landed(e: &ApiError) -> bool {
+    matches!(e.kind, ErrorKind::Server | ErrorKind::Transport)
+}
+
+/// A step's call: [`call_with_retries`], then, for a write without a ClientToken that is
+/// refused after an attempt whose outcome is unknown (an earlier attempt here met a dropped
+/// connection or a 5xx, or `uncertain`: an earlier process left the step in flight), the
+/// effect check: its read, through the same limiters, decides whether the refusal is this
+/// step's own earlier effect (the step succeeds with the output the read gives) or a real
+/// conflict (the refusal stands, saying what the read showed). A read that cannot be made
+/// (stopping, a daily budget, the environment) leaves the step in flight.
+async fn call_step<C: ApiClient>(
+    w: Worker<C>,
     op: String,
     request: Value,
-    opts: (u32, Duration, Duration),
-    mut stop: tokio::sync::watch::Receiver<bool>,
-    quota_wait: Option<tokio::sync::mpsc::UnboundedSender<DailyExhausted>>,
-) -> (Result<Value, CallFailure>, WorkerStats) {
-    let (max_attempts, base, cap) = opts;
+    uncertain: bool,
+) -> (
+    Result<Value, CallFailure>,
+    Vec<WorkerStats>,
+    Option<EffectNote>,
+) {
+    let (result, stats, landed) = call_with_retries(&w, &op, &request).await;
+    let check = ops::operation(&op).and_then(|o| o.effect);
+    let (Some(check), Err(CallFailure::Api(e))) = (check, &result) else {
+        return (result, vec![stats], None);
+    };
+    if e.kind != ErrorKind::Client || !(uncertain || landed) {
+        return (result, vec![stats], None);
+    }
+    let e = e.clone();
+    let (verdict, read_stats) = effect_check(&w, check, &request).await;
+    let stats = vec![stats, read_stats];
+    let verdict = match verdict {
+        Ok(v) => v,
+        Err(f) => return (Err(f), stats, None),
+    };
+    let (result, in_place, detail) = match verdict {
+        Verdict::InPlace(output) => (Ok(output), true, check.in_place.to_string()),
+        Verdict::Absent(why) => {
+            let mut e = e.clone();
+            e.message = format!("{} (checked with {}: {why})", e.message, check.read);
+            (Err(CallFailure::Api(e)), false, why)
+        }
+    };
+    let note = EffectNote {
+        code: e.code,
+        read: check.read,
+        in_place,
+        detail,
+    };
+    (result, stats, Some(note))
+}
+
+/// The read of an effect check, and its verdict on the write `request`.
+async fn effect_check<C: ApiClient>(
+    w: &Worker<C>,
+    check: &'static EffectCheck,
+    request: &Value,
+) -> (Result<Verdict, CallFailure>, WorkerStats) {
+    let read_request = (check.read_request)(request);
+    let (answer, stats, _) = call_with_retries(w, check.read, &read_request).await;
+    let verdict = match &answer {
+        Ok(v) => Ok((check.judge)(request, Ok(v))),
+        Err(CallFailure::Api(e)) if e.kind == ErrorKind::Client => {
+            Ok((check.judge)(request, Err(e.code.as_str())))
+        }
+        Err(_) => Err(answer.unwrap_err()),
+    };
+    (verdict, stats)
+}
+
+/// One worker: wait for the limiters, call, retry retryable errors with backoff. Once the
+/// run is stopping, a call still waiting for its turn (or for its next attempt) is not sent:
+/// only calls already on the wire finish. The flag says whether an attempt failed in a way
+/// that may have been applied ([`may_have_landed`]).
+async fn call_with_retries<C: ApiClient>(
+    w: &Worker<C>,
+    op: &str,
+    request: &Value,
+) -> (Result<Value, CallFailure>, WorkerStats, bool) {
+    let (client, limits, quota_wait) = (&w.client, &w.limits, &w.quota_wait);
+    let mut stop = w.stop.clone();
+    let op = op.to_string();
+    let mut landed = false;
+    let (max_attempts, base, cap) = w.opts;
     let mut stats = WorkerStats {
         op: op.clone(),
         sent: 0,
@@ -216,12 +320,12 @@ async fn call_with_retries<C: ApiClient>(
     loop {
         let turn = tokio::select! {
             biased;
-            _ = stopping(&mut stop) => return (Err(CallFailure::Cancelled), stats),
+            _ = stopping(&mut stop) => return (Err(CallFailure::Cancelled), stats, landed),
             t = limits.acquire(&op) => t,
         };
         if let Err(d) = turn {
             let Some(tx) = &quota_wait else {
-                return (Err(CallFailure::Daily(d)), stats);
+                return (Err(CallFailure::Daily(d)), stats, landed);
             };
             // wait until the oldest call of the window has left it, then take a turn again
             // (others may be waiting for the same slot: the next one waits for the next)
@@ -232,13 +336,13 @@ async fn call_with_retries<C: ApiClient>(
                 .unwrap_or_default();
             tokio::select! {
                 biased;
-                _ = stopping(&mut stop) => return (Err(CallFailure::Cancelled), stats),
+                _ = stopping(&mut stop) => return (Err(CallFailure::Cancelled), stats, landed),
                 _ = tokio::time::sleep(wait) => {}
             }
             continue;
         }
         if *stop.borrow() {
-            return (Err(CallFailure::Cancelled), stats);
+            return (Err(CallFailure::Cancelled), stats, landed);
         }
         stats.sent += 1;
         let (left, t0) = (std::time::SystemTime::now(), Instant::now());
@@ -251,7 +355,7 @@ async fn call_with_retries<C: ApiClient>(
         match answer {
             Ok(v) => {
                 limits.succeeded(&op);
-                return (Ok(v), stats);
+                return (Ok(v), stats, landed);
             }
             Err(e) => {
                 if e.kind == ErrorKind::Throttling {
@@ -260,13 +364,14 @@ async fn call_with_retries<C: ApiClient>(
                 }
                 attempt += 1;
                 if !e.retryable() || attempt >= max_attempts {
-                    return (Err(CallFailure::Api(e)), stats);
+                    return (Err(CallFailure::Api(e)), stats, landed);
                 }
+                landed |= may_have_landed(&e);
                 stats.retries += 1;
                 tracing::debug!(op, code = %e.code, attempt, "retrying");
                 tokio::select! {
                     biased;
-                    _ = stopping(&mut stop) => return (Err(CallFailure::Cancelled), stats),
+                    _ = stopping(&mut stop) => return (Err(CallFailure::Cancelled), stats, landed),
                     _ = tokio::time::sleep(backoff(attempt - 1, base, cap)) => {}
                 }
             }
@@ -287,8 +392,10 @@ pub struct Coordinator<C: ApiClient> {
     active: HashMap<RowRef, Active>,
     waiting: Vec<Waiting>,
     polls_in_flight: usize,
-    workers: JoinSet<(Done, WorkerStats)>,
-    to_spawn: Vec<(RowRef, usize, String, Value)>,
+    workers: JoinSet<(Done, Vec<WorkerStats>)>,
+    /// Calls to start after the next commit: (row, step, action, request, whether an earlier
+    /// process left this step in flight).
+    to_spawn: Vec<(RowRef, usize, String, Value, bool)>,
     summary: Summary,
     stop: Option<Stop>,
     /// Tells workers the run is stopping (set with `stop`).
@@ -366,30 +473,37 @@ impl<C: ApiClient> Coordinator<C> {
             self.stop_tx.send_replace(true);
             self.to_spawn.clear();
         }
-        for (rref, step, op, request) in self.to_spawn.drain(..) {
-            let (client, limits) = (self.client.clone(), self.limits.clone());
-            let o = (
-                self.opts.max_attempts,
-                self.opts.backoff_base,
-                self.opts.backoff_cap,
-            );
-            let stop = self.stop_tx.subscribe();
-            let wait = self.opts.wait_for_quota.then(|| self.quota_tx.clone());
+        for (rref, step, op, request, uncertain) in std::mem::take(&mut self.to_spawn) {
+            let w = self.worker();
             self.workers.spawn(async move {
-                let (result, stats) =
-                    call_with_retries(client, limits, op, request.clone(), o, stop, wait).await;
+                let (result, stats, effect) = call_step(w, op, request.clone(), uncertain).await;
                 (
                     Done::Call {
                         rref,
                         step,
                         request,
                         result,
+                        effect,
                     },
                     stats,
                 )
             });
         }
         Ok(())
+    }
+
+    fn worker(&self) -> Worker<C> {
+        Worker {
+            client: self.client.clone(),
+            limits: self.limits.clone(),
+            opts: (
+                self.opts.max_attempts,
+                self.opts.backoff_base,
+                self.opts.backoff_cap,
+            ),
+            stop: self.stop_tx.subscribe(),
+            quota_wait: self.opts.wait_for_quota.then(|| self.quota_tx.clone()),
+        }
     }
 
     fn steps_of(&self, rref: RowRef) -> &[crate::plan::Step] {
@@ -494,9 +608,11 @@ impl<C: ApiClient> Coordinator<C> {
                 digest: digest(&request),
                 at: now(),
             })?;
-            self.active.get_mut(&rref).unwrap().any_ran = true;
+            let a = self.active.get_mut(&rref).unwrap();
+            a.any_ran = true;
+            let uncertain = a.resumed_in_flight.take() == Some(step_idx);
             self.to_spawn
-                .push((rref, step_idx, step.action.clone(), request));
+                .push((rref, step_idx, step.action.clone(), request, uncertain));
             return Ok(());
         }
     }
@@ -699,7 +815,7 @@ impl<C: ApiClient> Coordinator<C> {
             let mut next = request;
             next[pg.input_token.as_str()] = Value::String(token);
             let action = self.steps_of(rref)[step_idx].action.clone();
-            self.to_spawn.push((rref, step_idx, action, next));
+            self.to_spawn.push((rref, step_idx, action, next, false));
             return Ok(());
         }
         let mut items = std::mem::take(&mut a.paged);
@@ -768,26 +884,17 @@ impl<C: ApiClient> Coordinator<C> {
             for chunk in ids.chunks(waiter.batch) {
                 let ids = chunk.to_vec();
                 let request = waiter.poll_request(&catalog, &ids);
-                let (client, limits) = (self.client.clone(), self.limits.clone());
-                let stop = self.stop_tx.subscribe();
-                let wait = self.opts.wait_for_quota.then(|| self.quota_tx.clone());
-                let o = (
-                    self.opts.max_attempts,
-                    self.opts.backoff_base,
-                    self.opts.backoff_cap,
-                );
+                let w = self.worker();
                 self.polls_in_flight += 1;
                 self.workers.spawn(async move {
-                    let (result, stats) =
-                        call_with_retries(client, limits, op.to_string(), request, o, stop, wait)
-                            .await;
+                    let (result, stats, _) = call_with_retries(&w, op, &request).await;
                     (
                         Done::Poll {
                             waiter,
                             ids,
                             result,
                         },
-                        stats,
+                        vec![stats],
                     )
                 });
             }
@@ -861,6 +968,7 @@ impl<C: ApiClient> Coordinator<C> {
             any_ran: false,
             generations: prior.map(|p| p.generations.clone()).unwrap_or_default(),
             paged: Vec::new(),
+            resumed_in_flight: None,
         };
         let mut resume_wait = None;
         if let Some(p) = prior {
@@ -876,6 +984,10 @@ impl<C: ApiClient> Coordinator<C> {
                     Some(StepState::Waiting { task_id, .. }) => {
                         a.any_ran = true;
                         resume_wait = Some((i, task_id.clone(), s.action.clone(), s.wait));
+                        break;
+                    }
+                    Some(StepState::InFlight { .. }) => {
+                        a.resumed_in_flight = Some(i);
                         break;
                     }
                     _ => break,
@@ -901,7 +1013,14 @@ impl<C: ApiClient> Coordinator<C> {
 
     /// Count a worker's calls, and journal each attempt it sent (for the daily budgets of a
     /// resume and for the run report), in the same group commit as its result.
-    fn absorb(&mut self, stats: WorkerStats) -> Result<(), EngineError> {
+    fn absorb(&mut self, stats: Vec<WorkerStats>) -> Result<(), EngineError> {
+        for s in stats {
+            self.absorb_one(s)?;
+        }
+        Ok(())
+    }
+
+    fn absorb_one(&mut self, stats: WorkerStats) -> Result<(), EngineError> {
         for (i, (left, took, code)) in stats.attempts.iter().enumerate() {
             self.record(Record::Call {
                 op: stats.op.clone(),
@@ -1115,7 +1234,25 @@ impl<C: ApiClient> Coordinator<C> {
                 step,
                 request,
                 result,
-            } => self.on_call(rref, step, request, result),
+                effect,
+            } => {
+                if let Some(n) = effect {
+                    let step_id = self.steps_of(rref)[step].id.clone();
+                    if n.in_place {
+                        self.summary.already_in_place += 1;
+                    }
+                    self.record(Record::EffectChecked {
+                        row: rref,
+                        step: step_id,
+                        code: n.code,
+                        read: n.read.to_string(),
+                        in_place: n.in_place,
+                        detail: n.detail,
+                        at: now(),
+                    })?;
+                }
+                self.on_call(rref, step, request, result)
+            }
             Done::Poll {
                 waiter,
                 ids,
@@ -1269,6 +1406,17 @@ steps:
         concurrency: usize,
         prior: RunState,
     ) -> Summary {
+        let _dir = f._dir;
+        drive_parts(f.campaign, f.journal, client, concurrency, prior).await
+    }
+
+    async fn drive_parts(
+        campaign: Arc<Campaign>,
+        journal: JournalWriter,
+        client: Arc<Scripted>,
+        concurrency: usize,
+        prior: RunState,
+    ) -> Summary {
         let mut cfg = RateConfig::default();
         cfg.set("write", 1000.0);
         cfg.set("read", 1000.0);
@@ -1276,10 +1424,10 @@ steps:
         opts.poll_interval = Duration::from_millis(20);
         opts.backoff_base = Duration::from_millis(1);
         let c = Coordinator::new(
-            f.campaign,
+            campaign,
             client,
             Arc::new(Limits::new(cfg)),
-            f.journal,
+            journal,
             "journal.jsonl".into(),
             opts,
             Progress::new(0, BTreeMap::new(), BTreeMap::new(), false),
@@ -1352,6 +1500,151 @@ steps:
         // the calls already handed to workers may go out; nothing after the stop
         assert!(client.ops().len() <= 4, "{} calls", client.ops().len());
         assert_eq!(s.calls.values().sum::<u64>(), client.ops().len() as u64);
+    }
+
+    const ASSOCIATE: &str = r#"
+version: 1
+name: assoc-test
+catalog: Sandbox
+input: { csv: rows.csv, key: "{{ row.id }}" }
+steps:
+  - id: associate
+    action: AssociateOpportunity
+    input:
+      OpportunityIdentifier: "{{ row.id }}"
+      RelatedEntityType: Solutions
+      RelatedEntityIdentifier: S-0000001
+"#;
+
+    fn err(kind: ErrorKind, code: &str) -> ApiError {
+        ApiError {
+            kind,
+            code: code.into(),
+            message: "refused".into(),
+        }
+    }
+
+    /// One AssociateOpportunity row: `attempts` answers the writes in turn (then Conflict),
+    /// `solutions` is what GetOpportunity shows. Returns the summary, the calls and the
+    /// journal's records.
+    async fn associate_once(
+        first: Result<Value, ApiError>,
+        solutions: &'static [&'static str],
+        prior: impl Fn(&mut RunState),
+    ) -> (Summary, Vec<String>, Vec<Record>) {
+        let f = fixture_with(ASSOCIATE, "id\nO1234567890\n");
+        let path = f._dir.path().join("journal.jsonl");
+        let first = Mutex::new(Some(first));
+        let client = Scripted::new(move |op, _, _| match op {
+            "AssociateOpportunity" => first
+                .lock()
+                .unwrap()
+                .take()
+                .unwrap_or(Err(err(ErrorKind::Client, "ConflictException"))),
+            "GetOpportunity" => Ok(json!({"Id": "O1234567890",
+                "RelatedEntityIdentifiers": {"Solutions": solutions}})),
+            other => panic!("unexpected {other}"),
+        });
+        let mut st = RunState::default();
+        prior(&mut st);
+        let s = drive_parts(f.campaign, f.journal, client.clone(), 1, st).await;
+        let records = crate::journal::read(&path).unwrap().records;
+        (s, client.ops(), records)
+    }
+
+    fn effect_records(records: &[Record]) -> Vec<(bool, String)> {
+        records
+            .iter()
+            .filter_map(|r| match r {
+                Record::EffectChecked {
+                    in_place, detail, ..
+                } => Some((*in_place, detail.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_retry_that_meets_its_own_association_succeeds_as_already_in_place() {
+        let (s, ops, records) = associate_once(
+            Err(err(ErrorKind::Transport, "ConnectionReset")),
+            &["S-0000001"],
+            |_| {},
+        )
+        .await;
+        assert_eq!((s.succeeded, s.failed, s.already_in_place), (1, 0, 1));
+        assert_eq!(
+            ops,
+            [
+                "AssociateOpportunity",
+                "AssociateOpportunity",
+                "GetOpportunity"
+            ]
+        );
+        assert_eq!(effect_records(&records).len(), 1);
+        assert!(effect_records(&records)[0].0);
+        // the check is journaled before the step's outcome
+        let pos = |f: &dyn Fn(&Record) -> bool| records.iter().position(f).unwrap();
+        assert!(
+            pos(&|r| matches!(r, Record::EffectChecked { .. }))
+                < pos(&|r| matches!(r, Record::StepSucceeded { .. }))
+        );
+        let st = crate::journal::replay(&records);
+        assert!(st.rows[&0].notes["associate"].starts_with("already in place"));
+    }
+
+    #[tokio::test]
+    async fn a_retry_refused_by_someone_elses_change_still_fails_with_the_reason() {
+        let (s, ops, records) = associate_once(
+            Err(err(ErrorKind::Server, "InternalServerException")),
+            &["S-0000009"],
+            |_| {},
+        )
+        .await;
+        assert_eq!((s.succeeded, s.failed, s.already_in_place), (0, 1, 0));
+        assert_eq!(ops.last().unwrap(), "GetOpportunity");
+        let e = effect_records(&records);
+        assert_eq!(e.len(), 1);
+        assert!(!e[0].0 && e[0].1.contains("not associated"), "{e:?}");
+        let st = crate::journal::replay(&records);
+        let steps = ["associate".to_string()];
+        let (_, code, message) = st.rows[&0].failed_step(&steps).unwrap();
+        assert_eq!(code, "ConflictException");
+        assert!(message.contains("checked with GetOpportunity"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_first_attempt_refusal_is_the_services_answer_and_is_not_checked() {
+        let (s, ops, records) = associate_once(
+            Err(err(ErrorKind::Client, "ConflictException")),
+            &["S-0000001"],
+            |_| {},
+        )
+        .await;
+        assert_eq!((s.succeeded, s.failed), (0, 1));
+        assert_eq!(ops, ["AssociateOpportunity"]);
+        assert!(effect_records(&records).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_step_left_in_flight_by_a_killed_process_is_checked_on_resume() {
+        let (s, ops, records) = associate_once(
+            Err(err(ErrorKind::Client, "ConflictException")),
+            &["S-0000001"],
+            |st| {
+                st.apply(&Record::StepStarted {
+                    row: RowRef::Row(0),
+                    step: "associate".into(),
+                    token: None,
+                    digest: String::new(),
+                    at: "t".into(),
+                })
+            },
+        )
+        .await;
+        assert_eq!((s.succeeded, s.failed, s.already_in_place), (1, 0, 1));
+        assert_eq!(ops, ["AssociateOpportunity", "GetOpportunity"]);
+        assert!(effect_records(&records)[0].0);
     }
 
     #[tokio::test]

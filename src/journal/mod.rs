@@ -69,7 +69,8 @@ use std::path::{Path, PathBuf};
 
 /// The version of the journal encoding and record set. Bump it when an older cosell could
 /// misread a journal written by a newer one; older cosells then refuse it.
-pub const JOURNAL_FORMAT: u32 = 2;
+/// 3: [`Record::EffectChecked`].
+pub const JOURNAL_FORMAT: u32 = 3;
 
 /// Now, as the journal writes timestamps: RFC 3339, UTC, milliseconds.
 pub fn timestamp() -> String {
@@ -202,6 +203,22 @@ pub enum Record {
         attempt: u32,
         code: Option<String>,
     },
+    /// (Format 3.) A write without a ClientToken was refused (`code`) after an earlier attempt
+    /// of it may have landed (a dropped connection or a 5xx, or a kill while it was on the
+    /// wire), and `read` was asked whether the effect is already in place
+    /// ([`crate::model::effects`]). `in_place`: it is, and the step succeeds (its
+    /// `StepSucceeded` follows); otherwise the refusal stands (its `StepFailed` follows).
+    /// `detail` says what the read showed. Written before the step's outcome, in the same
+    /// commit.
+    EffectChecked {
+        row: RowRef,
+        step: String,
+        code: String,
+        read: String,
+        in_place: bool,
+        detail: String,
+        at: String,
+    },
     /// (Format 2.) The run waited for room in a quota class's rolling 24-hour window
     /// (`--wait-for-quota`), from `at` until `until`. Replay ignores it.
     QuotaWait {
@@ -220,6 +237,7 @@ impl Record {
             | Record::StepSucceeded { row, .. }
             | Record::StepSkipped { row, .. }
             | Record::StepFailed { row, .. }
+            | Record::EffectChecked { row, .. }
             | Record::RowFinished { row, .. } => Some(*row),
             Record::Header { .. }
             | Record::RetryFailedRows { .. }
@@ -235,6 +253,7 @@ impl Record {
             | Record::TaskWaiting { step, .. }
             | Record::StepSucceeded { step, .. }
             | Record::StepSkipped { step, .. }
+            | Record::EffectChecked { step, .. }
             | Record::StepFailed { step, .. } => Some(step),
             _ => None,
         }
@@ -257,6 +276,7 @@ enum Kind {
     RetryFailedRows,
     Call,
     QuotaWait,
+    EffectChecked,
 }
 
 #[derive(Deserialize)]
@@ -282,6 +302,9 @@ struct Raw {
     attempt: Option<u32>,
     class: Option<String>,
     until: Option<String>,
+    read: Option<String>,
+    in_place: Option<bool>,
+    detail: Option<String>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
@@ -344,6 +367,15 @@ fn parse_record(json: &[u8]) -> Result<Record, String> {
             ms: need(r.ms, "ms")?,
             attempt: need(r.attempt, "attempt")?,
             code: r.code,
+        },
+        Kind::EffectChecked => Record::EffectChecked {
+            row: need(r.row, "row")?,
+            step: need(r.step, "step")?,
+            code: need(r.code, "code")?,
+            read: need(r.read, "read")?,
+            in_place: need(r.in_place, "in_place")?,
+            detail: need(r.detail, "detail")?,
+            at: need(r.at, "at")?,
         },
         Kind::QuotaWait => Record::QuotaWait {
             class: need(r.class, "class")?,
@@ -1192,8 +1224,8 @@ mod tests {
             matches!(
                 e,
                 JournalError::NewerFormat {
-                    found: 3,
-                    supported: 2,
+                    found: 4,
+                    supported: 3,
                     ..
                 }
             ),
@@ -1201,7 +1233,7 @@ mod tests {
         );
         let msg = e.to_string();
         assert!(
-            msg.contains("format 3") && msg.contains("format 2"),
+            msg.contains("format 4") && msg.contains("format 3"),
             "{msg}"
         );
     }
@@ -1243,7 +1275,7 @@ mod tests {
                 }
             }),
             (
-                row,
+                row.clone(),
                 prop_oneof![
                     Just(RowStatus::Succeeded),
                     Just(RowStatus::Failed),
@@ -1270,6 +1302,19 @@ mod tests {
                 at: "t".into(),
                 until: "u".into(),
             }),
+            (row.clone(), text, text, proptest::bool::ANY).prop_map(
+                |(row, code, detail, in_place)| {
+                    Record::EffectChecked {
+                        row,
+                        step: "s".into(),
+                        code,
+                        read: "GetOpportunity".into(),
+                        in_place,
+                        detail,
+                        at: "t".into(),
+                    }
+                }
+            ),
         ]
     }
 

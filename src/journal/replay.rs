@@ -70,6 +70,9 @@ pub struct RowState {
     pub finished_at: Option<String>,
     /// ClientToken generation per step: how many redrives found that step failed.
     pub generations: BTreeMap<String, u32>,
+    /// Step id → what an effect check found ([`Record::EffectChecked`]): kept when the step
+    /// state is forgotten, so the ledger can say a step was already in place.
+    pub notes: BTreeMap<String, String>,
 }
 
 impl RowState {
@@ -154,6 +157,7 @@ impl RunState {
             | Record::StepSucceeded { row, at, .. }
             | Record::StepSkipped { row, at, .. }
             | Record::StepFailed { row, at, .. }
+            | Record::EffectChecked { row, at, .. }
             | Record::RowFinished { row, at, .. } => (*row, at),
         };
         let state = match row {
@@ -187,6 +191,22 @@ impl RunState {
                 message,
                 ..
             } => (step, StepState::Failed { code, message }),
+            Record::EffectChecked {
+                step,
+                code,
+                read,
+                in_place,
+                detail,
+                ..
+            } => {
+                let note = if in_place {
+                    format!("already in place (a retried call met its own earlier effect: {code}; {read} shows {detail})")
+                } else {
+                    format!("not in place ({read}: {detail})")
+                };
+                state.notes.insert(step, note);
+                return;
+            }
             Record::RowFinished { status, at, .. } => {
                 state.status = Some(status);
                 state.finished_at = Some(at);

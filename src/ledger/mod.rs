@@ -12,7 +12,7 @@
 //! columns)` and [`LedgerWriter::write`], then [`LedgerWriter::finish`]. Both files are written
 //! to `*.tmp` (mode 0600) and renamed into place, so a reader never sees a half-written ledger.
 //!
-//! # `ledger.csv` (format 2, see [`LEDGER_FORMAT`])
+//! # `ledger.csv` (format 3, see [`LEDGER_FORMAT`])
 //!
 //! Header: `line,key,status,setup_<step>_id…,<step>_id…,<ledger column>…,error_step,
 //! error_code,error_message,started_at,finished_at` — the same for every row — then one record
@@ -32,10 +32,13 @@
 //!   spreadsheet should not show one id under several names;
 //! - the playbook's `ledger.columns`, rendered (their names may not clash with the built-in
 //!   columns: `LEDGER_COLUMN_CLASH`);
+//! - `notes`: what the run found beyond the outcome, `step: note` per step, `; `-separated:
+//!   today, a write without a ClientToken that a retry or resume found already in place
+//!   (`already in place (…)`), or an effect check that found it absent before the row failed;
 //! - `error_step`, `error_code`, `error_message`: the failed step and its error;
 //! - `started_at`, `finished_at`: RFC 3339 UTC.
 //!
-//! Format 1 (cosell before this change) named the line column `row` and had a `<step>_id`
+//! Format 2 had no `notes` column. Format 1 named the line column `row` and had a `<step>_id`
 //! column for every row step and none for setup steps.
 //!
 //! Encoding: UTF-8 **with a byte-order mark** and **CRLF** line ends (RFC 4180). Excel opens a
@@ -49,7 +52,7 @@
 //!
 //! One JSON object per row: `format_version` ([`LEDGER_FORMAT`]), `line`, `key`, `status`,
 //! `setup_ids` (setup step id → id), `ids` (step id → id, for the steps with a `<step>_id`
-//! column), `columns` (name → value), `error_step`, `error_code`, `error_message`,
+//! column), `columns` (name → value), `notes`, `error_step`, `error_code`, `error_message`,
 //! `started_at`, `finished_at`, and `outputs` (step id → the step's full output as returned
 //! by the API).
 //!
@@ -68,7 +71,8 @@ use std::path::{Path, PathBuf};
 /// Version of the ledger's columns and of the `ledger.jsonl` objects (`format_version`).
 /// 2: `row` became `line`; `<step>_id` only for steps that create or start something;
 /// `setup_<step>_id` columns.
-pub const LEDGER_FORMAT: u32 = 2;
+/// 3: the `notes` column (what an effect check found, per step).
+pub const LEDGER_FORMAT: u32 = 3;
 pub const CSV_FILE: &str = "ledger.csv";
 pub const JSONL_FILE: &str = "ledger.jsonl";
 
@@ -142,6 +146,7 @@ impl Layout {
         h.extend(self.columns.iter().cloned());
         h.extend(
             [
+                "notes",
                 "error_step",
                 "error_code",
                 "error_message",
@@ -166,6 +171,9 @@ pub struct LedgerRow {
     pub ids: Vec<(String, String)>,
     /// (ledger column name, rendered value).
     pub columns: Vec<(String, String)>,
+    /// What the run found beyond the outcome, per step (`step: note; …`): a write already in
+    /// place after a retry or resume.
+    pub notes: String,
     pub error_step: String,
     pub error_code: String,
     pub error_message: String,
@@ -205,6 +213,11 @@ impl LedgerRow {
                 row.outputs.insert(id.clone(), output.clone());
             }
         }
+        row.notes = step_ids
+            .iter()
+            .filter_map(|id| st.notes.get(id).map(|n| format!("{id}: {n}")))
+            .collect::<Vec<_>>()
+            .join("; ");
         if let Some((step, code, message)) = st.failed_step(step_ids) {
             row.error_step = step.into();
             row.error_code = code.into();
@@ -271,6 +284,7 @@ impl LedgerWriter {
         rec.extend(l.id_steps.iter().map(|s| lookup(&row.ids, s)));
         rec.extend(l.columns.iter().map(|c| lookup(&row.columns, c)));
         rec.extend([
+            row.notes.clone(),
             row.error_step.clone(),
             row.error_code.clone(),
             row.error_message.clone(),
@@ -301,6 +315,7 @@ impl LedgerWriter {
             .collect();
         obj.insert("ids".into(), pairs(&ids));
         obj.insert("columns".into(), pairs(&row.columns));
+        obj.insert("notes".into(), row.notes.clone().into());
         obj.insert("error_step".into(), row.error_step.clone().into());
         obj.insert("error_code".into(), row.error_code.clone().into());
         obj.insert("error_message".into(), row.error_message.clone().into());
@@ -419,6 +434,15 @@ mod tests {
                 output: json!({"Id": "inv-1", "Arn": "arn:1"}),
                 at: s("t1"),
             },
+            Record::EffectChecked {
+                row: RowRef::Row(0),
+                step: s("check"),
+                code: s("ConflictException"),
+                read: s("GetEngagementInvitation"),
+                in_place: true,
+                detail: s("the invitation is ACCEPTED"),
+                at: s("t2"),
+            },
             Record::StepSucceeded {
                 row: RowRef::Row(0),
                 step: s("check"),
@@ -476,7 +500,7 @@ mod tests {
         assert!(bytes.starts_with("\u{feff}".as_bytes()));
         let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
         let first = text.split("\r\n").next().unwrap();
-        assert_eq!(first, "line,key,status,setup_engagement_id,invite_id,partner,note,error_step,error_code,error_message,started_at,finished_at");
+        assert_eq!(first, "line,key,status,setup_engagement_id,invite_id,partner,note,notes,error_step,error_code,error_message,started_at,finished_at");
         let mut rdr = csv::Reader::from_reader(&bytes[3..]);
         let rows: Vec<Vec<String>> = rdr
             .records()
@@ -493,6 +517,7 @@ mod tests {
                 "inv-1",
                 "P0",
                 "'@x",
+                "check: already in place (a retried call met its own earlier effect: ConflictException; GetEngagementInvitation shows the invitation is ACCEPTED)",
                 "",
                 "",
                 "",
@@ -502,7 +527,7 @@ mod tests {
         );
         assert_eq!(rows[1][..3], [s("3"), s("'-globex"), s("failed")]);
         assert_eq!(
-            rows[1][7..10],
+            rows[1][8..11],
             [
                 s("invite"),
                 s("ValidationException"),
@@ -512,7 +537,7 @@ mod tests {
         assert_eq!(rows[2][2], "in_flight");
         assert_eq!(rows[3][2], "pending");
         assert_eq!(rows[3][3], "eng-1");
-        assert_eq!(rows[3][10], "");
+        assert_eq!(rows[3][11], "");
 
         let jsonl = std::fs::read_to_string(t.path().join("ledger.jsonl")).unwrap();
         let objs: Vec<Value> = jsonl

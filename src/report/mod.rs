@@ -303,6 +303,7 @@ impl Acc {
             | Record::StepSucceeded { at, .. }
             | Record::StepSkipped { at, .. }
             | Record::StepFailed { at, .. }
+            | Record::EffectChecked { at, .. }
             | Record::RowFinished { at, .. }
             | Record::RetryFailedRows { at }
             | Record::Call { at, .. }

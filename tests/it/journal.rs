@@ -298,7 +298,10 @@ fn status_refuses_a_newer_journal_and_a_damaged_middle_naming_the_line() {
     w.commit().unwrap();
     let out = c.args(["status", "runs/invite"]).run();
     out.code(cosell::exit::ENVIRONMENT)
-        .stderr_has("journal format 3, this cosell reads format 2")
+        .stderr_has(&format!(
+            "journal format {}, this cosell reads format {JOURNAL_FORMAT}",
+            JOURNAL_FORMAT + 1
+        ))
         .stderr_has("upgrade cosell");
 
     let c = Cosell::new();

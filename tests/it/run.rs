@@ -639,7 +639,7 @@ steps:
     out.code(1).stdout_has("ListEngagementMembers");
     let ledger = std::fs::read_to_string(dir.path().join("demo/ledger.csv")).unwrap();
     assert!(
-        ledger.contains("eng-0123456789abcd,failed,members,UnknownOperationException,"),
+        ledger.contains("eng-0123456789abcd,failed,,members,UnknownOperationException,"),
         "{ledger}"
     );
 }

@@ -355,7 +355,7 @@ fn example_ledgers_show_each_id_once_and_the_setup_engagement_on_every_row() {
             .unwrap()
             .to_string()
     };
-    const TAIL: &str = "error_step,error_code,error_message,started_at,finished_at";
+    const TAIL: &str = "notes,error_step,error_code,error_message,started_at,finished_at";
     assert_eq!(
         header("send"),
         format!("line,key,status,setup_engagement_id,invite_id,invitation_status,{TAIL}")
