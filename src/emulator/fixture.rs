@@ -577,6 +577,7 @@ pub fn load(state: &mut State, fixture: &Fixture, ctx: &LoadCtx<'_>) -> Result<u
             engagement_id: None,
             related: Default::default(),
             submission: None,
+            submissions: 0,
         };
         let mut out = fields;
         out.insert("Catalog".into(), cat.into());

@@ -289,6 +289,7 @@ pub(super) fn create_opportunity(
         engagement_id: None,
         related: Default::default(),
         submission: None,
+        submissions: 0,
     };
     let mut out = json!({"Id": o.id, "LastModifiedDate": iso(o.modified_at)});
     if let Some(p) = o.fields.get("PartnerOpportunityIdentifier") {
@@ -563,6 +564,7 @@ pub(super) fn submit_opportunity(
         ));
     }
     set_review_status(&mut o.fields, "Submitted");
+    o.submissions += 1;
     o.submission = Some(Submission {
         involvement_type: s(body, "InvolvementType").to_string(),
         visibility: body

@@ -918,6 +918,7 @@ fn complete_accept(state: &mut State, task: &Task, now: Millis) {
             engagement_id: Some(inv.engagement_id.clone()),
             related: Default::default(),
             submission: None,
+            submissions: 0,
         },
     );
     if let Some(e) = state.engagements.get_mut(&inv.engagement_id) {
@@ -1095,6 +1096,7 @@ fn complete_from_opportunity(state: &mut State, task: &Task, now: Millis, ttl_ms
     let job_id = state.new_job_id();
     if let Some(o) = state.opportunities.get_mut(&opp_id) {
         o.engagement_id = Some(eng_id.clone());
+        o.submissions += 1;
         o.modified_at = now;
         let life = o.fields.entry("LifeCycle").or_insert_with(|| json!({}));
         if life.is_object() {

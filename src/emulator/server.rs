@@ -192,6 +192,8 @@ impl Shared {
             },
             "invitations_by_status": by_status,
             "tasks_by_status": tasks_by_status,
+            "submissions_per_opportunity_max":
+                st.opportunities.values().map(|o| o.submissions).max().unwrap_or(0),
             "tasks_started_per_invitation_max":
                 st.accept_tasks_per_invitation.values().copied().max().unwrap_or(0),
         })

@@ -141,6 +141,10 @@ pub struct Opportunity {
     /// What SubmitOpportunity recorded (for GetAwsOpportunitySummary).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submission: Option<Submission>,
+    /// How many times it was submitted to AWS (SubmitOpportunity, or a completed
+    /// StartEngagementFromOpportunityTask): for stats, so a test can tell one from two.
+    #[serde(default)]
+    pub submissions: u32,
 }
 
 /// An opportunity's submission to AWS (SubmitOpportunity).

@@ -1,4 +1,5 @@
 //! The one integration-test binary: drives the real `cosell` binary and the real SDK.
+mod campaigns;
 mod emulator;
 mod emulator_offline;
 mod emulator_opportunities;

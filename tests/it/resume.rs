@@ -27,7 +27,7 @@ fn resume(emu: &Emu, dir: &Path, run_dir: &str, account: &str) -> Cosell {
 /// each time; finally resume to the end. Returns how many kills hit a live process. A kill
 /// before the run directory exists (the run was still connecting) left nothing to resume:
 /// as a user would, the run is started again.
-fn kill_and_resume(
+pub(crate) fn kill_and_resume(
     emu: &Emu,
     dir: &Path,
     run_dir: &str,

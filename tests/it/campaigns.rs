@@ -1,0 +1,140 @@
+//! The opportunity campaigns of the example playbooks, through the binary against the
+//! emulator: create, associate and submit from a CRM export (also killed and resumed under
+//! faults that drop connections after the effect), accept AWS referrals, and the lead to
+//! opportunity runbook.
+
+use crate::resume::kill_and_resume;
+use crate::run::X50;
+use crate::support::{read_ledger, repo, Cosell, Emu};
+use cosell::journal::Record;
+use rand::SeedableRng;
+use std::path::{Path, PathBuf};
+
+/// The account the campaigns run as.
+pub const PARTNER: &str = "111122223333";
+
+/// `n` rows in the shape of `examples/crm-opportunities.csv`, each its own CRM id and company.
+pub fn crm_csv(n: usize) -> String {
+    let mut r = csv::Reader::from_path(repo().join("examples/crm-opportunities.csv")).unwrap();
+    let headers = r.headers().unwrap().clone();
+    let template = r.records().next().unwrap().unwrap();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&headers).unwrap();
+    for i in 0..n {
+        let rec: Vec<String> = headers
+            .iter()
+            .zip(template.iter())
+            .map(|(h, v)| match h {
+                "crm_id" => format!("CRM-{i:05}"),
+                "company" => format!("{v} {i}"),
+                _ => v.to_string(),
+            })
+            .collect();
+        w.write_record(&rec).unwrap();
+    }
+    String::from_utf8(w.into_inner().unwrap()).unwrap()
+}
+
+/// The example playbook, reading `crm.csv` beside it.
+pub fn create_submit_playbook(dir: &Path) -> PathBuf {
+    let text =
+        std::fs::read_to_string(repo().join("playbooks/create-and-submit-opportunities.yaml"))
+            .unwrap();
+    let csv = "csv: ../examples/crm-opportunities.csv";
+    assert!(text.contains(csv));
+    let path = dir.join("create-submit.yaml");
+    std::fs::write(&path, text.replace(csv, "csv: crm.csv")).unwrap();
+    path
+}
+
+fn create_submit(emu: &Emu, dir: &Path, run_dir: &str) -> Cosell {
+    Cosell::in_dir(dir)
+        .arg("run")
+        .arg(create_submit_playbook(dir))
+        .args(["--run-dir", run_dir])
+        .args(X50)
+        .calling_as(emu.url(), PARTNER)
+}
+
+#[test]
+fn create_associate_submit_runs_through_the_binary() {
+    let emu = Emu::start("x50", "", 1, "100ms");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("crm.csv"), crm_csv(6)).unwrap();
+    create_submit(&emu, dir.path(), "r")
+        .run()
+        .code(0)
+        .stdout_has("StartEngagementFromOpportunityTask");
+    let ledger = read_ledger(&dir.path().join("r/ledger.csv"));
+    assert_eq!(ledger.len(), 6);
+    for r in &ledger {
+        assert_eq!(r["status"], "succeeded", "{r:?}");
+        assert!(r["opportunity_id"].starts_with('O'), "{r:?}");
+        assert!(r["engagement_id"].starts_with("eng-"), "{r:?}");
+        assert_eq!(r["notes"], "", "{r:?}");
+    }
+    let stats = emu.stats();
+    assert_eq!(stats["resources"]["opportunities"], 6, "{stats:#}");
+    assert_eq!(stats["resources"]["associations"], 6, "{stats:#}");
+    assert_eq!(stats["submissions_per_opportunity_max"], 1, "{stats:#}");
+}
+
+/// The kill test of exactly-once: SIGKILL at 15 seeded moments, resume each time, under
+/// connection resets (half of them after the effect, so the answer is lost) and 5xx. The
+/// association has no ClientToken: a retry or resume that meets its own association is
+/// recognised, not failed, and nothing is done twice.
+#[test]
+fn fifteen_kills_under_resets_associate_and_submit_each_opportunity_exactly_once() {
+    let emu = Emu::start("x50", "reset=0.1,internal=0.02", 9, "300ms");
+    let dir = tempfile::tempdir().unwrap();
+    let n = 200;
+    std::fs::write(dir.path().join("crm.csv"), crm_csv(n)).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20261202);
+    let first = || create_submit(&emu, dir.path(), "r");
+    let live = kill_and_resume(&emu, dir.path(), "r", PARTNER, first, 15, &mut rng);
+    assert!(live >= 10, "most kills must hit a running process ({live})");
+
+    let ledger = read_ledger(&dir.path().join("r/ledger.csv"));
+    assert_eq!(ledger.len(), n);
+    for r in &ledger {
+        assert_eq!(r["status"], "succeeded", "{r:?}");
+        assert!(r["engagement_id"].starts_with("eng-"), "{r:?}");
+    }
+    let stats = emu.stats();
+    let res = &stats["resources"];
+    assert_eq!(res["opportunities"], n as u64, "{stats:#}");
+    assert_eq!(res["associations"], n as u64, "{stats:#}");
+    assert_eq!(res["engagements"], n as u64, "{stats:#}");
+    assert_eq!(stats["submissions_per_opportunity_max"], 1, "{stats:#}");
+    assert_eq!(stats["tasks_by_status"]["COMPLETE"], n as u64, "{stats:#}");
+    assert_eq!(stats["tasks_by_status"]["FAILED"], 0, "{stats:#}");
+
+    // the resets after the effect met their own association at least once, and the journal
+    // says so; every check found the effect in place (nobody else touched these)
+    let records = cosell::journal::read(&dir.path().join("r/journal.jsonl"))
+        .unwrap()
+        .records;
+    let checks: Vec<(&str, bool)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::EffectChecked { read, in_place, .. } => Some((read.as_str(), *in_place)),
+            _ => None,
+        })
+        .collect();
+    assert!(!checks.is_empty(), "no retry met its own effect");
+    assert!(
+        checks
+            .iter()
+            .all(|&(read, ok)| read == "GetOpportunity" && ok),
+        "{checks:?}"
+    );
+    let noted = ledger
+        .iter()
+        .filter(|r| r["notes"].starts_with("solution: already in place"))
+        .count();
+    assert_eq!(
+        noted,
+        checks.len(),
+        "every check is on its row's ledger line"
+    );
+}
