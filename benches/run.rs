@@ -7,7 +7,13 @@
 //! 2. Engine overhead: the same campaign shape with 2,000 rows, `--quotas none` and client
 //!    limits lifted; reports the `cosell` process's CPU time (user + system) per API call.
 //!
-//! Both run the real release binary as a child process, so the CPU figure is the engine's
+//! 3. Opportunity campaign: `playbooks/create-and-submit-opportunities.yaml` on 400 CRM rows
+//!    (CreateOpportunity, AssociateOpportunity, StartEngagementFromOpportunityTask: 3 writes a
+//!    row, 1,200 writes) at `--quotas x20` with client rates at the same x20 quotas. Reports
+//!    elapsed time against the write bound (1,199 intervals at 20/s: 59.95 s) and the
+//!    ThrottlingExceptions served.
+//!
+//! All run the real release binary as a child process, so the CPU figure is the engine's
 //! alone (the emulator runs in this process).
 
 use std::path::{Path, PathBuf};
@@ -79,12 +85,45 @@ fn emulator(quotas: &str) -> (tokio::runtime::Runtime, cosell::emulator::Emulato
     (rt, h)
 }
 
+fn crm(n: usize, dir: &Path) -> PathBuf {
+    let mut r = csv::Reader::from_path(repo().join("examples/crm-opportunities.csv")).unwrap();
+    let headers = r.headers().unwrap().clone();
+    let template = r.records().next().unwrap().unwrap();
+    let path = dir.join(format!("crm-{n}.csv"));
+    let mut w = csv::Writer::from_path(&path).unwrap();
+    w.write_record(&headers).unwrap();
+    for i in 0..n {
+        let rec: Vec<String> = headers
+            .iter()
+            .zip(template.iter())
+            .map(|(h, v)| match h {
+                "crm_id" => format!("CRM-{i:05}"),
+                "company" => format!("{v} {i}"),
+                _ => v.to_string(),
+            })
+            .collect();
+        w.write_record(&rec).unwrap();
+    }
+    w.flush().unwrap();
+    path
+}
+
 fn run(url: &str, csv: &Path, dir: &Path, rates: &[&str]) -> (f64, f64, i32) {
+    run_playbook("playbooks/invite-partners.yaml", url, csv, dir, rates)
+}
+
+fn run_playbook(
+    playbook: &str,
+    url: &str,
+    csv: &Path,
+    dir: &Path,
+    rates: &[&str],
+) -> (f64, f64, i32) {
     let cpu0 = children_cpu();
     let t0 = Instant::now();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosell"));
     cmd.arg("run")
-        .arg(repo().join("playbooks/invite-partners.yaml"))
+        .arg(repo().join(playbook))
         .arg("--input")
         .arg(csv)
         .arg("--run-dir")
@@ -116,16 +155,34 @@ fn total_calls(stats: &serde_json::Value) -> u64 {
 }
 
 fn main() {
-    let tmp = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path();
+    // `cargo bench --bench run -- NAME` runs the sections whose name contains NAME
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| name.contains(o.as_str()));
+    if wanted("quota-bound") {
+        quota_bound(tmp);
+    }
+    if wanted("engine-cpu") {
+        engine_cpu(tmp);
+    }
+    if wanted("opportunity-campaign") {
+        opportunity_campaign(tmp);
+    }
+}
 
+fn quota_bound(tmp: &Path) {
     // 1. quota bound
     let rows = 400;
-    let csv = partners(rows, tmp.path());
+    let csv = partners(rows, tmp);
     let (_rt, h) = emulator("x20");
     let (elapsed, _, code) = run(
         &h.url(),
         &csv,
-        &tmp.path().join("bound"),
+        &tmp.join("bound"),
         &["write=20/s", "read=200/s", "engagement-write=300/s"],
     );
     let stats = h.stats();
@@ -137,15 +194,17 @@ fn main() {
         elapsed / bound,
         stats["throttled"]
     );
+}
 
+fn engine_cpu(tmp: &Path) {
     // 2. engine CPU per call
     let rows = 2000;
-    let csv = partners(rows, tmp.path());
+    let csv = partners(rows, tmp);
     let (_rt2, h2) = emulator("none");
     let (elapsed, cpu, code) = run(
         &h2.url(),
         &csv,
-        &tmp.path().join("cpu"),
+        &tmp.join("cpu"),
         &[
             "write=1000000/s",
             "read=1000000/s",
@@ -158,5 +217,30 @@ fn main() {
          {:.1} µs CPU per call (user+sys of the cosell process, incl. startup and validation); exit {code}",
         calls as f64 / elapsed,
         cpu / calls as f64 * 1e6
+    );
+}
+
+fn opportunity_campaign(tmp: &Path) {
+    // 3. the opportunity campaign: 3 writes a row
+    let rows = 400;
+    let csv = crm(rows, tmp);
+    let (_rt3, h3) = emulator("x20");
+    let (elapsed, _, code) = run_playbook(
+        "playbooks/create-and-submit-opportunities.yaml",
+        &h3.url(),
+        &csv,
+        &tmp.join("opportunities"),
+        &["write=20/s", "read=200/s"],
+    );
+    let stats = h3.stats();
+    assert_eq!(stats["resources"]["associations"], rows as u64, "{stats:#}");
+    assert_eq!(stats["submissions_per_opportunity_max"], 1, "{stats:#}");
+    let writes = 3 * rows;
+    let bound = (writes - 1) as f64 / 20.0;
+    println!(
+        "opportunity-campaign: {rows} rows create+associate+start engagement ({writes} writes), \
+         quotas x20: {elapsed:.2} s vs write bound {bound:.2} s = {:.3}x; throttled {}; exit {code}",
+        elapsed / bound,
+        stats["throttled"]
     );
 }
