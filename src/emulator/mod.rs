@@ -34,8 +34,10 @@
 //! - STS `GetCallerIdentity` is served on the same endpoint (see `sts`).
 
 mod config;
+mod engagements;
 mod error;
 mod fixture;
+mod invitations;
 mod limits;
 mod opportunities;
 mod ops;
@@ -43,6 +45,7 @@ mod server;
 mod solutions;
 mod state;
 mod sts;
+mod tasks;
 
 pub use config::{parse_duration, Fault, Faults, Quotas};
 pub use fixture::Fixture;

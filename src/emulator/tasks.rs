@@ -1,0 +1,462 @@
+//! The asynchronous tasks: StartEngagementByAcceptingInvitationTask,
+//! StartEngagementFromOpportunityTask and their List…Tasks; lazy completion.
+//!
+//! Task rules:
+//! - A task is due `--task-delay` after it starts and completes lazily (the first request or
+//!   stats read after that). With `--task-delay 0s` it completes inside the Start call, as the
+//!   real service has been observed to do: the Start response already says `COMPLETE` (or
+//!   `FAILED`) with the same result ids a later List…Tasks reports, and the effects (invitation
+//!   ACCEPTED, opportunity, engagement) are in place when the response is sent.
+//! - An accepting task may be started on an EXPIRED invitation and then FAILS
+//!   (`InvitationValidationFailed`); on an ACCEPTED or REJECTED one the Start is a
+//!   `ConflictException`.
+//! - At completion the failure rules run first (expired invitation, conflicts); a task that
+//!   passes them and drew the `task_failure` fault at start ends `FAILED` with its retryable
+//!   `ReasonCode` (`InternalError` / `RequestThrottled`) and changes nothing else, so the
+//!   invitation stays PENDING and the opportunity free: a Start with a new ClientToken begins
+//!   a new task; the same ClientToken replays the failed task.
+
+use super::error::ApiError;
+use super::invitations::receiver_invitation;
+use super::opportunities::{opportunity_arn, owned_opportunity};
+use super::ops::{
+    descending, engagement_arn, invitation_arn, page, put_next, s, str_list, to_body, Ctx,
+    RunResult,
+};
+use super::state::*;
+use serde_json::{json, Map, Value};
+
+fn task_arn(account: &str, catalog: &str, kind: TaskKind, id: &str) -> String {
+    let k = match kind {
+        TaskKind::AcceptInvitation => "engagement-by-accepting-invitation-task",
+        TaskKind::FromOpportunity => "engagement-from-opportunity-task",
+    };
+    format!("arn:aws:partnercentral:us-east-1:{account}:catalog/{catalog}/{k}/{id}")
+}
+
+fn task_summary(t: &Task) -> Value {
+    let mut v = json!({
+        "TaskId": t.id, "TaskArn": t.arn, "StartTime": iso(t.started_at),
+        "TaskStatus": t.status.as_str(),
+    });
+    let mut put = |k: &str, x: &Option<String>| {
+        if let Some(x) = x {
+            v[k] = Value::String(x.clone());
+        }
+    };
+    put("Message", &t.message);
+    put("ReasonCode", &t.reason_code);
+    put("OpportunityId", &t.opportunity_id);
+    put("ResourceSnapshotJobId", &t.job_id);
+    if t.kind == TaskKind::FromOpportunity {
+        put("EngagementId", &t.engagement_id);
+    }
+    put("EngagementInvitationId", &t.invitation_id);
+    v
+}
+
+pub(super) fn start_task_response(t: &Task) -> Value {
+    task_summary(t)
+}
+
+fn new_task(state: &mut State, ctx: &Ctx<'_>, catalog: &str, kind: TaskKind) -> Task {
+    let id = state.new_task_id();
+    let seq = state.next_seq();
+    Task {
+        arn: task_arn(ctx.account, catalog, kind, &id),
+        id,
+        kind,
+        catalog: catalog.to_string(),
+        seq,
+        owner: ctx.account.to_string(),
+        started_at: ctx.now,
+        due_at: ctx.now + ctx.task_delay_ms,
+        status: TaskStatus::InProgress,
+        reason_code: None,
+        message: None,
+        opportunity_id: None,
+        engagement_id: None,
+        invitation_id: None,
+        job_id: None,
+        injected_failure: ctx.task_failure.map(str::to_string),
+    }
+}
+
+/// Store a new task; a task already due (`--task-delay 0s`) completes here, so the Start
+/// response reports its final status and result ids.
+fn schedule(state: &mut State, ctx: &Ctx<'_>, task: Task) -> RunResult {
+    let id = task.id.clone();
+    let due_now = task.due_at <= ctx.now;
+    if !due_now {
+        state
+            .pending
+            .push(std::cmp::Reverse((task.due_at, task.seq, id.clone())));
+    }
+    state.tasks.insert(id.clone(), task);
+    if due_now {
+        complete(state, &id, ctx.now, ctx.ttl_ms);
+    }
+    let out = start_task_response(&state.tasks[&id]);
+    Ok((to_body(&out), Some(id)))
+}
+
+pub(super) fn start_accept(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> RunResult {
+    let inv_id = receiver_invitation(state, ctx, body, "accept")?.id.clone();
+    let catalog = s(body, "Catalog").to_string();
+    let mut task = new_task(state, ctx, &catalog, TaskKind::AcceptInvitation);
+    task.invitation_id = Some(inv_id.clone());
+    *state.accept_tasks_per_invitation.entry(inv_id).or_default() += 1;
+    schedule(state, ctx, task)
+}
+
+pub(super) fn start_from_opportunity(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> RunResult {
+    let catalog = s(body, "Catalog").to_string();
+    let o = owned_opportunity(state, &catalog, s(body, "Identifier"), ctx.account)?;
+    if let Some(e) = &o.engagement_id {
+        return Err(ApiError::conflict(format!(
+            "Opportunity {} already started engagement {e}",
+            o.id
+        )));
+    }
+    let opp_id = o.id.clone();
+    let mut task = new_task(state, ctx, &catalog, TaskKind::FromOpportunity);
+    task.opportunity_id = Some(opp_id);
+    schedule(state, ctx, task)
+}
+
+pub(super) fn list_tasks(
+    state: &mut State,
+    ctx: &Ctx<'_>,
+    body: &Value,
+    kind: TaskKind,
+) -> Result<Value, ApiError> {
+    let catalog = s(body, "Catalog");
+    let ids: Option<Vec<&str>> =
+        str_list(body, "TaskIdentifier").map(|v| v.into_iter().map(bare_id).collect());
+    let statuses = str_list(body, "TaskStatus");
+    let invitations: Option<Vec<&str>> = str_list(body, "EngagementInvitationIdentifier")
+        .map(|v| v.into_iter().map(bare_id).collect());
+    let opportunities = str_list(body, "OpportunityIdentifier");
+    let engagements: Option<Vec<&str>> =
+        str_list(body, "EngagementIdentifier").map(|v| v.into_iter().map(bare_id).collect());
+    let matches = |f: &Option<Vec<&str>>, v: &Option<String>| {
+        f.as_ref()
+            .is_none_or(|l| v.as_deref().is_some_and(|x| l.contains(&x)))
+    };
+    let mut found: Vec<&Task> = state
+        .tasks
+        .values()
+        .filter(|t| t.kind == kind && t.catalog == catalog && t.owner == ctx.account)
+        .filter(|t| ids.as_ref().is_none_or(|l| l.contains(&t.id.as_str())))
+        .filter(|t| {
+            statuses
+                .as_ref()
+                .is_none_or(|l| l.contains(&t.status.as_str()))
+        })
+        .filter(|t| matches(&invitations, &t.invitation_id))
+        .filter(|t| matches(&opportunities, &t.opportunity_id))
+        .filter(|t| matches(&engagements, &t.engagement_id))
+        .collect();
+    found.sort_by_key(|t| (t.started_at, t.seq));
+    if descending(body) {
+        found.reverse();
+    }
+    let (items, next) = page(body, found, 100)?;
+    let list: Vec<Value> = items.into_iter().map(task_summary).collect();
+    let mut out = json!({ "TaskSummaries": list });
+    put_next(&mut out, next);
+    Ok(out)
+}
+
+/// Complete every task whose delay has passed (lazily, on the next request or stats read).
+pub fn settle(state: &mut State, now: Millis, ttl_ms: i64) {
+    while let Some(std::cmp::Reverse((due, _, _))) = state.pending.peek() {
+        if *due > now {
+            break;
+        }
+        let Some(std::cmp::Reverse((_, _, id))) = state.pending.pop() else {
+            break;
+        };
+        complete(state, &id, now, ttl_ms);
+        state.touch();
+    }
+}
+
+fn fail(state: &mut State, id: &str, reason: &str, message: String) {
+    if let Some(t) = state.tasks.get_mut(id) {
+        t.status = TaskStatus::Failed;
+        t.reason_code = Some(reason.to_string());
+        t.message = Some(message);
+    }
+}
+
+/// The `task_failure` fault: FAILED with the drawn retryable reason, nothing else changes.
+fn inject_failure(state: &mut State, task: &Task, reason: &str) {
+    state.injected_task_failures += 1;
+    let subject = match (&task.invitation_id, &task.opportunity_id) {
+        (Some(i), _) if task.kind == TaskKind::AcceptInvitation => format!("invitation {i}"),
+        (_, Some(o)) => format!("opportunity {o}"),
+        _ => "its resource".into(),
+    };
+    let msg = format!(
+        "The task failed with a transient error ({reason}, injected fault) before it changed \
+         {subject}; start the task again with a new ClientToken"
+    );
+    fail(state, &task.id, reason, msg);
+}
+
+fn complete(state: &mut State, id: &str, now: Millis, ttl_ms: i64) {
+    let Some(task) = state.tasks.get(id).cloned() else {
+        return;
+    };
+    if task.status != TaskStatus::InProgress {
+        return;
+    }
+    match task.kind {
+        TaskKind::AcceptInvitation => complete_accept(state, &task, now),
+        TaskKind::FromOpportunity => complete_from_opportunity(state, &task, now, ttl_ms),
+    }
+}
+
+/// Accepting: the invitation must still be PENDING when the task completes; then the receiver
+/// joins the engagement, gets an opportunity built from the payload, and the invitation is
+/// ACCEPTED.
+fn complete_accept(state: &mut State, task: &Task, now: Millis) {
+    let inv_id = task.invitation_id.clone().unwrap_or_default();
+    let Some(inv) = state.invitations.get(&inv_id) else {
+        return fail(
+            state,
+            &task.id,
+            "InvitationAccessDenied",
+            format!("Engagement invitation {inv_id} no longer exists"),
+        );
+    };
+    match inv.status_at(now) {
+        InvitationStatus::Pending => {}
+        InvitationStatus::Expired => {
+            let msg = format!(
+                "Engagement invitation {inv_id} expired at {} before the task completed; ask the sender for a new invitation",
+                iso(inv.expires_at)
+            );
+            return fail(state, &task.id, "InvitationValidationFailed", msg);
+        }
+        other => {
+            let msg = format!(
+                "Engagement invitation {inv_id} is {} (another task or action got there first); it can no longer be accepted",
+                other.as_str()
+            );
+            return fail(state, &task.id, "EngagementInvitationConflict", msg);
+        }
+    }
+    if let Some(reason) = &task.injected_failure {
+        return inject_failure(state, task, reason);
+    }
+    let inv = inv.clone();
+    let opp_id = state.new_opportunity_id();
+    let job_id = state.new_job_id();
+    let seq = state.next_seq();
+    let fields = opportunity_from_payload(&inv.payload);
+    state.opportunities.insert(
+        opp_id.clone(),
+        Opportunity {
+            arn: opportunity_arn(&task.owner, &inv.catalog, &opp_id),
+            id: opp_id.clone(),
+            catalog: inv.catalog.clone(),
+            seq,
+            owner: task.owner.clone(),
+            fields,
+            created_at: now,
+            modified_at: now,
+            engagement_id: Some(inv.engagement_id.clone()),
+            related: Default::default(),
+            submission: None,
+        },
+    );
+    if let Some(e) = state.engagements.get_mut(&inv.engagement_id) {
+        if !e.members.contains(&task.owner) {
+            e.members.push(task.owner.clone());
+        }
+        e.modified_at = now;
+        e.modified_by = task.owner.clone();
+    }
+    if let Some(i) = state.invitations.get_mut(&inv_id) {
+        i.status = InvitationStatus::Accepted;
+    }
+    if let Some(t) = state.tasks.get_mut(&task.id) {
+        t.status = TaskStatus::Complete;
+        t.opportunity_id = Some(opp_id);
+        t.job_id = Some(job_id);
+        t.engagement_id = Some(inv.engagement_id);
+    }
+}
+
+/// The receiver's opportunity, built from an invitation payload.
+fn opportunity_from_payload(payload: &Value) -> Map<String, Value> {
+    let mut f = Map::new();
+    let mut account = Map::new();
+    let (customer, project) = if let Some(p) = payload.get("OpportunityInvitation") {
+        (&p["Customer"], Some(&p["Project"]))
+    } else if let Some(p) = payload.get("LeadInvitation") {
+        (&p["Customer"], None)
+    } else {
+        (&Value::Null, None)
+    };
+    for k in ["CompanyName", "Industry", "WebsiteUrl"] {
+        if let Some(v) = customer.get(k) {
+            account.insert(k.into(), v.clone());
+        }
+    }
+    if let Some(c) = customer.get("CountryCode") {
+        account.insert("Address".into(), json!({"CountryCode": c}));
+    }
+    if !account.is_empty() {
+        f.insert("Customer".into(), json!({"Account": account}));
+    }
+    let mut life = json!({"Stage": "Prospect", "ReviewStatus": "Pending Submission"});
+    if let Some(p) = project {
+        let mut proj = Map::new();
+        if let Some(t) = p.get("Title") {
+            proj.insert("Title".into(), t.clone());
+        }
+        if let Some(b) = p.get("BusinessProblem") {
+            proj.insert("CustomerBusinessProblem".into(), b.clone());
+        }
+        if let Some(x) = p.get("ExpectedCustomerSpend") {
+            proj.insert("ExpectedCustomerSpend".into(), x.clone());
+        }
+        f.insert("Project".into(), Value::Object(proj));
+        if let Some(d) = p.get("TargetCompletionDate") {
+            life["TargetCloseDate"] = d.clone();
+        }
+    }
+    f.insert("LifeCycle".into(), life);
+    f.insert("OpportunityType".into(), "Net New Business".into());
+    f
+}
+
+/// From an opportunity: the opportunity must not have started an engagement yet when the task
+/// completes; then an engagement (owned by the caller) and an invitation to AWS (receiver
+/// `aws`) are created, and the opportunity is marked Submitted.
+fn complete_from_opportunity(state: &mut State, task: &Task, now: Millis, ttl_ms: i64) {
+    let opp_id = task.opportunity_id.clone().unwrap_or_default();
+    let Some(opp) = state.opportunities.get(&opp_id) else {
+        return fail(
+            state,
+            &task.id,
+            "OpportunityAccessDenied",
+            format!("Opportunity {opp_id} no longer exists"),
+        );
+    };
+    if let Some(e) = &opp.engagement_id {
+        let msg = format!(
+            "Opportunity {opp_id} already started engagement {e} (an earlier task completed first)"
+        );
+        return fail(state, &task.id, "OpportunityConflict", msg);
+    }
+    if let Some(reason) = &task.injected_failure {
+        return inject_failure(state, task, reason);
+    }
+    let opp = opp.clone();
+    let catalog = opp.catalog.clone();
+    let account = &opp.fields.get("Customer").map(|c| &c["Account"]);
+    let project = opp.fields.get("Project");
+    let title: String = project
+        .and_then(|p| p["Title"].as_str())
+        .unwrap_or(&opp_id)
+        .chars()
+        .take(40)
+        .collect();
+    let problem = project
+        .and_then(|p| p["CustomerBusinessProblem"].as_str())
+        .map(str::to_string);
+    let eng_id = state.new_engagement_id();
+    let seq = state.next_seq();
+    state.engagements.insert(
+        eng_id.clone(),
+        Engagement {
+            arn: engagement_arn(&task.owner, &catalog, &eng_id),
+            id: eng_id.clone(),
+            catalog: catalog.clone(),
+            seq,
+            title: Some(title.clone()),
+            description: problem
+                .as_ref()
+                .map(|p| p.chars().take(255).collect::<String>()),
+            contexts: None,
+            created_at: now,
+            created_by: task.owner.clone(),
+            modified_at: now,
+            modified_by: task.owner.clone(),
+            members: vec![task.owner.clone()],
+        },
+    );
+    let get = |k: &str, default: &str| -> Value {
+        account
+            .and_then(|a| a.get(k))
+            .cloned()
+            .unwrap_or_else(|| default.into())
+    };
+    let country = account
+        .and_then(|a| a["Address"].get("CountryCode"))
+        .cloned()
+        .unwrap_or_else(|| "US".into());
+    let target = opp
+        .fields
+        .get("LifeCycle")
+        .and_then(|l| l.get("TargetCloseDate"))
+        .cloned()
+        .unwrap_or_else(|| iso(now + 90 * 86_400_000)[..10].into());
+    let payload = json!({"OpportunityInvitation": {
+        "ReceiverResponsibilities": ["Co-Sell Facilitator"],
+        "Customer": {
+            "CompanyName": get("CompanyName", "Unknown"),
+            "Industry": get("Industry", "Other"),
+            "WebsiteUrl": get("WebsiteUrl", "https://unknown.example.com"),
+            "CountryCode": country,
+        },
+        "Project": {
+            "Title": title,
+            "BusinessProblem": problem.unwrap_or_else(|| "Not stated in the opportunity".into()),
+            "TargetCompletionDate": target,
+            "ExpectedCustomerSpend": project.and_then(|p| p.get("ExpectedCustomerSpend")).cloned().unwrap_or_else(|| json!([])),
+        },
+    }});
+    let inv_id = state.new_invitation_id();
+    let seq = state.next_seq();
+    state.invitations.insert(
+        inv_id.clone(),
+        Invitation {
+            arn: invitation_arn(&task.owner, &catalog, &inv_id),
+            id: inv_id.clone(),
+            catalog: catalog.clone(),
+            seq,
+            engagement_id: eng_id.clone(),
+            sender: task.owner.clone(),
+            receiver: "aws".into(),
+            receiver_value: json!({"Account": {"AwsAccountId": "aws", "Alias": "AWS"}}),
+            message: format!("Opportunity {opp_id} submitted to AWS for co-sell"),
+            payload_type: "OpportunityInvitation".into(),
+            payload,
+            status: InvitationStatus::Pending,
+            invited_at: now,
+            expires_at: now + ttl_ms,
+            rejection_reason: None,
+            sender_company_name: None,
+        },
+    );
+    let job_id = state.new_job_id();
+    if let Some(o) = state.opportunities.get_mut(&opp_id) {
+        o.engagement_id = Some(eng_id.clone());
+        o.modified_at = now;
+        let life = o.fields.entry("LifeCycle").or_insert_with(|| json!({}));
+        if life.is_object() {
+            life["ReviewStatus"] = "Submitted".into();
+        }
+    }
+    if let Some(t) = state.tasks.get_mut(&task.id) {
+        t.status = TaskStatus::Complete;
+        t.engagement_id = Some(eng_id);
+        t.invitation_id = Some(inv_id);
+        t.job_id = Some(job_id);
+    }
+}
