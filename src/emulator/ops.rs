@@ -257,6 +257,7 @@ pub(super) fn put_next(out: &mut Value, next: Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn canonical_hash_ignores_key_order_but_not_values() {
