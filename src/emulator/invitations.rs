@@ -1,11 +1,20 @@
-//! Engagement invitations: Create, Get, List, Reject.
+//! Engagement invitations: Create, Get, List, Reject, Accept.
 //!
 //! Rules enforced here:
+//! - Only the receiver may reject or accept an invitation (the sender is
+//!   `AccessDeniedException`; any other account does not see it: `ResourceNotFoundException`).
+//! - AcceptEngagementInvitation (no ClientToken) needs a PENDING invitation: one that is
+//!   ACCEPTED, REJECTED or EXPIRED is a `ConflictException`, so a repeated accept is a conflict
+//!   (the effect check reads the invitation to tell it was this client's). The receiver becomes
+//!   a member of the engagement ([`join_engagement`], the same effect a completed accepting
+//!   task has) and the invitation is ACCEPTED; unlike the accepting task it creates no
+//!   opportunity (StartOpportunityFromEngagementTask does that from a context).
 //! - Invitations carry `SenderCompanyName`: the fixture's value for fixture invitations, else
 //!   the sender account's company name ([`State::company_name`]).
 
 use super::engagements::member_engagement;
 use super::error::ApiError;
+use super::opportunities::bump;
 use super::ops::{invitation_arn, page, put_next, s, str_list, Ctx};
 use super::state::*;
 use serde::Serialize;
@@ -238,13 +247,15 @@ pub(super) fn list_invitations(
 }
 
 /// The invitation for a receiver-only action (reject, accept): the sender is refused, and the
-/// invitation must be PENDING, except that an accepting task may start on an EXPIRED one (it
-/// then fails with `InvitationValidationFailed`, as the service reports it).
+/// invitation must be PENDING, except that an accepting task may start on an EXPIRED one
+/// (`expired_may_start`; it then fails with `InvitationValidationFailed`, as the service
+/// reports it).
 pub(super) fn receiver_invitation<'s>(
     state: &'s State,
     ctx: &Ctx<'_>,
     body: &Value,
     action: &str,
+    expired_may_start: bool,
 ) -> Result<&'s Invitation, ApiError> {
     let i = visible_invitation(
         state,
@@ -259,7 +270,7 @@ pub(super) fn receiver_invitation<'s>(
         )));
     }
     let status = i.status_at(ctx.now);
-    let task_may_fail = action == "accept" && status == InvitationStatus::Expired;
+    let task_may_fail = expired_may_start && status == InvitationStatus::Expired;
     if status != InvitationStatus::Pending && !task_may_fail {
         return Err(ApiError::conflict(format!(
             "Engagement invitation {} is {}, not PENDING; it cannot be {action}ed",
@@ -275,7 +286,9 @@ pub(super) fn reject_invitation(
     ctx: &Ctx<'_>,
     body: &Value,
 ) -> Result<Value, ApiError> {
-    let id = receiver_invitation(state, ctx, body, "reject")?.id.clone();
+    let id = receiver_invitation(state, ctx, body, "reject", false)?
+        .id
+        .clone();
     if let Some(i) = state.invitations.get_mut(&id) {
         i.status = InvitationStatus::Rejected;
         i.rejection_reason = body
@@ -284,4 +297,34 @@ pub(super) fn reject_invitation(
             .map(str::to_string);
     }
     Ok(json!({}))
+}
+
+pub(super) fn accept_invitation(
+    state: &mut State,
+    ctx: &Ctx<'_>,
+    body: &Value,
+) -> Result<Value, ApiError> {
+    let id = receiver_invitation(state, ctx, body, "accept", false)?
+        .id
+        .clone();
+    join_engagement(state, &id, ctx.account, ctx.now);
+    Ok(json!({}))
+}
+
+/// Accepting an invitation: `account` joins the invitation's engagement (which changes: a
+/// strictly later `ModifiedAt`, `ModifiedBy` the new member) and the invitation is ACCEPTED.
+/// Shared by AcceptEngagementInvitation and the accepting task's completion.
+pub(super) fn join_engagement(state: &mut State, invitation_id: &str, account: &str, now: Millis) {
+    let Some(i) = state.invitations.get_mut(invitation_id) else {
+        return;
+    };
+    i.status = InvitationStatus::Accepted;
+    let engagement_id = i.engagement_id.clone();
+    if let Some(e) = state.engagements.get_mut(&engagement_id) {
+        if !e.members.iter().any(|m| m == account) {
+            e.members.push(account.to_string());
+        }
+        e.modified_at = bump(e.modified_at, now);
+        e.modified_by = account.to_string();
+    }
 }

@@ -99,7 +99,7 @@ pub fn execute(
         }
         let body = match &rec.task_id {
             Some(t) => match state.tasks.get(t) {
-                Some(task) => to_body(&start_task_response(task)),
+                Some(task) => to_body(&start_task_response(task, ctx.now)),
                 None => to_body(&rec.response),
             },
             None => to_body(&rec.response),
@@ -181,6 +181,23 @@ fn run(state: &mut State, op: &str, ctx: &Ctx<'_>, body: &Value) -> RunResult {
             body,
             TaskKind::FromOpportunity,
         )),
+        "AcceptEngagementInvitation" => plain(inv::accept_invitation(state, ctx, body)),
+        "ListEngagementMembers" => plain(eng::list_members(state, ctx, body)),
+        "CreateEngagementContext" => plain(eng::create_context(state, ctx, body)),
+        "UpdateEngagementContext" => plain(eng::update_context(state, ctx, body)),
+        "ListEngagementResourceAssociations" => {
+            plain(eng::list_resource_associations(state, ctx, body))
+        }
+        "StartOpportunityFromEngagementTask" => tasks::start_from_engagement(state, ctx, body),
+        "ListOpportunityFromEngagementTasks" => plain(tasks::list_tasks(
+            state,
+            ctx,
+            body,
+            TaskKind::FromEngagement,
+        )),
+        "StartProspectingFromEngagementTask" => tasks::start_prospecting(state, ctx, body),
+        "GetProspectingFromEngagementTask" => plain(tasks::get_prospecting(state, ctx, body)),
+        "ListProspectingFromEngagementTasks" => plain(tasks::list_prospecting(state, ctx, body)),
         "CreateOpportunity" => plain(opp::create_opportunity(state, ctx, body)),
         "GetOpportunity" => plain(opp::get_opportunity(state, ctx, body)),
         "UpdateOpportunity" => plain(opp::update_opportunity(state, ctx, body)),

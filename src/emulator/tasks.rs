@@ -16,9 +16,10 @@
 //!   invitation stays PENDING and the opportunity free: a Start with a new ClientToken begins
 //!   a new task; the same ClientToken replays the failed task.
 
+use super::engagements::{find_context, member_engagement, number_contexts, MAX_CONTEXTS};
 use super::error::ApiError;
-use super::invitations::receiver_invitation;
-use super::opportunities::{opportunity_arn, owned_opportunity};
+use super::invitations::{join_engagement, receiver_invitation};
+use super::opportunities::{bump, opportunity_arn, owned_opportunity, timestamp};
 use super::ops::{
     descending, engagement_arn, invitation_arn, page, put_next, s, str_list, to_body, Ctx,
     RunResult,
@@ -30,6 +31,13 @@ fn task_arn(account: &str, catalog: &str, kind: TaskKind, id: &str) -> String {
     let k = match kind {
         TaskKind::AcceptInvitation => "engagement-by-accepting-invitation-task",
         TaskKind::FromOpportunity => "engagement-from-opportunity-task",
+        TaskKind::FromEngagement => "opportunity-from-engagement-task",
+        // `ProspectingTaskArn`: arn:aws:partnercentral-selling:…:catalog/…/prospecting-…
+        TaskKind::Prospecting => {
+            return format!(
+                "arn:aws:partnercentral-selling:us-east-1:{account}:catalog/{catalog}/prospecting-from-engagement-task/{id}"
+            )
+        }
     };
     format!("arn:aws:partnercentral:us-east-1:{account}:catalog/{catalog}/{k}/{id}")
 }
@@ -48,19 +56,31 @@ fn task_summary(t: &Task) -> Value {
     put("ReasonCode", &t.reason_code);
     put("OpportunityId", &t.opportunity_id);
     put("ResourceSnapshotJobId", &t.job_id);
-    if t.kind == TaskKind::FromOpportunity {
+    if matches!(t.kind, TaskKind::FromOpportunity | TaskKind::FromEngagement) {
         put("EngagementId", &t.engagement_id);
     }
-    put("EngagementInvitationId", &t.invitation_id);
+    if t.kind == TaskKind::FromEngagement {
+        put("ContextId", &t.context_id);
+    } else {
+        put("EngagementInvitationId", &t.invitation_id);
+    }
     v
 }
 
-pub(super) fn start_task_response(t: &Task) -> Value {
-    task_summary(t)
+/// The answer of a Start…Task (also on an idempotent replay, with the task's status at `now`).
+pub(super) fn start_task_response(t: &Task, now: Millis) -> Value {
+    match t.kind {
+        TaskKind::Prospecting => prospecting_start_response(t, now),
+        _ => task_summary(t),
+    }
 }
 
 fn new_task(state: &mut State, ctx: &Ctx<'_>, catalog: &str, kind: TaskKind) -> Task {
-    let id = state.new_task_id();
+    let id = if kind == TaskKind::Prospecting {
+        state.new_prospecting_task_id()
+    } else {
+        state.new_task_id()
+    };
     let seq = state.next_seq();
     Task {
         arn: task_arn(ctx.account, catalog, kind, &id),
@@ -79,6 +99,10 @@ fn new_task(state: &mut State, ctx: &Ctx<'_>, catalog: &str, kind: TaskKind) -> 
         invitation_id: None,
         job_id: None,
         injected_failure: ctx.task_failure.map(str::to_string),
+        context_id: None,
+        name: None,
+        prospects: Vec::new(),
+        ended_at: None,
     }
 }
 
@@ -96,12 +120,14 @@ fn schedule(state: &mut State, ctx: &Ctx<'_>, task: Task) -> RunResult {
     if due_now {
         complete(state, &id, ctx.now, ctx.ttl_ms);
     }
-    let out = start_task_response(&state.tasks[&id]);
+    let out = start_task_response(&state.tasks[&id], ctx.now);
     Ok((to_body(&out), Some(id)))
 }
 
 pub(super) fn start_accept(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> RunResult {
-    let inv_id = receiver_invitation(state, ctx, body, "accept")?.id.clone();
+    let inv_id = receiver_invitation(state, ctx, body, "accept", true)?
+        .id
+        .clone();
     let catalog = s(body, "Catalog").to_string();
     let mut task = new_task(state, ctx, &catalog, TaskKind::AcceptInvitation);
     task.invitation_id = Some(inv_id.clone());
@@ -139,6 +165,7 @@ pub(super) fn list_tasks(
     let opportunities = str_list(body, "OpportunityIdentifier");
     let engagements: Option<Vec<&str>> =
         str_list(body, "EngagementIdentifier").map(|v| v.into_iter().map(bare_id).collect());
+    let contexts = str_list(body, "ContextIdentifier");
     let matches = |f: &Option<Vec<&str>>, v: &Option<String>| {
         f.as_ref()
             .is_none_or(|l| v.as_deref().is_some_and(|x| l.contains(&x)))
@@ -156,6 +183,7 @@ pub(super) fn list_tasks(
         .filter(|t| matches(&invitations, &t.invitation_id))
         .filter(|t| matches(&opportunities, &t.opportunity_id))
         .filter(|t| matches(&engagements, &t.engagement_id))
+        .filter(|t| matches(&contexts, &t.context_id))
         .collect();
     found.sort_by_key(|t| (t.started_at, t.seq));
     if descending(body) {
@@ -182,27 +210,32 @@ pub fn settle(state: &mut State, now: Millis, ttl_ms: i64) {
     }
 }
 
-fn fail(state: &mut State, id: &str, reason: &str, message: String) {
+fn fail(state: &mut State, id: &str, now: Millis, reason: &str, message: String) {
     if let Some(t) = state.tasks.get_mut(id) {
         t.status = TaskStatus::Failed;
+        t.ended_at = Some(now);
         t.reason_code = Some(reason.to_string());
         t.message = Some(message);
     }
 }
 
 /// The `task_failure` fault: FAILED with the drawn retryable reason, nothing else changes.
-fn inject_failure(state: &mut State, task: &Task, reason: &str) {
+fn inject_failure(state: &mut State, task: &Task, now: Millis, reason: &str) {
     state.injected_task_failures += 1;
     let subject = match (&task.invitation_id, &task.opportunity_id) {
         (Some(i), _) if task.kind == TaskKind::AcceptInvitation => format!("invitation {i}"),
         (_, Some(o)) => format!("opportunity {o}"),
+        _ if task.kind == TaskKind::FromEngagement => {
+            format!("engagement {}", task.engagement_id.as_deref().unwrap_or(""))
+        }
+        _ if task.kind == TaskKind::Prospecting => "any engagement".into(),
         _ => "its resource".into(),
     };
     let msg = format!(
         "The task failed with a transient error ({reason}, injected fault) before it changed \
          {subject}; start the task again with a new ClientToken"
     );
-    fail(state, &task.id, reason, msg);
+    fail(state, &task.id, now, reason, msg);
 }
 
 fn complete(state: &mut State, id: &str, now: Millis, ttl_ms: i64) {
@@ -215,6 +248,8 @@ fn complete(state: &mut State, id: &str, now: Millis, ttl_ms: i64) {
     match task.kind {
         TaskKind::AcceptInvitation => complete_accept(state, &task, now),
         TaskKind::FromOpportunity => complete_from_opportunity(state, &task, now, ttl_ms),
+        TaskKind::FromEngagement => complete_from_engagement(state, &task, now),
+        TaskKind::Prospecting => complete_prospecting(state, &task, now),
     }
 }
 
@@ -227,6 +262,7 @@ fn complete_accept(state: &mut State, task: &Task, now: Millis) {
         return fail(
             state,
             &task.id,
+            now,
             "InvitationAccessDenied",
             format!("Engagement invitation {inv_id} no longer exists"),
         );
@@ -238,18 +274,18 @@ fn complete_accept(state: &mut State, task: &Task, now: Millis) {
                 "Engagement invitation {inv_id} expired at {} before the task completed; ask the sender for a new invitation",
                 iso(inv.expires_at)
             );
-            return fail(state, &task.id, "InvitationValidationFailed", msg);
+            return fail(state, &task.id, now, "InvitationValidationFailed", msg);
         }
         other => {
             let msg = format!(
                 "Engagement invitation {inv_id} is {} (another task or action got there first); it can no longer be accepted",
                 other.as_str()
             );
-            return fail(state, &task.id, "EngagementInvitationConflict", msg);
+            return fail(state, &task.id, now, "EngagementInvitationConflict", msg);
         }
     }
     if let Some(reason) = &task.injected_failure {
-        return inject_failure(state, task, reason);
+        return inject_failure(state, task, now, reason);
     }
     let inv = inv.clone();
     let opp_id = state.new_opportunity_id();
@@ -272,16 +308,7 @@ fn complete_accept(state: &mut State, task: &Task, now: Millis) {
             submission: None,
         },
     );
-    if let Some(e) = state.engagements.get_mut(&inv.engagement_id) {
-        if !e.members.contains(&task.owner) {
-            e.members.push(task.owner.clone());
-        }
-        e.modified_at = now;
-        e.modified_by = task.owner.clone();
-    }
-    if let Some(i) = state.invitations.get_mut(&inv_id) {
-        i.status = InvitationStatus::Accepted;
-    }
+    join_engagement(state, &inv_id, &task.owner, now);
     if let Some(t) = state.tasks.get_mut(&task.id) {
         t.status = TaskStatus::Complete;
         t.opportunity_id = Some(opp_id);
@@ -343,6 +370,7 @@ fn complete_from_opportunity(state: &mut State, task: &Task, now: Millis, ttl_ms
         return fail(
             state,
             &task.id,
+            now,
             "OpportunityAccessDenied",
             format!("Opportunity {opp_id} no longer exists"),
         );
@@ -351,10 +379,10 @@ fn complete_from_opportunity(state: &mut State, task: &Task, now: Millis, ttl_ms
         let msg = format!(
             "Opportunity {opp_id} already started engagement {e} (an earlier task completed first)"
         );
-        return fail(state, &task.id, "OpportunityConflict", msg);
+        return fail(state, &task.id, now, "OpportunityConflict", msg);
     }
     if let Some(reason) = &task.injected_failure {
-        return inject_failure(state, task, reason);
+        return inject_failure(state, task, now, reason);
     }
     let opp = opp.clone();
     let catalog = opp.catalog.clone();
@@ -459,4 +487,396 @@ fn complete_from_opportunity(state: &mut State, task: &Task, now: Millis, ttl_ms
         t.invitation_id = Some(inv_id);
         t.job_id = Some(job_id);
     }
+}
+
+// ---- opportunity from engagement -----------------------------------------------------------
+
+/// An opportunity of `owner` already made from this engagement context by a completed task.
+fn opportunity_from_context(
+    state: &State,
+    owner: &str,
+    engagement: &str,
+    context: &str,
+) -> Option<String> {
+    state
+        .tasks
+        .values()
+        .find(|t| {
+            t.kind == TaskKind::FromEngagement
+                && t.status == TaskStatus::Complete
+                && t.owner == owner
+                && t.engagement_id.as_deref() == Some(engagement)
+                && t.context_id.as_deref() == Some(context)
+        })
+        .and_then(|t| t.opportunity_id.clone())
+}
+
+pub(super) fn start_from_engagement(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> RunResult {
+    let catalog = s(body, "Catalog").to_string();
+    let e = member_engagement(state, &catalog, s(body, "Identifier"), ctx.account)?;
+    let eng_id = e.id.clone();
+    let context = s(body, "ContextIdentifier").to_string();
+    if let Some(o) = opportunity_from_context(state, ctx.account, &eng_id, &context) {
+        return Err(ApiError::conflict(format!(
+            "Opportunity {o} was already created from context {context} of engagement {eng_id}"
+        )));
+    }
+    let mut task = new_task(state, ctx, &catalog, TaskKind::FromEngagement);
+    task.engagement_id = Some(eng_id);
+    task.context_id = Some(context);
+    schedule(state, ctx, task)
+}
+
+/// From an engagement context: the context must exist (else `ContextNotFound`), be a
+/// CustomerProject or a Lead that is not disqualified (`DisqualifiedLeadNotPermitted`; a
+/// ProspectingResult is `OpportunityValidationFailed`), and no opportunity of the caller may
+/// have come from it meanwhile (`OpportunityConflict`); then the caller gets an opportunity
+/// built from the context, associated with the engagement.
+fn complete_from_engagement(state: &mut State, task: &Task, now: Millis) {
+    let eng_id = task.engagement_id.clone().unwrap_or_default();
+    let context_id = task.context_id.clone().unwrap_or_default();
+    let Some(e) = state.engagements.get(&eng_id) else {
+        let msg = format!("Engagement {eng_id} no longer exists");
+        return fail(state, &task.id, now, "EngagementAccessDenied", msg);
+    };
+    let Some(context) = find_context(e, &context_id).cloned() else {
+        let msg = format!("Engagement {eng_id} has no context {context_id}");
+        return fail(state, &task.id, now, "ContextNotFound", msg);
+    };
+    let catalog = e.catalog.clone();
+    let payload = match s(&context, "Type") {
+        "CustomerProject" => {
+            json!({"OpportunityInvitation": context["Payload"]["CustomerProject"]})
+        }
+        "Lead" => {
+            let lead = &context["Payload"]["Lead"];
+            if s(lead, "QualificationStatus").eq_ignore_ascii_case("disqualified") {
+                let msg = format!(
+                    "Lead context {context_id} of engagement {eng_id} is disqualified; no opportunity can be made from it"
+                );
+                return fail(state, &task.id, now, "DisqualifiedLeadNotPermitted", msg);
+            }
+            let mut customer = lead["Customer"].clone();
+            if let Some(c) = lead["Customer"]["Address"].get("CountryCode") {
+                customer["CountryCode"] = c.clone();
+            }
+            json!({"LeadInvitation": {"Customer": customer}})
+        }
+        other => {
+            let msg = format!(
+                "Context {context_id} of engagement {eng_id} is a {other} context; an opportunity is made from a CustomerProject or Lead context"
+            );
+            return fail(state, &task.id, now, "OpportunityValidationFailed", msg);
+        }
+    };
+    if let Some(o) = opportunity_from_context(state, &task.owner, &eng_id, &context_id) {
+        let msg = format!(
+            "Opportunity {o} was already created from context {context_id} of engagement {eng_id} (an earlier task completed first)"
+        );
+        return fail(state, &task.id, now, "OpportunityConflict", msg);
+    }
+    if let Some(reason) = &task.injected_failure {
+        return inject_failure(state, task, now, reason);
+    }
+    let opp_id = state.new_opportunity_id();
+    let job_id = state.new_job_id();
+    let seq = state.next_seq();
+    state.opportunities.insert(
+        opp_id.clone(),
+        Opportunity {
+            arn: opportunity_arn(&task.owner, &catalog, &opp_id),
+            id: opp_id.clone(),
+            catalog,
+            seq,
+            owner: task.owner.clone(),
+            fields: opportunity_from_payload(&payload),
+            created_at: now,
+            modified_at: now,
+            engagement_id: Some(eng_id),
+            related: Default::default(),
+            submission: None,
+        },
+    );
+    if let Some(t) = state.tasks.get_mut(&task.id) {
+        t.status = TaskStatus::Complete;
+        t.ended_at = Some(now);
+        t.opportunity_id = Some(opp_id);
+        t.job_id = Some(job_id);
+    }
+}
+
+// ---- prospecting ---------------------------------------------------------------------------
+
+/// `ProspectingTaskStatus` of a prospecting task (or one of its engagements) at `now`:
+/// PENDING in the first half of the delay, IN_PROGRESS in the second, then COMPLETED/FAILED.
+fn prospecting_status(t: &Task, status: TaskStatus, now: Millis) -> &'static str {
+    match status {
+        TaskStatus::Complete => "COMPLETED",
+        TaskStatus::Failed => "FAILED",
+        TaskStatus::InProgress if now < t.started_at + (t.due_at - t.started_at) / 2 => "PENDING",
+        TaskStatus::InProgress => "IN_PROGRESS",
+    }
+}
+
+fn prospecting_start_response(t: &Task, now: Millis) -> Value {
+    let ids: Vec<&str> = t
+        .prospects
+        .iter()
+        .map(|p| p.engagement_id.as_str())
+        .collect();
+    let mut v = json!({
+        "Identifiers": ids, "TaskName": t.name.as_deref().unwrap_or(""),
+        "StartTime": iso(t.started_at), "TaskId": t.id, "TaskArn": t.arn,
+        "TaskStatus": prospecting_status(t, t.status, now),
+    });
+    if let Some(m) = &t.message {
+        v["Message"] = m.clone().into();
+    }
+    if let Some(r) = &t.reason_code {
+        v["ReasonCode"] = r.clone().into();
+    }
+    v
+}
+
+pub(super) fn start_prospecting(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> RunResult {
+    let catalog = s(body, "Catalog").to_string();
+    let ids = str_list(body, "Identifiers").unwrap_or_default();
+    for (i, id) in ids.iter().enumerate() {
+        if ids[..i].contains(id) {
+            return Err(ApiError::business(
+                &format!("Identifiers[{i}]"),
+                "DUPLICATE_KEY_VALUE",
+                format!("Engagement {id} is listed twice; list each engagement once"),
+            ));
+        }
+    }
+    let mut task = new_task(state, ctx, &catalog, TaskKind::Prospecting);
+    task.name = Some(s(body, "TaskName").to_string());
+    task.prospects = ids
+        .iter()
+        .map(|id| Prospect {
+            engagement_id: id.to_string(),
+            status: TaskStatus::InProgress,
+            reason_code: None,
+            message: None,
+        })
+        .collect();
+    schedule(state, ctx, task)
+}
+
+/// Prospecting: each engagement independently. One the caller is not a member of (or that
+/// does not exist in the catalog) FAILS (`EngagementAccessDenied` / `EngagementNotFound`), one
+/// with 5 contexts FAILS (`ServiceQuotaExceeded`); every other gets a ProspectingResult context
+/// and is COMPLETED. The `task_failure` fault fails every engagement and changes nothing.
+fn complete_prospecting(state: &mut State, task: &Task, now: Millis) {
+    let mut prospects = task.prospects.clone();
+    let injected = task.injected_failure.clone();
+    if injected.is_some() {
+        state.injected_task_failures += 1;
+    }
+    let mut failed = 0;
+    for p in prospects.iter_mut() {
+        let outcome = match state.engagements.get_mut(&p.engagement_id) {
+            _ if injected.is_some() => Err((
+                injected.clone().unwrap_or_default(),
+                "A transient error (injected fault) stopped the task before it changed this engagement; start a new task with a new ClientToken".to_string(),
+            )),
+            Some(e) if e.catalog == task.catalog && e.members.contains(&task.owner) => {
+                let cs = e.contexts.get_or_insert_with(|| json!([]));
+                if !cs.is_array() {
+                    *cs = json!([]);
+                }
+                number_contexts(cs, false);
+                let list = cs.as_array_mut().expect("an array");
+                if list.len() >= MAX_CONTEXTS {
+                    Err(("ServiceQuotaExceeded".to_string(), format!(
+                        "Engagement {} already has {MAX_CONTEXTS} contexts; no prospecting result can be added",
+                        p.engagement_id
+                    )))
+                } else {
+                    let customer = list
+                        .iter()
+                        .find(|c| s(c, "Type") == "CustomerProject")
+                        .map(|c| &c["Payload"]["CustomerProject"]["Customer"])
+                        .filter(|c| c.is_object());
+                    let mut aws = json!({
+                        "StartTime": iso(task.started_at), "EndTime": iso(now),
+                        "TaskId": task.id, "TaskArn": task.arn,
+                        "TaskName": task.name.as_deref().unwrap_or(""),
+                    });
+                    if let Some(c) = customer {
+                        let mut pc = Map::new();
+                        for (from, to) in [("CompanyName", "AccountName"), ("CountryCode", "Country"), ("Industry", "Industry")] {
+                            if let Some(v) = c.get(from) {
+                                pc.insert(to.into(), v.clone());
+                            }
+                        }
+                        aws["Customer"] = Value::Object(pc);
+                    }
+                    let next = list
+                        .iter()
+                        .filter_map(|c| c.get("Id")?.as_str()?.parse::<u64>().ok())
+                        .max()
+                        .unwrap_or(0)
+                        + 1;
+                    list.push(json!({"Id": next.to_string(), "Type": "ProspectingResult",
+                        "Payload": {"ProspectingResult": {"Aws": aws}}}));
+                    e.modified_at = bump(e.modified_at, now);
+                    e.modified_by = task.owner.clone();
+                    Ok(())
+                }
+            }
+            Some(e) if e.catalog == task.catalog => Err((
+                "EngagementAccessDenied".to_string(),
+                format!("Account {} is not a member of engagement {}", task.owner, p.engagement_id),
+            )),
+            _ => Err((
+                "EngagementNotFound".to_string(),
+                format!("Engagement {} was not found in catalog {}", p.engagement_id, task.catalog),
+            )),
+        };
+        match outcome {
+            Ok(()) => p.status = TaskStatus::Complete,
+            Err((code, msg)) => {
+                failed += 1;
+                p.status = TaskStatus::Failed;
+                p.reason_code = Some(code);
+                p.message = Some(msg);
+            }
+        }
+    }
+    if let Some(t) = state.tasks.get_mut(&task.id) {
+        t.prospects = prospects;
+        t.ended_at = Some(now);
+        if let Some(reason) = injected {
+            t.status = TaskStatus::Failed;
+            t.reason_code = Some(reason);
+            t.message = Some(format!(
+                "The task failed with a transient error (injected fault) before it changed any engagement ({failed} failed); start the task again with a new ClientToken"
+            ));
+        } else {
+            t.status = TaskStatus::Complete;
+        }
+    }
+}
+
+/// The prospecting task `TaskIdentifier` of the caller in the catalog.
+fn own_prospecting<'s>(
+    state: &'s State,
+    ctx: &Ctx<'_>,
+    body: &Value,
+) -> Result<&'s Task, ApiError> {
+    let catalog = s(body, "Catalog");
+    let id = bare_id(s(body, "TaskIdentifier"));
+    state
+        .tasks
+        .get(id)
+        .filter(|t| {
+            t.kind == TaskKind::Prospecting && t.catalog == catalog && t.owner == ctx.account
+        })
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Prospecting task {id} was not found in catalog {catalog}"
+            ))
+        })
+}
+
+pub(super) fn get_prospecting(
+    state: &mut State,
+    ctx: &Ctx<'_>,
+    body: &Value,
+) -> Result<Value, ApiError> {
+    let t = own_prospecting(state, ctx, body)?;
+    let engagements: Vec<Value> = t
+        .prospects
+        .iter()
+        .map(|p| {
+            let mut v = json!({"EngagementIdentifier": p.engagement_id,
+                "Status": prospecting_status(t, p.status, ctx.now)});
+            if let Some(r) = &p.reason_code {
+                v["ReasonCode"] = r.clone().into();
+            }
+            if let Some(m) = &p.message {
+                v["Message"] = m.clone().into();
+            }
+            v
+        })
+        .collect();
+    let mut out = json!({"TaskId": t.id, "TaskArn": t.arn,
+        "TaskName": t.name.as_deref().unwrap_or(""), "StartTime": iso(t.started_at)});
+    if let Some(end) = t.ended_at {
+        out["EndTime"] = iso(end).into();
+    }
+    out["Engagements"] = Value::Array(engagements);
+    Ok(out)
+}
+
+fn prospect_counts(t: &Task) -> (usize, usize) {
+    let done = t
+        .prospects
+        .iter()
+        .filter(|p| p.status == TaskStatus::Complete)
+        .count();
+    let failed = t
+        .prospects
+        .iter()
+        .filter(|p| p.status == TaskStatus::Failed)
+        .count();
+    (done, failed)
+}
+
+pub(super) fn list_prospecting(
+    state: &mut State,
+    ctx: &Ctx<'_>,
+    body: &Value,
+) -> Result<Value, ApiError> {
+    let catalog = s(body, "Catalog");
+    let ids = str_list(body, "TaskIdentifier");
+    let names = str_list(body, "TaskName");
+    let after = timestamp(body.get("StartAfter"));
+    let before = timestamp(body.get("StartBefore"));
+    let mut found: Vec<&Task> = state
+        .tasks
+        .values()
+        .filter(|t| {
+            t.kind == TaskKind::Prospecting && t.catalog == catalog && t.owner == ctx.account
+        })
+        .filter(|t| {
+            ids.as_ref()
+                .is_none_or(|l| l.is_empty() || l.contains(&t.id.as_str()))
+        })
+        .filter(|t| {
+            names
+                .as_ref()
+                .is_none_or(|l| l.is_empty() || l.contains(&t.name.as_deref().unwrap_or("")))
+        })
+        .filter(|t| after.is_none_or(|a| t.started_at > a))
+        .filter(|t| before.is_none_or(|b| t.started_at < b))
+        .collect();
+    match body.get("Sort").map(|s| s["SortBy"].as_str().unwrap_or("")) {
+        Some("TaskName") => found.sort_by(|a, b| (&a.name, a.seq).cmp(&(&b.name, b.seq))),
+        Some("FailedEngagementCount") => found.sort_by_key(|t| (prospect_counts(t).1, t.seq)),
+        _ => found.sort_by_key(|t| (t.started_at, t.seq)),
+    }
+    if descending(body) {
+        found.reverse();
+    }
+    let (items, next) = page(body, found, 100)?;
+    let list: Vec<Value> = items
+        .into_iter()
+        .map(|t| {
+            let (done, failed) = prospect_counts(t);
+            let mut v = json!({"TaskId": t.id, "TaskArn": t.arn,
+                "TaskName": t.name.as_deref().unwrap_or(""), "StartTime": iso(t.started_at),
+                "TotalEngagementCount": t.prospects.len(),
+                "CompletedEngagementCount": done, "FailedEngagementCount": failed});
+            if let Some(end) = t.ended_at {
+                v["EndTime"] = iso(end).into();
+            }
+            v
+        })
+        .collect();
+    let mut out = json!({ "TaskSummaries": list });
+    put_next(&mut out, next);
+    Ok(out)
 }
