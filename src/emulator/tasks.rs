@@ -1,5 +1,7 @@
 //! The asynchronous tasks: StartEngagementByAcceptingInvitationTask,
-//! StartEngagementFromOpportunityTask and their List…Tasks; lazy completion.
+//! StartEngagementFromOpportunityTask, StartOpportunityFromEngagementTask and their List…Tasks
+//! (filters `TaskIdentifier` 1–10, `TaskStatus`, and the ids each model lists; oldest first
+//! unless `Sort` says DESCENDING); the prospecting tasks (Start, Get, List); lazy completion.
 //!
 //! Task rules:
 //! - A task is due `--task-delay` after it starts and completes lazily (the first request or
@@ -15,6 +17,32 @@
 //!   `ReasonCode` (`InternalError` / `RequestThrottled`) and changes nothing else, so the
 //!   invitation stays PENDING and the opportunity free: a Start with a new ClientToken begins
 //!   a new task; the same ClientToken replays the failed task.
+//! - StartOpportunityFromEngagementTask: only a member of the engagement may start it
+//!   (`AccessDeniedException`; unknown engagement `ResourceNotFoundException`); a Start for a
+//!   context the caller already made an opportunity from is a `ConflictException`. At
+//!   completion: an unknown context FAILS (`ContextNotFound`), a disqualified Lead
+//!   (`QualificationStatus` "Disqualified") FAILS (`DisqualifiedLeadNotPermitted`), a
+//!   ProspectingResult context FAILS (`OpportunityValidationFailed`), an opportunity made from
+//!   the same context meanwhile FAILS the task (`OpportunityConflict`). Otherwise the caller
+//!   gets an opportunity built from the CustomerProject (customer, project title and problem,
+//!   target close date) or Lead (customer) context, associated with the engagement (it shows
+//!   in ListEngagementResourceAssociations), and the summary reports `OpportunityId`,
+//!   `ResourceSnapshotJobId`, `EngagementId`, `ContextId`.
+//! - Prospecting tasks (`ProspectingTaskStatus`): ids are `task-` + 14 characters and ARNs
+//!   `arn:aws:partnercentral-selling:…/prospecting-from-engagement-task/…`, as the model says.
+//!   The status is PENDING in the first half of `--task-delay`, IN_PROGRESS in the second, then
+//!   COMPLETED (or FAILED for the `task_failure` fault, every engagement FAILED and nothing
+//!   changed). Each engagement is processed on its own: one the caller is not a member of
+//!   FAILS (`EngagementAccessDenied`), an unknown one (`EngagementNotFound`), one with 5
+//!   contexts (`ServiceQuotaExceeded`); every other gets a `ProspectingResult` context (the
+//!   task's id, ARN, name, times and the customer of its first CustomerProject context) and is
+//!   COMPLETED. Get (owner only, else `ResourceNotFoundException`) reports `EndTime` once the
+//!   task finished (the waiter's signal) and a status per engagement; `EngagementContextId` is
+//!   left out because the model's pattern for it (`ctx-…`) cannot name a context (context ids
+//!   are `.{1,3}`): the context is found by its `TaskId`. An engagement listed twice is a
+//!   `ValidationException` (`DUPLICATE_KEY_VALUE`). List filters TaskIdentifier, TaskName,
+//!   StartAfter/StartBefore (exclusive), sorts by StartTime (default, oldest first), TaskName
+//!   or FailedEngagementCount, and pages (`MaxResults` default 100).
 
 use super::engagements::{find_context, member_engagement, number_contexts, MAX_CONTEXTS};
 use super::error::ApiError;

@@ -1096,3 +1096,90 @@ async fn polled_opportunity(u: &str, task: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+/// A Lead context makes an opportunity unless it is disqualified; a ProspectingResult context
+/// makes none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulator_opportunity_from_a_lead_context_and_the_refused_contexts() {
+    let e = emu(cosell::emulator::EmulatorConfig {
+        task_delay: Duration::ZERO,
+        ..config()
+    })
+    .await;
+    let u = e.url();
+    let a = sdk_client(&u, A);
+    let eng = engagement(&a, "e1").await;
+    let lead = |token: &str, status: &str| {
+        json!({"Catalog": "Sandbox", "ClientToken": token, "EngagementIdentifier": eng, "Type": "Lead",
+            "Payload": {"Lead": {"QualificationStatus": status,
+                "Customer": {"CompanyName": "Leadco", "Address": {"CountryCode": "FR"}},
+                "Interactions": [{"SourceType": "Web", "SourceId": "s1", "SourceName": "site",
+                    "Contact": {"BusinessTitle": "CTO", "Email": "c@leadco.example.com", "FirstName": "A", "LastName": "B"}}]}}})
+    };
+    let ok_ctx = call(&u, A, "CreateEngagementContext", &lead("l1", "Qualified"))
+        .await
+        .body["ContextId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bad_ctx = call(
+        &u,
+        A,
+        "CreateEngagementContext",
+        &lead("l2", "Disqualified"),
+    )
+    .await
+    .body["ContextId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let start = |token: &str, ctx: &str| {
+        a.start_opportunity_from_engagement_task()
+            .catalog("Sandbox")
+            .client_token(token)
+            .identifier(&eng)
+            .context_identifier(ctx)
+            .send()
+    };
+    let done = start("t1", &ok_ctx).await.unwrap();
+    assert_eq!(done.task_status(), Some(&TaskStatus::Complete), "{done:?}");
+    let o = get(&a, "Sandbox", done.opportunity_id().unwrap()).await;
+    let account = o.customer().unwrap().account().unwrap();
+    assert_eq!(account.company_name(), "Leadco");
+    assert_eq!(
+        account.address().unwrap().country_code(),
+        Some(&CountryCode::Fr)
+    );
+    let refused = start("t2", &bad_ctx).await.unwrap();
+    assert_eq!(refused.task_status(), Some(&TaskStatus::Failed));
+    assert_eq!(
+        refused.reason_code(),
+        Some(&ReasonCode::DisqualifiedLeadNotPermitted)
+    );
+    // prospecting adds a ProspectingResult context; no opportunity comes from it
+    let p = a
+        .start_prospecting_from_engagement_task()
+        .catalog("Sandbox")
+        .client_token("p1")
+        .task_name("p")
+        .identifiers(&eng)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(p.task_status(), &ProspectingTaskStatus::Completed);
+    let got = a
+        .get_engagement()
+        .catalog("Sandbox")
+        .identifier(&eng)
+        .send()
+        .await
+        .unwrap();
+    let pr = got.contexts().last().unwrap();
+    assert_eq!(pr.r#type(), &EngagementContextType::ProspectingResult);
+    let refused = start("t3", pr.id().unwrap()).await.unwrap();
+    assert_eq!(
+        refused.reason_code(),
+        Some(&ReasonCode::OpportunityValidationFailed)
+    );
+    e.shutdown().await.unwrap();
+}
