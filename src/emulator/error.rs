@@ -74,6 +74,9 @@ impl ApiError {
     pub fn access_denied(message: impl Into<String>) -> Self {
         ApiError::new(403, "AccessDeniedException", message)
     }
+    pub fn service_quota_exceeded(message: impl Into<String>) -> Self {
+        ApiError::new(400, "ServiceQuotaExceededException", message)
+    }
     pub fn throttling(message: impl Into<String>) -> Self {
         ApiError::new(400, "ThrottlingException", message)
     }

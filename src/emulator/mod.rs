@@ -16,7 +16,10 @@
 //!   them. An accepting task FAILS when, at completion, its invitation has expired
 //!   (`InvitationValidationFailed`) or is no longer PENDING because another task or a rejection
 //!   got there first (`EngagementInvitationConflict`). A from-opportunity task FAILS when its
-//!   opportunity already started an engagement in the meantime (`OpportunityConflict`).
+//!   opportunity already started an engagement in the meantime (`OpportunityConflict`). An
+//!   opportunity-from-engagement task FAILS on an unknown context (`ContextNotFound`) or when
+//!   the caller already made an opportunity from that context (`OpportunityConflict`);
+//!   prospecting tasks go PENDING, IN_PROGRESS, then COMPLETED (see `tasks`).
 //! - Faults: each request that passes the framing checks draws once from the seeded generator;
 //!   a `reset` drops the connection before the effect (first half of its slice) or after it.
 //!   `task_failure` is drawn once per Start…Task from its own seeded generator (see `ops`).
@@ -34,8 +37,10 @@
 //! - STS `GetCallerIdentity` is served on the same endpoint (see `sts`).
 
 mod config;
+mod engagements;
 mod error;
 mod fixture;
+mod invitations;
 mod limits;
 mod opportunities;
 mod ops;
@@ -43,6 +48,7 @@ mod server;
 mod solutions;
 mod state;
 mod sts;
+mod tasks;
 
 pub use config::{parse_duration, Fault, Faults, Quotas};
 pub use fixture::Fixture;

@@ -123,7 +123,7 @@ fn owned_mut<'s>(
 }
 
 /// A strictly later modification time than `prev`.
-fn bump(prev: Millis, now: Millis) -> Millis {
+pub(super) fn bump(prev: Millis, now: Millis) -> Millis {
     now.max(prev + 1)
 }
 
@@ -132,7 +132,7 @@ fn not_permitted(field: &str, message: String) -> ApiError {
 }
 
 /// A request timestamp (ISO 8601 string, or epoch seconds) in milliseconds.
-fn timestamp(v: Option<&Value>) -> Option<Millis> {
+pub(super) fn timestamp(v: Option<&Value>) -> Option<Millis> {
     match v? {
         Value::String(t) => chrono::DateTime::parse_from_rfc3339(t)
             .ok()

@@ -174,6 +174,10 @@ pub enum TaskKind {
     AcceptInvitation,
     /// StartEngagementFromOpportunityTask
     FromOpportunity,
+    /// StartOpportunityFromEngagementTask
+    FromEngagement,
+    /// StartProspectingFromEngagementTask
+    Prospecting,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +225,29 @@ pub struct Task {
     /// ends with instead of completing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub injected_failure: Option<String>,
+    /// StartOpportunityFromEngagementTask: the engagement context the opportunity comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_id: Option<String>,
+    /// StartProspectingFromEngagementTask: its `TaskName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// StartProspectingFromEngagementTask: one result per engagement, in request order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prospects: Vec<Prospect>,
+    /// When the task finished (COMPLETE or FAILED).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Millis>,
+}
+
+/// One engagement of a prospecting task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Prospect {
+    pub engagement_id: String,
+    pub status: TaskStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// What a ClientToken produced the first time.
@@ -392,6 +419,16 @@ impl State {
             }
         }
     }
+    /// Prospecting tasks have 14 characters after `task-` (`ProspectingTaskIdentifier`), the
+    /// engagement tasks 13.
+    pub fn new_prospecting_task_id(&mut self) -> String {
+        loop {
+            let id = format!("task-{}", self.token(14));
+            if !self.tasks.contains_key(&id) {
+                return id;
+            }
+        }
+    }
     pub fn new_job_id(&mut self) -> String {
         format!("job-{}", self.token(13))
     }
@@ -517,6 +554,7 @@ mod tests {
         assert!(re("eng-[0-9a-z]{14}").is_match(&s.new_engagement_id()));
         assert!(re("engi-[0-9a-z]{13}").is_match(&s.new_invitation_id()));
         assert!(re("task-[0-9a-z]{13}").is_match(&s.new_task_id()));
+        assert!(re("task-[0-9a-z]{14}").is_match(&s.new_prospecting_task_id()));
         assert!(re("job-[0-9a-z]{13}").is_match(&s.new_job_id()));
         assert!(re("O[0-9]{1,19}").is_match(&s.new_opportunity_id()));
         assert_eq!(

@@ -72,6 +72,16 @@ const EMULATED: &[&str] = &[
     "SubmitOpportunity",
     "GetAwsOpportunitySummary",
     "ListSolutions",
+    "AcceptEngagementInvitation",
+    "ListEngagementMembers",
+    "CreateEngagementContext",
+    "UpdateEngagementContext",
+    "ListEngagementResourceAssociations",
+    "StartOpportunityFromEngagementTask",
+    "ListOpportunityFromEngagementTasks",
+    "StartProspectingFromEngagementTask",
+    "GetProspectingFromEngagementTask",
+    "ListProspectingFromEngagementTasks",
 ];
 
 /// The engagement and opportunity tasks' status (`TaskStatus` enum of the model).

@@ -1,6 +1,7 @@
 //! The one integration-test binary: drives the real `cosell` binary and the real SDK.
 mod campaigns;
 mod emulator;
+mod emulator_engagements;
 mod emulator_offline;
 mod emulator_opportunities;
 mod engine;

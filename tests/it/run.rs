@@ -608,38 +608,42 @@ fn emulate_runs_the_example_campaign_with_no_account() {
 
 /// An operation the emulator does not serve still runs as an action: the SDK bridge sends it
 /// (the emulator answers `UnknownOperationException`, as the table says it will), and the row
-/// fails with that code in the ledger instead of being refused by cosell.
+/// fails with that code in the ledger instead of being refused by cosell. (Moot once the
+/// emulator serves every operation that takes only a Catalog.)
 #[test]
 fn an_operation_outside_the_invitation_corner_is_sent_through_the_sdk() {
+    let Some(op) = ["ListResourceSnapshotJobs", "GetSellingSystemSettings"]
+        .into_iter()
+        .find(|op| !cosell::model::ops::operation(op).unwrap().emulated)
+    else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("pb.yaml"),
-        r#"version: 1
-name: members
+        format!(
+            r#"version: 1
+name: unserved
 catalog: Sandbox
-input: { csv: rows.csv, key: "{{ row.eng }}" }
+input: {{ csv: rows.csv, key: "{{{{ row.eng }}}}" }}
 steps:
-  - id: members
-    action: ListEngagementMembers
-    input: { Identifier: "{{ row.eng }}" }
-"#,
+  - id: unserved
+    action: {op}
+    input: {{}}
+"#
+        ),
     )
     .unwrap();
     std::fs::write(dir.path().join("rows.csv"), "eng\neng-0123456789abcd\n").unwrap();
-    assert!(
-        !cosell::model::ops::operation("ListEngagementMembers")
-            .unwrap()
-            .emulated
-    );
     let out = Cosell::in_dir(dir.path())
         .args(["run", "pb.yaml", "--emulate", "--run-dir", "demo"])
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .run();
-    out.code(1).stdout_has("ListEngagementMembers");
+    out.code(1).stdout_has(op);
     let ledger = std::fs::read_to_string(dir.path().join("demo/ledger.csv")).unwrap();
     assert!(
-        ledger.contains("eng-0123456789abcd,failed,,members,UnknownOperationException,"),
+        ledger.contains("eng-0123456789abcd,failed,,unserved,UnknownOperationException,"),
         "{ledger}"
     );
 }
