@@ -1,6 +1,7 @@
 //! Dispatch of the served operations over [`State`], idempotency, the engagement, invitation
 //! and task operations, task completion and the response bodies (exactly the members of the
-//! model's output shapes). Opportunities are in `opportunities`, solutions in `solutions`.
+//! model's output shapes). Opportunities are in `opportunities`, solutions in `solutions`,
+//! snapshots and snapshot jobs in `snapshots`, tags in `tags`, settings in `settings`.
 //!
 //! Every function here runs inside the one state lock and never blocks.
 //!
@@ -23,6 +24,7 @@
 
 use super::error::ApiError;
 use super::opportunities::{self as opp, opportunity_arn, owned_opportunity};
+use super::snapshots as snap;
 use super::state::*;
 use crate::model::model;
 use serde::Serialize;
@@ -78,6 +80,7 @@ pub fn execute(
     body: &Value,
 ) -> Result<Outcome, ApiError> {
     settle(state, ctx.now, ctx.ttl_ms);
+    super::snapshots::run_jobs(state, ctx.now);
     let catalog = s(body, "Catalog");
     if catalog != "AWS" && catalog != "Sandbox" {
         return Err(ApiError::business(
@@ -186,7 +189,7 @@ fn run(state: &mut State, op: &str, ctx: &Ctx<'_>, body: &Value) -> RunResult {
         "ListEngagementFromOpportunityTasks" => {
             plain(list_tasks(state, ctx, body, TaskKind::FromOpportunity))
         }
-        "CreateOpportunity" => plain(opp::create_opportunity(state, ctx, body)),
+        "CreateOpportunity" => plain(super::tags::create_opportunity(state, ctx, body)),
         "GetOpportunity" => plain(opp::get_opportunity(state, ctx, body)),
         "UpdateOpportunity" => plain(opp::update_opportunity(state, ctx, body)),
         "ListOpportunities" => plain(opp::list_opportunities(state, ctx, body)),
@@ -196,6 +199,20 @@ fn run(state: &mut State, op: &str, ctx: &Ctx<'_>, body: &Value) -> RunResult {
         "SubmitOpportunity" => plain(opp::submit_opportunity(state, ctx, body)),
         "GetAwsOpportunitySummary" => plain(opp::get_aws_summary(state, ctx, body)),
         "ListSolutions" => plain(super::solutions::list_solutions(state, ctx, body)),
+        "CreateResourceSnapshot" => plain(snap::create_snapshot(state, ctx, body)),
+        "GetResourceSnapshot" => plain(snap::get_snapshot(state, ctx, body)),
+        "ListResourceSnapshots" => plain(snap::list_snapshots(state, ctx, body)),
+        "CreateResourceSnapshotJob" => plain(snap::create_job(state, ctx, body)),
+        "StartResourceSnapshotJob" => plain(snap::start_job(state, ctx, body)),
+        "StopResourceSnapshotJob" => plain(snap::stop_job(state, ctx, body)),
+        "DeleteResourceSnapshotJob" => plain(snap::delete_job(state, ctx, body)),
+        "GetResourceSnapshotJob" => plain(snap::get_job(state, ctx, body)),
+        "ListResourceSnapshotJobs" => plain(snap::list_jobs(state, ctx, body)),
+        "TagResource" => plain(super::tags::tag_resource(state, ctx, body)),
+        "UntagResource" => plain(super::tags::untag_resource(state, ctx, body)),
+        "ListTagsForResource" => plain(super::tags::list_tags(state, ctx, body)),
+        "GetSellingSystemSettings" => plain(super::settings::get_settings(state, ctx, body)),
+        "PutSellingSystemSettings" => plain(super::settings::put_settings(state, ctx, body)),
         other => Err(ApiError::unknown_operation(format!(
             "operation {other} is not served by the emulator"
         ))),

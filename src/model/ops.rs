@@ -72,6 +72,20 @@ const EMULATED: &[&str] = &[
     "SubmitOpportunity",
     "GetAwsOpportunitySummary",
     "ListSolutions",
+    "CreateResourceSnapshot",
+    "GetResourceSnapshot",
+    "ListResourceSnapshots",
+    "CreateResourceSnapshotJob",
+    "StartResourceSnapshotJob",
+    "StopResourceSnapshotJob",
+    "DeleteResourceSnapshotJob",
+    "GetResourceSnapshotJob",
+    "ListResourceSnapshotJobs",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+    "GetSellingSystemSettings",
+    "PutSellingSystemSettings",
 ];
 
 /// The engagement and opportunity tasks' status (`TaskStatus` enum of the model).
