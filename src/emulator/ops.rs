@@ -82,7 +82,12 @@ pub fn execute(
     settle(state, ctx.now, ctx.ttl_ms);
     super::snapshots::run_jobs(state, ctx.now);
     let catalog = s(body, "Catalog");
-    if catalog != "AWS" && catalog != "Sandbox" {
+    // the tag operations have no Catalog member (the catalog is in the ARN)
+    let has_catalog = model()
+        .operation(op)
+        .and_then(|o| o.input)
+        .is_some_and(|i| model().shape(i).member("Catalog").is_some());
+    if has_catalog && catalog != "AWS" && catalog != "Sandbox" {
         return Err(ApiError::business(
             "Catalog",
             "INVALID_VALUE",

@@ -41,10 +41,12 @@
 //!   revision only when the payload differs from the latest revision for its engagement +
 //!   resource + template ("the job creates a new snapshot only if the resource state has
 //!   changed"), and sets `LastSuccessfulExecutionDate`. An execution that cannot build the
-//!   payload (the AWS view of an opportunity not yet submitted) sets `LastFailure` to the
-//!   reason and takes nothing; the next change of the opportunity tries again.
+//!   payload sets `LastFailure` to the reason and takes nothing (the next change of the
+//!   opportunity tries again); with today's rules every job's opportunity stays readable, so
+//!   this does not happen.
 //! - ListResourceSnapshotJobs filters by EngagementIdentifier and Status, sorts by CreatedDate
-//!   (default, and when `SortOrder` is left out: DESCENDING; ties in creation order), and pages
+//!   (default, and when `SortOrder` is left out: DESCENDING, newest first; jobs created in the
+//!   same millisecond count in creation order), and pages
 //!   with `MaxResults` (default 50) and `NextToken`.
 
 use super::error::ApiError;
@@ -131,7 +133,9 @@ pub struct Job {
 }
 
 fn job_arn(account: &str, catalog: &str, id: &str) -> String {
-    format!("arn:aws:partnercentral:us-east-1:{account}:catalog/{catalog}/resource-snapshot-job/{id}")
+    format!(
+        "arn:aws:partnercentral:us-east-1:{account}:catalog/{catalog}/resource-snapshot-job/{id}"
+    )
 }
 
 fn snapshot_arn(s: &Snapshot) -> String {
@@ -561,11 +565,7 @@ pub(super) fn get_job(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<
     Ok(out)
 }
 
-pub(super) fn list_jobs(
-    state: &mut State,
-    ctx: &Ctx<'_>,
-    body: &Value,
-) -> Result<Value, ApiError> {
+pub(super) fn list_jobs(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<Value, ApiError> {
     let catalog = s(body, "Catalog");
     let eng = body.get("EngagementIdentifier").and_then(Value::as_str);
     let status = body.get("Status").and_then(Value::as_str);
@@ -584,8 +584,7 @@ pub(super) fn list_jobs(
         .and_then(Value::as_str)
         == Some("ASCENDING");
     if !ascending {
-        // newest first, ties still in creation order
-        found.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.seq.cmp(&b.seq)));
+        found.reverse();
     }
     let (items, next) = page(body, found, DEFAULT_PAGE)?;
     let list: Vec<Value> = items
@@ -600,11 +599,7 @@ pub(super) fn list_jobs(
     Ok(out)
 }
 
-pub(super) fn start_job(
-    state: &mut State,
-    ctx: &Ctx<'_>,
-    body: &Value,
-) -> Result<Value, ApiError> {
+pub(super) fn start_job(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Result<Value, ApiError> {
     let j = owned_job(state, ctx, body)?;
     if j.status == JobStatus::Running {
         return Err(ApiError::conflict(format!(
@@ -659,7 +654,10 @@ fn execute_job(state: &mut State, id: &str, now: Millis) {
     let Some(job) = state.snapshots.jobs.get(id).cloned() else {
         return;
     };
-    let seen = state.opportunities.get(&job.resource_id).map(|o| o.modified_at);
+    let seen = state
+        .opportunities
+        .get(&job.resource_id)
+        .map(|o| o.modified_at);
     let result = payload(
         state,
         &job.owner,
@@ -715,7 +713,10 @@ pub(super) fn run_jobs(state: &mut State, now: Millis) {
         .values()
         .filter(|j| j.status == JobStatus::Running)
         .filter(|j| {
-            let current = state.opportunities.get(&j.resource_id).map(|o| o.modified_at);
+            let current = state
+                .opportunities
+                .get(&j.resource_id)
+                .map(|o| o.modified_at);
             current != j.seen
         })
         .map(|j| (j.seq, j.id.clone()))

@@ -9,7 +9,7 @@ use aws_sdk_partnercentralselling::operation::get_opportunity::GetOpportunityOut
 use aws_sdk_partnercentralselling::types::*;
 use aws_sdk_partnercentralselling::Client;
 
-fn customer(name: &str, country: CountryCode) -> Customer {
+pub(crate) fn customer(name: &str, country: CountryCode) -> Customer {
     Customer::builder()
         .account(
             Account::builder()
@@ -23,7 +23,7 @@ fn customer(name: &str, country: CountryCode) -> Customer {
         .build()
 }
 
-async fn create(c: &Client, catalog: &str, token: &str, company: &str) -> String {
+pub(crate) async fn create(c: &Client, catalog: &str, token: &str, company: &str) -> String {
     c.create_opportunity()
         .catalog(catalog)
         .client_token(token)
@@ -49,7 +49,7 @@ async fn create(c: &Client, catalog: &str, token: &str, company: &str) -> String
         .to_string()
 }
 
-async fn get(c: &Client, catalog: &str, id: &str) -> GetOpportunityOutput {
+pub(crate) async fn get(c: &Client, catalog: &str, id: &str) -> GetOpportunityOutput {
     c.get_opportunity()
         .catalog(catalog)
         .identifier(id)

@@ -2,6 +2,7 @@
 mod emulator;
 mod emulator_offline;
 mod emulator_opportunities;
+mod emulator_snapshots;
 mod engine;
 mod journal;
 mod quota;
