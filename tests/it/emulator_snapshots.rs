@@ -595,11 +595,11 @@ async fn emulator_list_snapshot_jobs_filters_sort_pages_and_isolation() {
     );
     assert_eq!(
         list(None, None, Some(ResourceSnapshotJobStatus::Running)).await,
-        [j2.clone()]
+        vec![j2.clone()]
     );
     assert_eq!(
         list(None, Some(&e2), Some(ResourceSnapshotJobStatus::Stopped)).await,
-        [j3.clone()]
+        vec![j3.clone()]
     );
     // pages of two
     let p1 = a
