@@ -45,10 +45,13 @@ mod limits;
 mod opportunities;
 mod ops;
 mod server;
+mod settings;
+mod snapshots;
 mod solutions;
 mod state;
 mod sts;
 mod tasks;
+mod tags;
 
 pub use config::{parse_duration, Fault, Faults, Quotas};
 pub use fixture::Fixture;

@@ -2,7 +2,8 @@
 //! conflicts) and the helpers the families share (request members, ARNs, pages). The families:
 //! `engagements` (engagements, contexts, members, resource associations), `invitations`,
 //! `tasks` (every Start…Task, List…Tasks, Get…Task and lazy completion), `opportunities`,
-//! `solutions`. Response bodies hold exactly the members of the model's output shapes.
+//! `solutions`, `snapshots` (resource snapshots and snapshot jobs), `tags`, `settings`.
+//! Response bodies hold exactly the members of the model's output shapes.
 //!
 //! Every function here runs inside the one state lock and never blocks.
 
@@ -10,6 +11,7 @@ use super::engagements as eng;
 use super::error::ApiError;
 use super::invitations as inv;
 use super::opportunities as opp;
+use super::snapshots as snap;
 use super::state::*;
 use super::tasks::{self, start_task_response};
 use crate::model::model;
@@ -67,8 +69,14 @@ pub fn execute(
     body: &Value,
 ) -> Result<Outcome, ApiError> {
     settle(state, ctx.now, ctx.ttl_ms);
+    super::snapshots::run_jobs(state, ctx.now);
     let catalog = s(body, "Catalog");
-    if catalog != "AWS" && catalog != "Sandbox" {
+    // the tag operations have no Catalog member (the catalog is in the ARN)
+    let has_catalog = model()
+        .operation(op)
+        .and_then(|o| o.input)
+        .is_some_and(|i| model().shape(i).member("Catalog").is_some());
+    if has_catalog && catalog != "AWS" && catalog != "Sandbox" {
         return Err(ApiError::business(
             "Catalog",
             "INVALID_VALUE",
@@ -198,7 +206,7 @@ fn run(state: &mut State, op: &str, ctx: &Ctx<'_>, body: &Value) -> RunResult {
         "StartProspectingFromEngagementTask" => tasks::start_prospecting(state, ctx, body),
         "GetProspectingFromEngagementTask" => plain(tasks::get_prospecting(state, ctx, body)),
         "ListProspectingFromEngagementTasks" => plain(tasks::list_prospecting(state, ctx, body)),
-        "CreateOpportunity" => plain(opp::create_opportunity(state, ctx, body)),
+        "CreateOpportunity" => plain(super::tags::create_opportunity(state, ctx, body)),
         "GetOpportunity" => plain(opp::get_opportunity(state, ctx, body)),
         "UpdateOpportunity" => plain(opp::update_opportunity(state, ctx, body)),
         "ListOpportunities" => plain(opp::list_opportunities(state, ctx, body)),
@@ -208,6 +216,20 @@ fn run(state: &mut State, op: &str, ctx: &Ctx<'_>, body: &Value) -> RunResult {
         "SubmitOpportunity" => plain(opp::submit_opportunity(state, ctx, body)),
         "GetAwsOpportunitySummary" => plain(opp::get_aws_summary(state, ctx, body)),
         "ListSolutions" => plain(super::solutions::list_solutions(state, ctx, body)),
+        "CreateResourceSnapshot" => plain(snap::create_snapshot(state, ctx, body)),
+        "GetResourceSnapshot" => plain(snap::get_snapshot(state, ctx, body)),
+        "ListResourceSnapshots" => plain(snap::list_snapshots(state, ctx, body)),
+        "CreateResourceSnapshotJob" => plain(snap::create_job(state, ctx, body)),
+        "StartResourceSnapshotJob" => plain(snap::start_job(state, ctx, body)),
+        "StopResourceSnapshotJob" => plain(snap::stop_job(state, ctx, body)),
+        "DeleteResourceSnapshotJob" => plain(snap::delete_job(state, ctx, body)),
+        "GetResourceSnapshotJob" => plain(snap::get_job(state, ctx, body)),
+        "ListResourceSnapshotJobs" => plain(snap::list_jobs(state, ctx, body)),
+        "TagResource" => plain(super::tags::tag_resource(state, ctx, body)),
+        "UntagResource" => plain(super::tags::untag_resource(state, ctx, body)),
+        "ListTagsForResource" => plain(super::tags::list_tags(state, ctx, body)),
+        "GetSellingSystemSettings" => plain(super::settings::get_settings(state, ctx, body)),
+        "PutSellingSystemSettings" => plain(super::settings::put_settings(state, ctx, body)),
         other => Err(ApiError::unknown_operation(format!(
             "operation {other} is not served by the emulator"
         ))),

@@ -1,4 +1,5 @@
-//! The emulator's resources (engagements, invitations, opportunities, solutions, tasks), the idempotency
+//! The emulator's resources (engagements, invitations, opportunities, solutions, tasks; the
+//! snapshot, tag and settings families keep theirs in their own structs), the idempotency
 //! records, id generation, and the versioned state file (`{"format": 1, ...}`).
 //!
 //! State-file rules:
@@ -281,6 +282,15 @@ pub struct State {
     /// Partner solutions by id, seeded per account and catalog on first use (see `solutions`).
     #[serde(default)]
     pub solutions: HashMap<String, Solution>,
+    /// Resource snapshots and snapshot jobs (see `snapshots`).
+    #[serde(default)]
+    pub snapshots: super::snapshots::Snapshots,
+    /// Tags per resource ARN (see `tags`).
+    #[serde(default)]
+    pub tags: super::tags::Tags,
+    /// Selling-system settings per account and catalog (see `settings`).
+    #[serde(default)]
+    pub settings: super::settings::Settings,
     /// Bumped by every change (for write-through persistence); not persisted.
     #[serde(skip)]
     pub generation: u64,
@@ -316,6 +326,9 @@ impl State {
             accept_tasks_per_invitation: HashMap::new(),
             company_names: HashMap::new(),
             solutions: HashMap::new(),
+            snapshots: Default::default(),
+            tags: Default::default(),
+            settings: Default::default(),
             generation: 0,
             injected_task_failures: 0,
             pending: BinaryHeap::new(),

@@ -82,6 +82,20 @@ const EMULATED: &[&str] = &[
     "StartProspectingFromEngagementTask",
     "GetProspectingFromEngagementTask",
     "ListProspectingFromEngagementTasks",
+    "CreateResourceSnapshot",
+    "GetResourceSnapshot",
+    "ListResourceSnapshots",
+    "CreateResourceSnapshotJob",
+    "StartResourceSnapshotJob",
+    "StopResourceSnapshotJob",
+    "DeleteResourceSnapshotJob",
+    "GetResourceSnapshotJob",
+    "ListResourceSnapshotJobs",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+    "GetSellingSystemSettings",
+    "PutSellingSystemSettings",
 ];
 
 /// The engagement and opportunity tasks' status (`TaskStatus` enum of the model).

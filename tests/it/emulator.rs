@@ -1355,8 +1355,9 @@ async fn unsigned_malformed_and_hostile_requests_get_aws_errors_and_the_server_k
     // the SDK sees an unknown operation as such
     let sdk = sdk_client(&u, A);
     let unknown = sdk
-        .get_selling_system_settings()
+        .get_prospecting_from_engagement_task()
         .catalog("Sandbox")
+        .task_identifier("task-0000000000000a")
         .send()
         .await
         .unwrap_err();

@@ -4,6 +4,7 @@ mod emulator;
 mod emulator_engagements;
 mod emulator_offline;
 mod emulator_opportunities;
+mod emulator_snapshots;
 mod engine;
 mod journal;
 mod quota;
