@@ -50,8 +50,8 @@ mod snapshots;
 mod solutions;
 mod state;
 mod sts;
-mod tasks;
 mod tags;
+mod tasks;
 
 pub use config::{parse_duration, Fault, Faults, Quotas};
 pub use fixture::Fixture;

@@ -606,45 +606,47 @@ fn emulate_runs_the_example_campaign_with_no_account() {
     assert!(dir.path().join("demo/ledger.jsonl").exists());
 }
 
-/// An operation the emulator does not serve still runs as an action: the SDK bridge sends it
-/// (the emulator answers `UnknownOperationException`, as the table says it will), and the row
-/// fails with that code in the ledger instead of being refused by cosell. (Moot once the
-/// emulator serves every operation that takes only a Catalog.)
+/// An operation far from the invitation corner runs as an action through the SDK bridge:
+/// the selling-system settings, written then read back and checked with `expect`.
 #[test]
 fn an_operation_outside_the_invitation_corner_is_sent_through_the_sdk() {
-    let Some(op) = ["ListResourceSnapshotJobs", "GetSellingSystemSettings"]
-        .into_iter()
-        .find(|op| !cosell::model::ops::operation(op).unwrap().emulated)
-    else {
-        return;
-    };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("pb.yaml"),
-        format!(
-            r#"version: 1
-name: unserved
+        r#"version: 1
+name: settings
 catalog: Sandbox
-input: {{ csv: rows.csv, key: "{{{{ row.eng }}}}" }}
+input: { csv: rows.csv, key: "{{ row.role }}" }
 steps:
-  - id: unserved
-    action: {op}
-    input: {{}}
-"#
-        ),
+  - id: put
+    action: PutSellingSystemSettings
+    input: { ResourceSnapshotJobRoleIdentifier: "{{ row.role }}" }
+  - id: get
+    action: GetSellingSystemSettings
+    input: {}
+    expect:
+      Catalog: Sandbox
+ledger:
+  columns:
+    role_arn: "{{ steps.get.ResourceSnapshotJobRoleArn }}"
+"#,
     )
     .unwrap();
-    std::fs::write(dir.path().join("rows.csv"), "eng\neng-0123456789abcd\n").unwrap();
+    std::fs::write(dir.path().join("rows.csv"), "role\nSnapshotRole\n").unwrap();
     let out = Cosell::in_dir(dir.path())
         .args(["run", "pb.yaml", "--emulate", "--run-dir", "demo"])
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .run();
-    out.code(1).stdout_has(op);
-    let ledger = std::fs::read_to_string(dir.path().join("demo/ledger.csv")).unwrap();
+    out.code(0)
+        .stdout_has("PutSellingSystemSettings")
+        .stdout_has("GetSellingSystemSettings");
+    let ledger = crate::support::read_ledger(&dir.path().join("demo/ledger.csv"));
+    assert_eq!(ledger[0]["status"], "succeeded", "{ledger:?}");
+    let arn = &ledger[0]["role_arn"];
     assert!(
-        ledger.contains("eng-0123456789abcd,failed,,unserved,UnknownOperationException,"),
-        "{ledger}"
+        arn.starts_with("arn:aws:iam::") && arn.ends_with(":role/SnapshotRole"),
+        "{arn}"
     );
 }
 
