@@ -77,11 +77,13 @@ pub const CSV_FILE: &str = "ledger.csv";
 pub const JSONL_FILE: &str = "ledger.jsonl";
 
 /// The output members tried, in order, for the id a step produced: `Id` (Create… calls),
-/// `TaskId` (Start…Task calls and task summaries), `EngagementId`, `OpportunityId`,
+/// `TaskId` (Start…Task calls and task summaries), `ContextId` (CreateEngagementContext: the
+/// context it made, not the engagement it is in), `EngagementId`, `OpportunityId`,
 /// `EngagementInvitationId`, `ResourceSnapshotJobId`, `Arn`.
-pub const ID_MEMBERS: [&str; 7] = [
+pub const ID_MEMBERS: [&str; 8] = [
     "Id",
     "TaskId",
+    "ContextId",
     "EngagementId",
     "OpportunityId",
     "EngagementInvitationId",
@@ -378,6 +380,11 @@ mod tests {
         assert_eq!(
             id_of(&json!({"OpportunityId": "o", "EngagementId": "e"})),
             Some("e".into())
+        );
+        assert_eq!(
+            id_of(&json!({"EngagementId": "e", "ContextId": "1"})),
+            Some("1".into()),
+            "CreateEngagementContext made the context"
         );
         assert_eq!(id_of(&json!({"Id": "", "Arn": "a"})), Some("a".into()));
         assert_eq!(id_of(&json!({"Other": "x"})), None);

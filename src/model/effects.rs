@@ -211,6 +211,27 @@ fn engagement_request(req: &Value) -> Value {
     json!({"Catalog": catalog(req), "Identifier": req["EngagementIdentifier"]})
 }
 
+/// The stored context payload holds what an update sent. A `Lead` update carries one
+/// `Interaction` that the service adds to the stored `Interactions` list (the update shape has
+/// no list): it is in place when the list has it.
+fn context_holds(stored: &Value, sent: &Value) -> bool {
+    let mut sent = sent.clone();
+    let interaction = sent
+        .get_mut("Lead")
+        .and_then(Value::as_object_mut)
+        .and_then(|l| l.remove("Interaction"));
+    if let Some(i) = interaction {
+        let listed = stored
+            .pointer("/Lead/Interactions")
+            .and_then(Value::as_array)
+            .is_some_and(|l| l.iter().any(|have| contains(have, &i)));
+        if !listed {
+            return false;
+        }
+    }
+    contains(stored, &sent)
+}
+
 fn judge_update_context(req: &Value, read: Result<&Value, &str>) -> Verdict {
     let id = s(req, "ContextIdentifier");
     match read {
@@ -221,7 +242,7 @@ fn judge_update_context(req: &Value, read: Result<&Value, &str>) -> Verdict {
                 .and_then(|l| l.iter().find(|c| s(c, "Id") == id));
             let want = req.get("Payload").cloned().unwrap_or(Value::Null);
             match ctx {
-                Some(c) if c.get("Payload").is_some_and(|p| contains(p, &want)) => {
+                Some(c) if c.get("Payload").is_some_and(|p| context_holds(p, &want)) => {
                     Verdict::InPlace(json!({
                         "EngagementId": e.get("Id").cloned().unwrap_or(Value::Null),
                         "EngagementArn": e.get("Arn").cloned().unwrap_or(Value::Null),
@@ -685,6 +706,19 @@ mod tests {
         let req = sample("PutSellingSystemSettings");
         let other = json!({"ResourceSnapshotJobRoleArn": "arn:aws:iam::1:role/Other"});
         assert!(matches!((put.judge)(&req, Ok(&other)), Verdict::Absent(_)));
+    }
+
+    #[test]
+    fn a_lead_update_is_in_place_when_its_interaction_is_listed() {
+        let sent = json!({"Lead": {"Customer": {"CompanyName": "Acme"},
+            "Interaction": {"SourceType": "Event", "ContactBusinessTitle": "CTO"}}});
+        let stored = json!({"Lead": {"Customer": {"CompanyName": "Acme", "CountryCode": "US"},
+            "Interactions": [{"SourceType": "Web"},
+                             {"SourceType": "Event", "ContactBusinessTitle": "CTO"}]}});
+        assert!(context_holds(&stored, &sent));
+        let without = json!({"Lead": {"Customer": {"CompanyName": "Acme"},
+            "Interactions": [{"SourceType": "Web"}]}});
+        assert!(!context_holds(&without, &sent));
     }
 
     #[test]

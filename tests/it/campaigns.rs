@@ -1,7 +1,8 @@
 //! The opportunity campaigns of the example playbooks, through the binary against the
 //! emulator: create, associate and submit from a CRM export (also killed and resumed under
 //! faults that drop connections after the effect), accept AWS referrals, and the lead to
-//! opportunity runbook.
+//! opportunity runbook; and every kind of write without a ClientToken under connection
+//! resets, each retry that meets its own effect recognised by its effect check.
 
 use crate::resume::kill_and_resume;
 use crate::run::X50;
@@ -137,4 +138,65 @@ fn fifteen_kills_under_resets_associate_and_submit_each_opportunity_exactly_once
         checks.len(),
         "every check is on its row's ledger line"
     );
+}
+
+/// Every family's writes without a ClientToken in one playbook (`exactly-once.yaml`):
+/// associate, disassociate, assign, update (optimistic lock), tag, untag, the engagement
+/// context update (optimistic lock), start/stop/delete of a snapshot job, and the settings.
+/// Under resets (half after the effect, so the answer is lost) and 5xx, a retry meets its own
+/// effect again and again: each time the check reads the resource, finds the effect in place,
+/// and the row goes on. Nothing fails and nothing is done twice.
+#[test]
+fn retries_of_every_write_without_a_token_recognise_their_own_effect() {
+    let emu = Emu::start("x50", "reset=0.2,internal=0.05", 42, "200ms");
+    let dir = tempfile::tempdir().unwrap();
+    let n = 20;
+    let mut csv = String::from("crm_id,company\n");
+    for i in 0..n {
+        csv.push_str(&format!("C{i:03},Company {i}\n"));
+    }
+    std::fs::write(dir.path().join("rows.csv"), csv).unwrap();
+    std::fs::copy(
+        repo().join("tests/it/exactly-once.yaml"),
+        dir.path().join("pb.yaml"),
+    )
+    .unwrap();
+    let out = Cosell::in_dir(dir.path())
+        .args(["run", "pb.yaml", "--run-dir", "r"])
+        .args(X50)
+        .calling_as(emu.url(), PARTNER)
+        .run();
+    out.code(0).stdout_has("already in place");
+    let ledger = read_ledger(&dir.path().join("r/ledger.csv"));
+    assert_eq!(ledger.len(), n);
+    for r in &ledger {
+        assert_eq!(r["status"], "succeeded", "{r:?}");
+    }
+    let records = cosell::journal::read(&dir.path().join("r/journal.jsonl"))
+        .unwrap()
+        .records;
+    let mut checked = std::collections::BTreeMap::<String, usize>::new();
+    for r in &records {
+        if let Record::EffectChecked {
+            step,
+            in_place,
+            detail,
+            ..
+        } = r
+        {
+            assert!(in_place, "{step}: {detail}");
+            *checked.entry(step.clone()).or_default() += 1;
+        }
+    }
+    assert!(checked.len() >= 3, "checks met: {checked:?}");
+    let stats = emu.stats();
+    let res = &stats["resources"];
+    assert_eq!(res["opportunities"], n as u64, "{stats:#}");
+    // the solution stays, the product was associated and disassociated once
+    assert_eq!(res["associations"], n as u64, "{stats:#}");
+    assert_eq!(res["engagements"], n as u64, "{stats:#}");
+    // every job was deleted, and with it its tags; the opportunities keep theirs
+    assert_eq!(res["resource_snapshot_jobs"], 0, "{stats:#}");
+    assert_eq!(res["tagged_resources"], n as u64, "{stats:#}");
+    assert_eq!(stats["submissions_per_opportunity_max"], 1, "{stats:#}");
 }
