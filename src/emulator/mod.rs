@@ -16,7 +16,8 @@
 //!   them. An accepting task FAILS when, at completion, its invitation has expired
 //!   (`InvitationValidationFailed`) or is no longer PENDING because another task or a rejection
 //!   got there first (`EngagementInvitationConflict`). A from-opportunity task FAILS when its
-//!   opportunity already started an engagement in the meantime (`OpportunityConflict`). An
+//!   opportunity was submitted in the meantime (`OpportunityConflict`); on an opportunity
+//!   made from an engagement context it uses that engagement instead of creating one. An
 //!   opportunity-from-engagement task FAILS on an unknown context (`ContextNotFound`) or when
 //!   the caller already made an opportunity from that context (`OpportunityConflict`);
 //!   prospecting tasks go PENDING, IN_PROGRESS, then COMPLETED (see `tasks`).

@@ -166,9 +166,13 @@ pub(super) fn start_accept(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> Ru
 pub(super) fn start_from_opportunity(state: &mut State, ctx: &Ctx<'_>, body: &Value) -> RunResult {
     let catalog = s(body, "Catalog").to_string();
     let o = owned_opportunity(state, &catalog, s(body, "Identifier"), ctx.account)?;
-    if let Some(e) = &o.engagement_id {
+    // an opportunity made from an engagement context already belongs to that engagement:
+    // it may still be started (the task then uses that engagement); one already submitted to
+    // AWS may not
+    if o.submissions > 0 {
+        let e = o.engagement_id.as_deref().unwrap_or("none");
         return Err(ApiError::conflict(format!(
-            "Opportunity {} already started engagement {e}",
+            "Opportunity {} was already submitted to AWS (engagement {e})",
             o.id
         )));
     }
@@ -390,9 +394,11 @@ fn opportunity_from_payload(payload: &Value) -> Map<String, Value> {
     f
 }
 
-/// From an opportunity: the opportunity must not have started an engagement yet when the task
-/// completes; then an engagement (owned by the caller) and an invitation to AWS (receiver
-/// `aws`) are created, and the opportunity is marked Submitted.
+/// From an opportunity: the opportunity must not have been submitted to AWS yet when the task
+/// completes (Start refuses one already submitted: `ConflictException`); then the engagement
+/// it belongs to (one it was made from, by StartOpportunityFromEngagementTask) or else a new
+/// engagement owned by the caller gets an invitation to AWS (receiver `aws`), and the
+/// opportunity is marked Submitted.
 fn complete_from_opportunity(state: &mut State, task: &Task, now: Millis, ttl_ms: i64) {
     let opp_id = task.opportunity_id.clone().unwrap_or_default();
     let Some(opp) = state.opportunities.get(&opp_id) else {
@@ -404,7 +410,8 @@ fn complete_from_opportunity(state: &mut State, task: &Task, now: Millis, ttl_ms
             format!("Opportunity {opp_id} no longer exists"),
         );
     };
-    if let Some(e) = &opp.engagement_id {
+    if opp.submissions > 0 {
+        let e = opp.engagement_id.as_deref().unwrap_or("none");
         let msg = format!(
             "Opportunity {opp_id} already started engagement {e} (an earlier task completed first)"
         );
@@ -426,27 +433,38 @@ fn complete_from_opportunity(state: &mut State, task: &Task, now: Millis, ttl_ms
     let problem = project
         .and_then(|p| p["CustomerBusinessProblem"].as_str())
         .map(str::to_string);
-    let eng_id = state.new_engagement_id();
-    let seq = state.next_seq();
-    state.engagements.insert(
-        eng_id.clone(),
-        Engagement {
-            arn: engagement_arn(&task.owner, &catalog, &eng_id),
-            id: eng_id.clone(),
-            catalog: catalog.clone(),
-            seq,
-            title: Some(title.clone()),
-            description: problem
-                .as_ref()
-                .map(|p| p.chars().take(255).collect::<String>()),
-            contexts: None,
-            created_at: now,
-            created_by: task.owner.clone(),
-            modified_at: now,
-            modified_by: task.owner.clone(),
-            members: vec![task.owner.clone()],
-        },
-    );
+    // the engagement the opportunity belongs to (made from its context), else a new one
+    let existing = opp
+        .engagement_id
+        .clone()
+        .filter(|e| state.engagements.contains_key(e));
+    let eng_id = match existing {
+        Some(e) => e,
+        None => {
+            let eng_id = state.new_engagement_id();
+            let seq = state.next_seq();
+            state.engagements.insert(
+                eng_id.clone(),
+                Engagement {
+                    arn: engagement_arn(&task.owner, &catalog, &eng_id),
+                    id: eng_id.clone(),
+                    catalog: catalog.clone(),
+                    seq,
+                    title: Some(title.clone()),
+                    description: problem
+                        .as_ref()
+                        .map(|p| p.chars().take(255).collect::<String>()),
+                    contexts: None,
+                    created_at: now,
+                    created_by: task.owner.clone(),
+                    modified_at: now,
+                    modified_by: task.owner.clone(),
+                    members: vec![task.owner.clone()],
+                },
+            );
+            eng_id
+        }
+    };
     let get = |k: &str, default: &str| -> Value {
         account
             .and_then(|a| a.get(k))

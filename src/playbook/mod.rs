@@ -233,11 +233,15 @@ pub struct LimitsSpec {
     pub daily_wait: Option<Loc<bool>>,
 }
 
-/// The columns every ledger has (besides `<step>_id`); `ledger.columns` may not reuse them.
-pub const LEDGER_BUILTIN_COLUMNS: [&str; 8] = [
+/// The columns every ledger has (besides `<step>_id` and `setup_<step>_id`); `ledger.columns`
+/// may not reuse them. (`row` was the line column's name before ledger format 2: still
+/// refused, so an old playbook's column cannot be confused with it.)
+pub const LEDGER_BUILTIN_COLUMNS: [&str; 10] = [
+    "line",
     "row",
     "key",
     "status",
+    "notes",
     "error_step",
     "error_code",
     "error_message",

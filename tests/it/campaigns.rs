@@ -11,6 +11,103 @@ use cosell::journal::Record;
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 
+/// Rehearse an example playbook as a user would: `cosell run playbooks/X.yaml --emulate`, from
+/// an empty directory, with no AWS account. Returns its ledger.
+fn rehearse(playbook: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let dir = tempfile::tempdir().unwrap();
+    Cosell::in_dir(dir.path())
+        .arg("run")
+        .arg(repo().join("playbooks").join(playbook))
+        .args(["--emulate", "--run-dir", "r"])
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .run()
+        .code(0)
+        .stdout_has("0 failed");
+    let ledger = read_ledger(&dir.path().join("r/ledger.csv"));
+    assert!(!ledger.is_empty());
+    for r in &ledger {
+        assert_eq!(r["status"], "succeeded", "{playbook}: {r:?}");
+    }
+    ledger
+}
+
+#[test]
+fn the_lead_to_opportunity_runbook_rehearses_with_its_csv() {
+    for r in rehearse("lead-to-opportunity.yaml") {
+        assert_eq!(r["lead_status_before"], "PENDING", "{r:?}");
+        assert!(r["opportunity_id"].starts_with('O'), "{r:?}");
+        assert!(r["engagement_id"].starts_with("eng-"), "{r:?}");
+        assert!(r["convert_id"].starts_with("task-"), "{r:?}");
+    }
+}
+
+#[test]
+fn the_create_and_submit_example_rehearses_with_its_csv() {
+    for r in rehearse("create-and-submit-opportunities.yaml") {
+        assert!(r["opportunity_id"].starts_with('O'), "{r:?}");
+        assert!(r["engagement_id"].starts_with("eng-"), "{r:?}");
+    }
+}
+
+#[test]
+fn the_accept_aws_referrals_example_rehearses_with_its_csv() {
+    for r in rehearse("accept-aws-referrals.yaml") {
+        assert_eq!(
+            (r["status_before"].as_str(), r["sender"].as_str()),
+            ("PENDING", "AWS")
+        );
+        assert!(r["opportunity_id"].starts_with('O'), "{r:?}");
+        assert_eq!(r["stage"], "Prospect", "{r:?}");
+    }
+}
+
+/// Only pending opportunity invitations from AWS are accepted: one already accepted and one
+/// from a partner are read and left alone (their rows succeed with no accept).
+#[test]
+fn accept_aws_referrals_accepts_only_pending_invitations_from_aws() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = dir.path().join("fixture.yaml");
+    std::fs::write(
+        &fixture,
+        format!(
+            "account: \"{PARTNER}\"\ninvitations:\n\
+             - {{ Id: engi-a0500000000a1 }}\n\
+             - {{ Id: engi-a0500000000b2, Status: ACCEPTED }}\n\
+             - {{ Id: engi-a0500000000c3, SenderAwsAccountId: \"444455556666\" }}\n\
+             - {{ Id: engi-a0500000000d4 }}\n"
+        ),
+    )
+    .unwrap();
+    let emu = Emu::start_adjusted("x50", "", 1, "100ms", |a| {
+        a.fixture = Some(fixture.clone());
+    });
+    std::fs::copy(
+        repo().join("examples/aws-referrals.csv"),
+        dir.path().join("referrals.csv"),
+    )
+    .unwrap();
+    Cosell::in_dir(dir.path())
+        .arg("run")
+        .arg(repo().join("playbooks/accept-aws-referrals.yaml"))
+        .args(["--input", "referrals.csv", "--run-dir", "r"])
+        .args(X50)
+        .calling_as(emu.url(), PARTNER)
+        .run()
+        .code(0);
+    let ledger = read_ledger(&dir.path().join("r/ledger.csv"));
+    let accepted: Vec<&str> = ledger
+        .iter()
+        .filter(|r| r["opportunity_id"].starts_with('O'))
+        .map(|r| r["key"].as_str())
+        .collect();
+    assert_eq!(accepted, ["engi-a0500000000a1", "engi-a0500000000d4"]);
+    assert!(ledger.iter().all(|r| r["status"] == "succeeded"));
+    let stats = emu.stats();
+    assert_eq!(stats["invitations_by_status"]["ACCEPTED"], 3, "{stats:#}");
+    assert_eq!(stats["invitations_by_status"]["PENDING"], 1, "{stats:#}");
+}
+
 /// The account the campaigns run as.
 pub const PARTNER: &str = "111122223333";
 
