@@ -105,7 +105,9 @@ const PROSPECTING_PENDING: &[&str] = &["PENDING", "IN_PROGRESS"];
 
 /// The waiter of every asynchronous operation. The model documents these operations as
 /// asynchronous but has no waiters file: the polled operation, where the id comes from and
-/// how a poll answer is read are declared here.
+/// how a poll answer is read are declared here. A snapshot job is awaited from its Start
+/// (it executes once started); CreateResourceSnapshotJob makes a job that is `Stopped` until
+/// started, so waiting on the Create would only time out, and `validate` refuses it.
 const WAITERS: &[(&str, Waiter)] = &[
     (
         "StartEngagementByAcceptingInvitationTask",
@@ -129,10 +131,6 @@ const WAITERS: &[(&str, Waiter)] = &[
             start_pending: Some(("TaskStatus", PROSPECTING_PENDING)),
             settle: Settle::EndTime,
         },
-    ),
-    (
-        "CreateResourceSnapshotJob",
-        Waiter::snapshot_job(IdFrom::Output("Id")),
     ),
     (
         "StartResourceSnapshotJob",
@@ -553,7 +551,7 @@ mod tests {
             }
         }
         assert!(asyncs.contains(&"StartResourceSnapshotJob"));
-        assert!(asyncs.contains(&"CreateResourceSnapshotJob"));
+        assert!(!asyncs.contains(&"CreateResourceSnapshotJob"));
         for name in asyncs {
             let w = waiter(name).unwrap();
             let poll = m.operation(w.poll).unwrap();
@@ -625,8 +623,7 @@ mod tests {
             s.progress(&json!({"LastFailure": "denied"})),
             Progress::Failed { .. }
         ));
-        let c = waiter("CreateResourceSnapshotJob").unwrap();
-        assert_eq!(c.id_of(&json!({}), &json!({"Id": "job-2"})), Some("job-2"));
+        assert!(waiter("CreateResourceSnapshotJob").is_none());
     }
 
     #[test]

@@ -76,7 +76,7 @@ fn structure_rules_are_reported_all_at_once() {
         &format!("{f}:7:31: error[INVALID_LIMIT]: rate \"fast\" for read is not a rate such as 1/s, 30/m or 3600/h"),
         &format!("{f}:8:17: error[INVALID_LIMIT]: limits.max_failures must be a count (5) or a percentage from 0% to 100% (\"5%\")"),
         &format!("{f}:13:9: error[DUPLICATE_STEP_ID]: step id \"invite\" is already used at line 10; step ids must be unique across setup and steps"),
-        &format!("{f}:16:11: error[WAIT_NOT_ALLOWED]: wait is only allowed on asynchronous actions (CreateResourceSnapshotJob, StartEngagementByAcceptingInvitationTask, StartEngagementFromOpportunityTask, StartOpportunityFromEngagementTask, StartProspectingFromEngagementTask, StartResourceSnapshotJob); GetEngagementInvitation returns its result directly: remove wait"),
+        &format!("{f}:16:11: error[WAIT_NOT_ALLOWED]: wait is only allowed on asynchronous actions (StartEngagementByAcceptingInvitationTask, StartEngagementFromOpportunityTask, StartOpportunityFromEngagementTask, StartProspectingFromEngagementTask, StartResourceSnapshotJob); GetEngagementInvitation returns its result directly: remove wait"),
         &format!("{f}:19:12: error[WRONG_TYPE]: input must be a mapping (the request as the API's JSON), found a string"),
         &format!("{f}:20:13: error[WRONG_TYPE]: expect must be a mapping of output member to expected value, found a list"),
         "11 errors; nothing was sent",
@@ -325,7 +325,7 @@ fn ledger_columns_may_not_reuse_built_in_column_names() {
         .args(["validate", "p.yaml"])
         .run();
     o.code(2);
-    let builtin = "row, key, status, error_step, error_code, error_message, started_at, finished_at, and <step>_id for each step";
+    let builtin = "line, row, key, status, notes, error_step, error_code, error_message, started_at, finished_at, and <step>_id for each step";
     has(&o, &[
         &format!("p.yaml:11:5: error[LEDGER_COLUMN_CLASH]: ledger column \"status\" clashes with a built-in ledger column ({builtin}); rename it, e.g. \"my_status\""),
         &format!("p.yaml:12:5: error[LEDGER_COLUMN_CLASH]: ledger column \"get_id\" clashes with a built-in ledger column ({builtin}); rename it, e.g. \"my_get_id\""),
@@ -838,7 +838,7 @@ fn every_operation_is_an_action_and_every_asynchronous_one_may_wait() {
     let o = run("validate", &bad);
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(
-        o.stderr.contains("error[WAIT_NOT_ALLOWED]: wait is only allowed on asynchronous actions (CreateResourceSnapshotJob, StartEngagementByAcceptingInvitationTask, StartEngagementFromOpportunityTask, StartOpportunityFromEngagementTask, StartProspectingFromEngagementTask, StartResourceSnapshotJob); AcceptEngagementInvitation returns its result directly: remove wait"),
+        o.stderr.contains("error[WAIT_NOT_ALLOWED]: wait is only allowed on asynchronous actions (StartEngagementByAcceptingInvitationTask, StartEngagementFromOpportunityTask, StartOpportunityFromEngagementTask, StartProspectingFromEngagementTask, StartResourceSnapshotJob); AcceptEngagementInvitation returns its result directly: remove wait"),
         "{}",
         o.stderr
     );
