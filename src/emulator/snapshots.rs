@@ -49,6 +49,7 @@
 //!   same millisecond count in creation order), and pages
 //!   with `MaxResults` (default 50) and `NextToken`.
 
+use super::engagements::member_engagement;
 use super::error::ApiError;
 use super::opportunities::{self as opp, owned_opportunity};
 use super::ops::{page, put_next, s, Ctx};
@@ -180,30 +181,6 @@ fn project_named(shape: &str, v: Value) -> Value {
         Some(id) => project(id, &v).unwrap_or(Value::Object(Map::new())),
         None => v,
     }
-}
-
-/// The engagement `id` in `catalog`, visible to `account` as a member.
-fn member_engagement<'s>(
-    state: &'s State,
-    catalog: &str,
-    id: &str,
-    account: &str,
-) -> Result<&'s Engagement, ApiError> {
-    let e = state
-        .engagements
-        .get(id)
-        .filter(|e| e.catalog == catalog)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "Engagement {id} was not found in catalog {catalog}"
-            ))
-        })?;
-    if !e.members.iter().any(|m| m == account) {
-        return Err(ApiError::access_denied(format!(
-            "Account {account} is not a member of engagement {id}"
-        )));
-    }
-    Ok(e)
 }
 
 fn check_template(template: &str) -> Result<(), ApiError> {
