@@ -476,6 +476,18 @@ impl RunDir {
         })
     }
 
+    /// Change `run.json` (atomically): what a run learns after it started, e.g. the rows of
+    /// `input.list` once listed (their file, digest and count).
+    pub fn update_manifest(&mut self, change: impl FnOnce(&mut Manifest)) -> io::Result<()> {
+        let mut m = self.manifest.clone();
+        change(&mut m);
+        let mut bytes = serde_json::to_vec_pretty(&m).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        write_atomically(&self.path.join(MANIFEST_FILE), &bytes)?;
+        self.manifest = m;
+        Ok(())
+    }
+
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }

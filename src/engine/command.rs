@@ -102,7 +102,11 @@ pub fn run_command(args: RunArgs) -> i32 {
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         playbook_name: campaign.name().to_string(),
         playbook_path: absolute(campaign.playbook_path()),
-        input_path: absolute(campaign.input_path()),
+        input_path: if campaign.is_pending_list() {
+            PathBuf::new()
+        } else {
+            absolute(campaign.input_path())
+        },
         vars: args.campaign.vars.clone(),
         catalog: campaign.catalog().to_string(),
         digests,
@@ -121,11 +125,13 @@ pub fn run_command(args: RunArgs) -> i32 {
     let campaign = Arc::new(campaign);
     let yes = args.connection.yes;
     let run_dir = args.run_dir.clone();
+    let cargs = args.campaign.clone();
+    let (concurrency, rate_flags) = (args.connection.concurrency, args.connection.rates.clone());
     runtime().block_on(async move {
         // A rehearsal's emulator keeps its state in the run directory, so the directory comes
         // first; against a real endpoint the account is learnt (and confirmed) first, so that
         // nothing is created for a run that is not confirmed.
-        let (rundir, link) = if conn.emulate {
+        let (mut rundir, link) = if conn.emulate {
             let mut manifest = manifest;
             manifest.account = Some(EMULATED_ACCOUNT.to_string());
             let rundir = match create_rundir(run_dir.as_deref(), &manifest) {
@@ -173,6 +179,26 @@ pub fn run_command(args: RunArgs) -> i32 {
                 Err(code) => return code,
             };
             (rundir, link)
+        };
+        let (campaign, total_rows) = if campaign.is_pending_list() {
+            let listed = materialise_list(
+                &campaign,
+                &cargs,
+                (concurrency, &rate_flags),
+                &link.client,
+                &rates,
+                &mut rundir,
+            )
+            .await;
+            match listed {
+                Ok((c, n)) => (Arc::new(c), n),
+                Err(code) => {
+                    link.close().await;
+                    return code;
+                }
+            }
+        } else {
+            (campaign, total_rows)
         };
         let journal = match JournalWriter::open(&rundir.journal_path()) {
             Ok(j) => j,
@@ -408,7 +434,9 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
     }
     let cargs = CampaignArgs {
         playbook: m.playbook_path.clone(),
-        input: Some(m.input_path.clone()),
+        // an input.list run killed before its rows were recorded: they are listed (or the
+        // file it wrote is taken) again below
+        input: (!m.input_path.as_os_str().is_empty()).then(|| m.input_path.clone()),
         vars: m.vars.clone(),
     };
     let mut campaign = match Campaign::load(&cargs) {
@@ -490,6 +518,8 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
     // Unchanged inputs were validated when the run started; changed ones are validated again.
     let total_rows = if drift.is_empty() && m.total_rows > 0 {
         m.total_rows
+    } else if campaign.is_pending_list() {
+        0
     } else if drift.is_empty() {
         match count_rows(campaign.input_path()) {
             Ok(n) => n,
@@ -529,6 +559,7 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
         prelude.records.push(redrive);
     }
     let campaign = Arc::new(campaign);
+    let mut rundir = rundir;
     runtime().block_on(async move {
         let link = match connect(&conn, Some(&rundir), &campaign).await {
             Ok(l) => l,
@@ -555,6 +586,26 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
                 }
             }
         }
+        let (campaign, total_rows) = if campaign.is_pending_list() {
+            let listed = materialise_list(
+                &campaign,
+                &cargs,
+                (concurrency, &rate_flags),
+                &link.client,
+                &rates,
+                &mut rundir,
+            )
+            .await;
+            match listed {
+                Ok((c, n)) => (Arc::new(c), n),
+                Err(code) => {
+                    link.close().await;
+                    return code;
+                }
+            }
+        } else {
+            (campaign, total_rows)
+        };
         let code = drive(
             campaign,
             rundir,
@@ -664,7 +715,13 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 fn current_digests(campaign: &Campaign, vars: &[String]) -> Result<Digests, String> {
-    let file = |p: &Path| digest_file(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let file = |p: &Path| {
+        if p.as_os_str().is_empty() && campaign.is_pending_list() {
+            // input.list before its rows are listed: nothing to digest yet
+            return Ok(String::new());
+        }
+        digest_file(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
     Ok(Digests {
         playbook: file(campaign.playbook_path())?,
         input: file(campaign.input_path())?,
@@ -674,6 +731,10 @@ fn current_digests(campaign: &Campaign, vars: &[String]) -> Result<Digests, Stri
 
 /// Data records in a CSV (header excluded).
 fn count_rows(path: &Path) -> Result<u64, String> {
+    if crate::input::listed::is_listed(path) {
+        return crate::input::listed::count(path)
+            .ok_or_else(|| format!("cannot read {}", path.display()));
+    }
     let mut r = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(path)
@@ -703,6 +764,90 @@ fn quota_window(flag: Option<&str>) -> Result<Duration, String> {
 
 /// `--concurrency` and `--rate`, checked like the playbook's limits (located at the flag)
 /// and made the campaign's limits: from here on the campaign is the one source of truth.
+/// `input.list`: list the rows into the run directory's `rows.jsonl` (unless an earlier
+/// process of the run did: then those rows stay), load the campaign on them, validate every
+/// row (nothing but the listing's reads is sent if a row is invalid), and record the rows'
+/// file, digest and count in `run.json`. Returns the campaign on its rows and their count.
+async fn materialise_list(
+    campaign: &Campaign,
+    cargs: &CampaignArgs,
+    overrides: (Option<usize>, &[String]),
+    client: &SdkClient,
+    rates: &RateConfig,
+    rundir: &mut RunDir,
+) -> Result<(Campaign, u64), i32> {
+    let path = rundir.path().join(crate::input::listed::LISTED_FILE);
+    let action = campaign
+        .list_input()
+        .map(|l| l.action.clone())
+        .unwrap_or_default();
+    let limits = Limits::new(rates.clone());
+    match super::listing::list_rows(client, &limits, campaign, &path).await {
+        Ok(Some(l)) => eprintln!(
+            "listed {} row{} with {action} ({} page{}, {} item{} read)",
+            l.kept,
+            if l.kept == 1 { "" } else { "s" },
+            l.pages,
+            if l.pages == 1 { "" } else { "s" },
+            l.items,
+            if l.items == 1 { "" } else { "s" },
+        ),
+        Ok(None) => eprintln!(
+            "the rows listed when the run started are in {}",
+            path.display()
+        ),
+        Err(e) => {
+            err(format!(
+                "{e}; no row was started. Resume the run to list again: {}",
+                resume_hint(rundir.path(), false)
+            ));
+            return Err(match e {
+                super::listing::ListFailure::Filter { .. } => exit::INVALID,
+                _ => exit::ENVIRONMENT,
+            });
+        }
+    }
+    let args = CampaignArgs {
+        playbook: cargs.playbook.clone(),
+        input: Some(path.clone()),
+        vars: cargs.vars.clone(),
+    };
+    let mut listed = match Campaign::load(&args) {
+        Ok(c) => c,
+        Err(d) => {
+            eprint!("{}", d.render_text());
+            return Err(exit::INVALID);
+        }
+    };
+    if let Err(d) = listed.apply_overrides(overrides.0, overrides.1) {
+        eprint!("{}", d.render_text());
+        return Err(exit::INVALID);
+    }
+    let report = listed.validate();
+    if report.diagnostics.has_errors() {
+        eprint!("{}", report.diagnostics.render_text());
+        eprintln!("error: the listed rows make an invalid campaign; nothing but the listing was sent");
+        return Err(exit::INVALID);
+    }
+    let digest = match digest_file(&path) {
+        Ok(d) => d,
+        Err(e) => {
+            err(format!("cannot read {}: {e}", path.display()));
+            return Err(exit::ENVIRONMENT);
+        }
+    };
+    let rows = report.rows;
+    if let Err(e) = rundir.update_manifest(|m| {
+        m.input_path = absolute(&path);
+        m.digests.input = digest;
+        m.total_rows = rows;
+    }) {
+        err(format!("cannot update {}: {e}", rundir.path().display()));
+        return Err(exit::ENVIRONMENT);
+    }
+    Ok((listed, rows))
+}
+
 fn apply_overrides(
     campaign: &mut Campaign,
     concurrency: Option<usize>,

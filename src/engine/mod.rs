@@ -8,6 +8,7 @@ pub mod api;
 pub mod command;
 pub mod coordinator;
 pub mod limits;
+pub mod listing;
 pub mod progress;
 pub mod sdk;
 mod sdk_gen;

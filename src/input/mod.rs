@@ -9,6 +9,8 @@
 // cold path; boxing it would complicate every caller for no measurable gain.
 #![allow(clippy::result_large_err)]
 
+pub mod listed;
+
 use crate::playbook::{Diagnostic, Location};
 use std::collections::VecDeque;
 use std::fs::File;

@@ -258,6 +258,20 @@ impl<'c> Checker<'c> {
             check_step(c, step, None, SETUP_KEY, &base, &mut b);
         }
         self.absorb(b);
+        if c.is_pending_list() {
+            // the rows are listed when the run starts: check each step once, its row values
+            // deferred (an item of the list's shape), so what the playbook writes itself is
+            // checked now and the rows' values when they are listed
+            if let Some(row) = c.placeholder_row() {
+                let ctx = minijinja::context! { row => row, ..base.clone() };
+                let mut b = Batch::new(self.show);
+                for step in &c.steps {
+                    check_step(c, step, None, "listed", &ctx, &mut b);
+                }
+                self.absorb(b);
+            }
+            return;
+        }
         let mut rows = match c.open_rows() {
             Ok(r) => r,
             Err(ds) => {

@@ -55,11 +55,13 @@ pub fn validate(args: &ValidateArgs) -> i32 {
         Format::Text => {
             eprint!("{}", r.diagnostics.render_text());
             if r.is_valid() {
+                let rows = match c.list_input().filter(|_| c.is_pending_list()) {
+                    Some(l) => format!("rows listed at run time by {}", l.action),
+                    None => format!("{} row{}", r.rows, if r.rows == 1 { "" } else { "s" }),
+                };
                 println!(
-                    "{}: valid; {} row{}, {} request{} checked{}",
+                    "{}: valid; {rows}, {} request{} checked{}",
                     c.playbook_path().display(),
-                    r.rows,
-                    if r.rows == 1 { "" } else { "s" },
                     r.requests,
                     if r.requests == 1 { "" } else { "s" },
                     match r.diagnostics.warning_count() {

@@ -20,6 +20,7 @@ pub mod template;
 
 pub use crate::playbook::{Diagnostic, Diagnostics, Location, MaxFailures, RateTarget, Severity};
 
+use crate::input::listed::ListedReader;
 use crate::input::CsvReader;
 use crate::model::{self, QuotaClass, ShapeId, ShapeKind};
 use crate::playbook::{self, Playbook, Pos, StepSpec};
@@ -185,8 +186,10 @@ pub struct Row {
     /// Physical line (1-based) where the record starts.
     pub line: u64,
     pub key: String,
-    /// Column name → trimmed value, in header order.
+    /// Column name → trimmed value, in header order (a CSV row).
     pub values: Vec<(Arc<str>, String)>,
+    /// The item, for a row listed by `input.list` (then `values` is empty).
+    pub item: Option<Arc<J>>,
 }
 
 impl Row {
@@ -197,6 +200,9 @@ impl Row {
             .map(|(_, v)| v.as_str())
     }
     fn to_mj(&self) -> MjValue {
+        if let Some(item) = &self.item {
+            return MjValue::from_serialize(&**item);
+        }
         MjValue::from_iter(
             self.values
                 .iter()
@@ -288,18 +294,61 @@ impl KeyRenderer {
 /// Streams the CSV's rows with their keys rendered. Duplicate keys are found by
 /// [`Campaign::validate`], not here.
 pub struct Rows {
-    reader: CsvReader,
+    reader: Source,
     keys: Arc<KeyRenderer>,
     playbook_file: String,
 }
 
+/// Where rows are read from.
+enum Source {
+    Csv(CsvReader),
+    Listed(ListedReader),
+}
+
+impl Source {
+    fn file(&self) -> &str {
+        match self {
+            Source::Csv(r) => r.file(),
+            Source::Listed(r) => r.file(),
+        }
+    }
+    fn peek_index(&self) -> Option<u64> {
+        match self {
+            Source::Csv(r) => r.peek_index(),
+            Source::Listed(r) => r.peek_index(),
+        }
+    }
+    /// The next row (key not rendered yet).
+    fn next_row(&mut self) -> Option<Result<Row, Diagnostic>> {
+        Some(match self {
+            Source::Csv(r) => r.next_record()?.map(|rec| {
+                let cols = r.columns().clone();
+                Row {
+                    index: rec.index,
+                    line: rec.line,
+                    key: String::new(),
+                    values: cols.iter().cloned().zip(rec.values).collect(),
+                    item: None,
+                }
+            }),
+            Source::Listed(r) => r.next_row()?.map(|lr| Row {
+                index: lr.index,
+                line: lr.line,
+                key: String::new(),
+                values: Vec::new(),
+                item: Some(Arc::new(lr.item)),
+            }),
+        })
+    }
+}
+
 impl Rows {
+    /// The CSV's header; for listed rows, none.
     pub fn columns(&self) -> Vec<String> {
-        self.reader
-            .columns()
-            .iter()
-            .map(|c| c.to_string())
-            .collect()
+        match &self.reader {
+            Source::Csv(r) => r.columns().iter().map(|c| c.to_string()).collect(),
+            Source::Listed(_) => Vec::new(),
+        }
     }
 }
 
@@ -319,24 +368,16 @@ impl Rows {
         skip: impl Fn(u64) -> bool,
     ) -> Option<Result<Option<Row>, Diagnostic>> {
         if self.reader.peek_index().is_some_and(&skip) {
-            return Some(self.reader.next_record()?.map(|_| None));
+            return Some(self.reader.next_row()?.map(|_| None));
         }
         Some(self.next()?.map(Some))
     }
 
     /// The next row and its template value (built once, reused by the dry run).
     fn next_with_context(&mut self) -> Option<Result<(Row, MjValue), Diagnostic>> {
-        let rec = match self.reader.next_record()? {
+        let mut row = match self.reader.next_row()? {
             Ok(r) => r,
             Err(d) => return Some(Err(d)),
-        };
-        let cols = self.reader.columns().clone();
-        let values: Vec<(Arc<str>, String)> = cols.iter().cloned().zip(rec.values).collect();
-        let mut row = Row {
-            index: rec.index,
-            line: rec.line,
-            key: String::new(),
-            values,
         };
         let mj = row.to_mj();
         match self.keys.key(row.line, &mj) {
@@ -427,6 +468,9 @@ pub struct Campaign {
     rehearsal: Option<Rehearsal>,
     /// Row columns the templates read: (position, column, guarded by `default`).
     row_refs: Vec<(Pos, String, bool)>,
+    /// `input.list`: rows listed when the run starts (then read from the run directory's
+    /// `rows.jsonl`, which `--input` names on resume).
+    list: Option<ListInput>,
     warnings: Diagnostics,
     digest: String,
 }
@@ -684,6 +728,217 @@ fn check_output_path(
     }
 }
 
+/// `input.list`, compiled: what to list, how to keep rows, what a row is.
+#[derive(Debug)]
+pub struct ListInput {
+    pub action: String,
+    /// The first page's request, rendered (vars and run only) and checked against the model.
+    pub request: J,
+    /// The paginator (every List action with `input.list` has one).
+    pub paginator: &'static model::Paginator,
+    /// The shape of one item (a row).
+    pub item_shape: ShapeId,
+    /// `input.where`: its source and compiled expression.
+    pub filter: Option<(String, Tpl)>,
+    pos: Pos,
+    tree: TNode,
+}
+
+/// The List actions that can feed rows: those with a paginator.
+fn listable() -> Vec<&'static str> {
+    model::ops::operations()
+        .iter()
+        .filter(|o| o.paginator.is_some())
+        .map(|o| o.name)
+        .collect()
+}
+
+fn compile_list(
+    c: &mut Compiler,
+    l: &playbook::ListSpec,
+    filter: Option<&playbook::Node>,
+    templates: &mut Templates,
+) -> Option<ListInput> {
+    let m = model::model();
+    let name = l.action.value.as_str();
+    let Some(row) = model::ops::operation(name) else {
+        let sug = model::nearest(name, listable().into_iter());
+        c.err(
+            l.action.pos,
+            "UNKNOWN_ACTION",
+            format!("input.list.action {name:?} is not an operation of the API"),
+            sug,
+            None,
+        );
+        return None;
+    };
+    let Some(paginator) = row.paginator else {
+        c.err(
+            l.action.pos,
+            "LIST_NOT_PAGINATED",
+            format!(
+                "input.list.action {name} is not a paginated List operation; rows can come from: {}",
+                listable().join(", ")
+            ),
+            None,
+            None,
+        );
+        return None;
+    };
+    let op = m.operation(name)?;
+    let item_shape = op
+        .output
+        .and_then(|o| m.shape(o).member(&paginator.result_key))
+        .and_then(|mm| match &m.shape(mm.shape).kind {
+            ShapeKind::List { member, .. } => Some(*member),
+            _ => None,
+        })?;
+    let mut errors = Vec::new();
+    let tree = match &l.input {
+        Some(n) => templates.compile_tree(
+            n,
+            op.input,
+            &mut String::new(),
+            &mut HashMap::new(),
+            &mut errors,
+        ),
+        None => TNode::Lit(J::Object(Map::new())),
+    };
+    for (pos, e) in errors {
+        c.err(pos, "TEMPLATE_SYNTAX", format!("input.list: {e}"), None, None);
+    }
+    // like the first setup step: no row, no setup outputs yet
+    c.check_tree(&tree, Scope::Setup(0), Some("input.list"));
+    let filter = filter.and_then(|f| {
+        let src = match &f.value {
+            playbook::Value::Str(s) => s.clone(),
+            _ => return None,
+        };
+        match templates.compile_expression(&src, f.pos) {
+            Ok(t) => {
+                c.check_refs(&t, Scope::Key, Some("input.where"));
+                Some((src, t))
+            }
+            Err(e) => {
+                c.err(f.pos, "TEMPLATE_SYNTAX", format!("input.where: {e}"), None, None);
+                None
+            }
+        }
+    });
+    Some(ListInput {
+        action: name.to_string(),
+        request: J::Null,
+        paginator,
+        item_shape,
+        filter,
+        pos: l.pos,
+        tree,
+    })
+}
+
+/// Render the list request once (it reads only vars and run), fill `Catalog`, check it.
+fn render_list_request(
+    templates: &Templates,
+    l: &mut ListInput,
+    ctx: &MjValue,
+    pb: &Playbook,
+) -> Result<(), Diagnostics> {
+    let at = |pos: Pos| Location::Playbook {
+        file: pb.file.clone(),
+        line: pos.line,
+        col: pos.col,
+    };
+    let mut diags = Diagnostics::new();
+    let mut req = match render_static(templates, &l.tree, ctx) {
+        Ok(v) => v,
+        Err(e) => {
+            diags.push(Diagnostic::error(at(l.pos), "TEMPLATE_ERROR", format!("input.list: {e}")));
+            return Err(diags);
+        }
+    };
+    if !req.is_object() {
+        req = J::Object(Map::new());
+    }
+    if let Some(o) = req.as_object_mut() {
+        o.entry("Catalog")
+            .or_insert_with(|| J::String(pb.catalog.value.clone()));
+    }
+    for v in model::model().validate_input(&l.action, &req) {
+        diags.push(
+            Diagnostic::error(
+                at(l.pos),
+                v.code.as_str(),
+                format!("input.list.input.{}: {}", v.path, v.message),
+            )
+            .with_suggestion(v.suggestion),
+        );
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    l.request = req;
+    Ok(())
+}
+
+/// A tree rendered with no row: templates evaluated, empty values dropped.
+fn render_static(templates: &Templates, n: &TNode, ctx: &MjValue) -> Result<J, String> {
+    Ok(match n {
+        TNode::Lit(v) => v.clone(),
+        TNode::Tpl(t) => template::finish(templates.eval(t, ctx)?, t),
+        TNode::Arr(items) => J::Array(
+            items
+                .iter()
+                .map(|i| render_static(templates, i, ctx))
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .filter(|v| !v.is_null())
+                .collect(),
+        ),
+        TNode::Obj(es) => {
+            let mut m = Map::new();
+            for (k, v) in es {
+                let v = render_static(templates, v, ctx)?;
+                if !(v.is_null() || v.as_str() == Some("")) {
+                    m.insert(k.clone(), v);
+                }
+            }
+            J::Object(m)
+        }
+    })
+}
+
+impl Compiler<'_> {
+    /// With `input.list`, a row is an item of the list: every `row.X` a template reads must be
+    /// a member of the item's shape.
+    fn check_row_members(&mut self, l: &ListInput) {
+        let m = model::model();
+        let shape = m.shape(l.item_shape);
+        let names: Vec<&str> = shape.members().iter().map(|mm| mm.name.as_str()).collect();
+        let refs = std::mem::take(&mut self.row_refs);
+        let mut seen = HashSet::new();
+        for (pos, col, guarded) in &refs {
+            if shape.member(col).is_some() || *guarded || !seen.insert((pos.line, pos.col, col.clone())) {
+                continue;
+            }
+            let sug = model::nearest(col, names.iter().copied());
+            self.err(
+                *pos,
+                "UNKNOWN_ROW_MEMBER",
+                format!(
+                    "row.{col}: the rows are the items of {} ({}), which have no member {col:?}; \
+                     they have: {}",
+                    l.action,
+                    l.paginator.result_key,
+                    names.join(", ")
+                ),
+                sug,
+                None,
+            );
+        }
+        self.row_refs = refs;
+    }
+}
+
 impl Campaign {
     /// Load a playbook, compile its templates, apply `--var` overrides and resolve the input.
     pub fn load(args: &crate::cli::CampaignArgs) -> Result<Campaign, Diagnostics> {
@@ -803,13 +1058,15 @@ impl Campaign {
                 let shown = p.to_string_lossy().into_owned();
                 (p, shown)
             }
+            // rows listed when the run starts: no file yet
+            (None, None) if pb.list.is_some() => (PathBuf::new(), String::new()),
             (None, None) => {
                 diags.push(Diagnostic::error(
                     Location::File {
                         file: file.to_string(),
                     },
                     "NO_INPUT",
-                    "no input CSV: set input.csv in the playbook or pass --input FILE",
+                    "no input: set input.csv (or input.list) in the playbook or pass --input FILE",
                 ));
                 (PathBuf::new(), String::new())
             }
@@ -1078,6 +1335,14 @@ impl Campaign {
                 task_delay: e.task_delay,
             }
         });
+        // input.list: its request (no row, no setup) and its filter (the row only)
+        let list = pb
+            .list
+            .as_ref()
+            .and_then(|l| compile_list(&mut c, l, pb.filter.as_ref(), &mut templates));
+        if let Some(l) = &list {
+            c.check_row_members(l);
+        }
         let Compiler {
             diags, row_refs, ..
         } = c;
@@ -1134,6 +1399,20 @@ impl Campaign {
             vars: vars_mj.clone(),
             run: run_mj.clone(),
         });
+        let list = match list {
+            Some(mut l) => {
+                let ctx = minijinja::context! { vars => vars_mj.clone(), run => run_mj.clone() };
+                match render_list_request(&templates, &mut l, &ctx, &pb) {
+                    Ok(()) => Some(l),
+                    Err(d) => {
+                        let mut d = d;
+                        d.extend(all_warnings);
+                        return Err(d);
+                    }
+                }
+            }
+            None => None,
+        };
         Ok(Campaign {
             playbook_path: args.playbook.clone(),
             input_path,
@@ -1149,6 +1428,7 @@ impl Campaign {
             ledger,
             rehearsal,
             row_refs,
+            list,
             warnings: all_warnings,
             digest: {
                 let d = Sha256::digest(text.as_bytes());
@@ -1315,8 +1595,41 @@ impl Campaign {
         }
     }
 
-    /// Open the CSV and check its header against the columns the templates read.
+    /// Open the CSV and check its header against the columns the templates read (or the
+    /// listed rows of `input.list`, whose members were checked against the model at load).
     fn open_rows(&self) -> Result<Rows, Diagnostics> {
+        if self.list.is_some() {
+            if self.is_pending_list() {
+                return Err(Diagnostic::error(
+                    self.loc(self.list.as_ref().map(|l| l.pos).unwrap_or_default()),
+                    "ROWS_NOT_LISTED",
+                    "the rows of input.list are listed when the run starts",
+                )
+                .into());
+            }
+            let reader = ListedReader::open(&self.input_path, &self.input_display)?;
+            if let Some(l) = &self.list {
+                if reader.header().action != l.action {
+                    return Err(Diagnostic::error(
+                        Location::File {
+                            file: self.input_display.clone(),
+                        },
+                        "LISTED_ROWS_MISMATCH",
+                        format!(
+                            "these rows were listed with {}, the playbook lists {}",
+                            reader.header().action,
+                            l.action
+                        ),
+                    )
+                    .into());
+                }
+            }
+            return Ok(Rows {
+                reader: Source::Listed(reader),
+                keys: self.keys.clone(),
+                playbook_file: self.playbook.file.clone(),
+            });
+        }
         let reader = CsvReader::open(&self.input_path, &self.input_display)?;
         let mut diags = Diagnostics::new();
         let cols = reader.columns().clone();
@@ -1365,10 +1678,36 @@ impl Campaign {
             return Err(diags);
         }
         Ok(Rows {
-            reader,
+            reader: Source::Csv(reader),
             keys: self.keys.clone(),
             playbook_file: self.playbook.file.clone(),
         })
+    }
+
+    /// `input.list`, if the rows come from a List operation.
+    pub fn list_input(&self) -> Option<&ListInput> {
+        self.list.as_ref()
+    }
+
+    /// The rows come from `input.list` and have not been listed yet (no `rows.jsonl` given).
+    pub fn is_pending_list(&self) -> bool {
+        self.list.is_some() && self.input_path.as_os_str().is_empty()
+    }
+
+    /// Whether a listed item is a row (`input.where`; true without one).
+    pub fn keep_listed(&self, item: &J) -> Result<bool, String> {
+        let Some((_, t)) = self.list.as_ref().and_then(|l| l.filter.as_ref()) else {
+            return Ok(true);
+        };
+        let ctx = minijinja::context! { row => MjValue::from_serialize(item), vars => self.vars_mj.clone(), run => self.run_mj.clone() };
+        self.templates.truth(t, &ctx)
+    }
+
+    /// A template context whose row is the placeholder of a listed item (deferred values),
+    /// for checking a list campaign's steps before its rows exist.
+    pub(crate) fn placeholder_row(&self) -> Option<MjValue> {
+        let l = self.list.as_ref()?;
+        Some(MjValue::from_serialize(template::placeholder(l.item_shape, "row", 0)))
     }
 
     /// Stream the rows of the input (keys rendered). Fails when the CSV cannot be opened, its

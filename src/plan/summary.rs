@@ -76,6 +76,10 @@ pub struct Summary {
     pub expected_finish: String,
     /// Whether the playbook waits for the quota itself (`limits.daily_wait`).
     pub daily_wait: bool,
+    /// With `input.list`: the List action the rows come from when the run starts (the counts
+    /// are then per row, not for the campaign).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listed_by: Option<String>,
 }
 
 fn add(actions: &mut Vec<ActionCalls>, action: &str, calls: u64, estimate: bool, at_most: bool) {
@@ -239,6 +243,10 @@ pub fn summarize(c: &Campaign, rows: u64) -> Summary {
         splits,
         expected_finish,
         daily_wait: limits.daily_wait,
+        listed_by: c
+            .is_pending_list()
+            .then(|| c.list_input().map(|l| l.action.clone()))
+            .flatten(),
     }
 }
 
@@ -271,11 +279,24 @@ pub fn fmt_duration(secs: f64) -> String {
 impl Summary {
     pub fn render_text(&self) -> String {
         let mut o = String::new();
-        let _ = writeln!(
-            o,
-            "plan {} (catalog {}): {} rows, {} in flight at once",
-            self.name, self.catalog, self.rows, self.concurrency
-        );
+        match &self.listed_by {
+            Some(action) => {
+                let _ = writeln!(
+                    o,
+                    "plan {} (catalog {}): the rows are listed at run time ({action}, every \
+                     page at the read quota), {} in flight at once; the counts below are for \
+                     no rows yet",
+                    self.name, self.catalog, self.concurrency
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    o,
+                    "plan {} (catalog {}): {} rows, {} in flight at once",
+                    self.name, self.catalog, self.rows, self.concurrency
+                );
+            }
+        }
         let _ = writeln!(o, "\ncalls per action:");
         let w = self
             .actions

@@ -92,8 +92,28 @@ pub const INPUT_KEYS: &[(&str, &str)] = &[
         "Path of the CSV, relative to the playbook; --input overrides.",
     ),
     (
+        "list",
+        "Rows from a List operation instead of a file: {action, input}; every page is read at \
+         the read quota when the run starts, and the rows are kept in the run directory.",
+    ),
+    (
+        "where",
+        "With list: an expression on row (an item of the list) that keeps the rows it is true \
+         for, e.g. \"row.PayloadType == 'OpportunityInvitation'\".",
+    ),
+    (
         "key",
         "Template naming each row uniquely (default: the CSV line number).",
+    ),
+];
+pub const LIST_KEYS: &[(&str, &str)] = &[
+    (
+        "action",
+        "A paginated List operation (ListEngagementInvitations, ListOpportunities, …).",
+    ),
+    (
+        "input",
+        "Its request (Catalog filled in); templates may read vars and run.",
     ),
 ];
 pub const LIMITS_KEYS: &[(&str, &str)] = &[
@@ -205,6 +225,15 @@ pub enum MaxFailures {
     Percent(f64),
 }
 
+/// `input.list`: the List operation whose items are the rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListSpec {
+    pub pos: Pos,
+    pub action: Loc<String>,
+    /// The request (a mapping node; templates allowed).
+    pub input: Option<Node>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Playbook {
     /// The playbook's path as given (for locations).
@@ -213,6 +242,10 @@ pub struct Playbook {
     pub description: Option<String>,
     pub catalog: Loc<String>,
     pub csv: Option<Loc<String>>,
+    /// `input.list`: rows from a List operation.
+    pub list: Option<ListSpec>,
+    /// `input.where`: the filter on listed rows (an expression string node).
+    pub filter: Option<Node>,
     /// The row-key template (a string node), if given.
     pub key: Option<Node>,
     pub vars: Vec<(Key, Node)>,
@@ -562,7 +595,7 @@ pub fn parse(file: &str, text: &str) -> Result<(Playbook, Diagnostics), Diagnost
         }),
     };
 
-    let (mut csv, mut key) = (None, None);
+    let (mut csv, mut key, mut list, mut filter) = (None, None, None, None);
     if let Some((_, n)) = get("input") {
         if let Some(es) = r.map(n, "input", INPUT_KEYS) {
             for (k, v) in es {
@@ -573,11 +606,60 @@ pub fn parse(file: &str, text: &str) -> Result<(Playbook, Diagnostics), Diagnost
                             value: s,
                         })
                     }
+                    "list" => {
+                        if let Some(ls) = r.map(v, "input.list", LIST_KEYS) {
+                            let action = ls.iter().find(|(k, _)| k.name == "action");
+                            let input = ls.iter().find(|(k, _)| k.name == "input");
+                            match action.and_then(|(_, a)| {
+                                r.string(a, "input.list.action").map(|s| Loc {
+                                    pos: a.pos,
+                                    value: s,
+                                })
+                            }) {
+                                Some(action) => {
+                                    list = Some(ListSpec {
+                                        pos: v.pos,
+                                        action,
+                                        input: input.map(|(_, n)| n.clone()),
+                                    })
+                                }
+                                None if action.is_none() => r.err(
+                                    v.pos,
+                                    "MISSING_KEY",
+                                    "input.list needs an `action`: the List operation whose \
+                                     items are the rows"
+                                        .to_string(),
+                                ),
+                                None => {}
+                            }
+                        }
+                    }
+                    "where" if r.string(v, "input.where").is_some() => filter = Some(v.clone()),
                     "key" if r.string(v, "input.key").is_some() => key = Some(v.clone()),
                     _ => {}
                 }
             }
         }
+    }
+
+    if let (Some(c), Some(l)) = (&csv, &list) {
+        r.err(
+            l.pos,
+            "INPUT_CONFLICT",
+            format!(
+                "input has both csv (line {}) and list: the rows come from one of them; remove one",
+                c.pos.line
+            ),
+        );
+    }
+    if let (Some(f), None) = (&filter, &list) {
+        r.err(
+            f.pos,
+            "WHERE_WITHOUT_LIST",
+            "input.where filters the rows of input.list; a CSV's rows are filtered with a \
+             step's when, or in the sheet"
+                .to_string(),
+        );
     }
 
     let mut vars = Vec::new();
@@ -704,6 +786,8 @@ pub fn parse(file: &str, text: &str) -> Result<(Playbook, Diagnostics), Diagnost
             description,
             catalog,
             csv,
+            list,
+            filter,
             key,
             vars,
             limits,
