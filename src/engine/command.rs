@@ -826,7 +826,9 @@ async fn materialise_list(
     let report = listed.validate();
     if report.diagnostics.has_errors() {
         eprint!("{}", report.diagnostics.render_text());
-        eprintln!("error: the listed rows make an invalid campaign; nothing but the listing was sent");
+        eprintln!(
+            "error: the listed rows make an invalid campaign; nothing but the listing was sent"
+        );
         return Err(exit::INVALID);
     }
     let digest = match digest_file(&path) {

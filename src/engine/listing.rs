@@ -20,7 +20,10 @@ use std::time::Duration;
 pub enum ListFailure {
     Api(ApiError),
     /// `input.where` could not be evaluated on an item.
-    Filter { index: usize, message: String },
+    Filter {
+        index: usize,
+        message: String,
+    },
     /// A rolling daily budget is used up.
     Daily(String),
     Io(std::io::Error),
@@ -57,10 +60,9 @@ async fn call<C: ApiClient>(
 ) -> Result<Value, ListFailure> {
     let mut attempt = 0;
     loop {
-        limits
-            .acquire(op)
-            .await
-            .map_err(|d| ListFailure::Daily(format!("the {} quota's rolling window is used up", d.class)))?;
+        limits.acquire(op).await.map_err(|d| {
+            ListFailure::Daily(format!("the {} quota's rolling window is used up", d.class))
+        })?;
         match client.call(op, request.clone()).await {
             Ok(v) => {
                 limits.succeeded(op);

@@ -91,7 +91,11 @@ pub fn is_listed(path: &Path) -> bool {
     let _ = first_line(f, &mut first);
     serde_json::from_str::<Value>(&first)
         .ok()
-        .and_then(|v| v.get("kind").and_then(Value::as_str).map(|k| k == LISTED_KIND))
+        .and_then(|v| {
+            v.get("kind")
+                .and_then(Value::as_str)
+                .map(|k| k == LISTED_KIND)
+        })
         .unwrap_or(false)
 }
 
@@ -252,7 +256,10 @@ mod tests {
     fn rows_round_trip_with_their_lines_and_header() {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join(LISTED_FILE);
-        let rows = vec![json!({"Id": "engi-1", "Status": "PENDING"}), json!({"Id": "engi-2"})];
+        let rows = vec![
+            json!({"Id": "engi-1", "Status": "PENDING"}),
+            json!({"Id": "engi-2"}),
+        ];
         write(&p, &header(), &rows).unwrap();
         assert!(is_listed(&p));
         assert_eq!(count(&p), Some(2));
@@ -271,7 +278,12 @@ mod tests {
     fn an_edited_or_cut_file_is_refused() {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join(LISTED_FILE);
-        write(&p, &header(), &[json!({"Id": "engi-1"}), json!({"Id": "engi-2"})]).unwrap();
+        write(
+            &p,
+            &header(),
+            &[json!({"Id": "engi-1"}), json!({"Id": "engi-2"})],
+        )
+        .unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         std::fs::write(&p, text.replace("engi-2", "engi-3")).unwrap();
         let e = ListedReader::open(&p, "rows.jsonl").err().unwrap();

@@ -762,7 +762,7 @@ fn compile_list(
     let m = model::model();
     let name = l.action.value.as_str();
     let Some(row) = model::ops::operation(name) else {
-        let sug = model::nearest(name, listable().into_iter());
+        let sug = model::nearest(name, listable());
         c.err(
             l.action.pos,
             "UNKNOWN_ACTION",
@@ -805,7 +805,13 @@ fn compile_list(
         None => TNode::Lit(J::Object(Map::new())),
     };
     for (pos, e) in errors {
-        c.err(pos, "TEMPLATE_SYNTAX", format!("input.list: {e}"), None, None);
+        c.err(
+            pos,
+            "TEMPLATE_SYNTAX",
+            format!("input.list: {e}"),
+            None,
+            None,
+        );
     }
     // like the first setup step: no row, no setup outputs yet
     c.check_tree(&tree, Scope::Setup(0), Some("input.list"));
@@ -820,7 +826,13 @@ fn compile_list(
                 Some((src, t))
             }
             Err(e) => {
-                c.err(f.pos, "TEMPLATE_SYNTAX", format!("input.where: {e}"), None, None);
+                c.err(
+                    f.pos,
+                    "TEMPLATE_SYNTAX",
+                    format!("input.where: {e}"),
+                    None,
+                    None,
+                );
                 None
             }
         }
@@ -852,7 +864,11 @@ fn render_list_request(
     let mut req = match render_static(templates, &l.tree, ctx) {
         Ok(v) => v,
         Err(e) => {
-            diags.push(Diagnostic::error(at(l.pos), "TEMPLATE_ERROR", format!("input.list: {e}")));
+            diags.push(Diagnostic::error(
+                at(l.pos),
+                "TEMPLATE_ERROR",
+                format!("input.list: {e}"),
+            ));
             return Err(diags);
         }
     };
@@ -917,7 +933,10 @@ impl Compiler<'_> {
         let refs = std::mem::take(&mut self.row_refs);
         let mut seen = HashSet::new();
         for (pos, col, guarded) in &refs {
-            if shape.member(col).is_some() || *guarded || !seen.insert((pos.line, pos.col, col.clone())) {
+            if shape.member(col).is_some()
+                || *guarded
+                || !seen.insert((pos.line, pos.col, col.clone()))
+            {
                 continue;
             }
             let sug = model::nearest(col, names.iter().copied());
@@ -1707,7 +1726,11 @@ impl Campaign {
     /// for checking a list campaign's steps before its rows exist.
     pub(crate) fn placeholder_row(&self) -> Option<MjValue> {
         let l = self.list.as_ref()?;
-        Some(MjValue::from_serialize(template::placeholder(l.item_shape, "row", 0)))
+        Some(MjValue::from_serialize(template::placeholder(
+            l.item_shape,
+            "row",
+            0,
+        )))
     }
 
     /// Stream the rows of the input (keys rendered). Fails when the CSV cannot be opened, its

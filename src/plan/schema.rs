@@ -239,7 +239,20 @@ pub fn generate() -> J {
             "name" => json!({"type": "string", "pattern": "^[a-z0-9-]{1,40}$"}),
             "description" => json!({"type": "string"}),
             "catalog" => json!({"enum": CATALOGS}),
-            "input" => json!({"type": "object", "additionalProperties": false, "properties": props(playbook::INPUT_KEYS, |_, d| desc(json!({"type": "string"}), d))}),
+            "input" => {
+                let listable: Vec<&str> = crate::model::ops::operations()
+                    .iter()
+                    .filter(|o| o.paginator.is_some())
+                    .map(|o| o.name)
+                    .collect();
+                json!({"type": "object", "additionalProperties": false, "properties": props(playbook::INPUT_KEYS, |k, d| desc(match k {
+                    "list" => json!({"type": "object", "additionalProperties": false, "required": ["action"], "properties": props(playbook::LIST_KEYS, |k, d| desc(match k {
+                        "action" => json!({"enum": listable}),
+                        _ => json!({"type": "object"}),
+                    }, d))}),
+                    _ => json!({"type": "string"}),
+                }, d))})
+            }
             "vars" => json!({"type": "object"}),
             "limits" => json!({"type": "object", "additionalProperties": false, "properties": props(playbook::LIMITS_KEYS, |k, d| desc(match k {
                 "concurrency" => json!({"type": "integer", "minimum": 1, "maximum": 1024}),
