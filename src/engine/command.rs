@@ -180,7 +180,7 @@ pub fn run_command(args: RunArgs) -> i32 {
             };
             (rundir, link)
         };
-        let (campaign, total_rows) = if campaign.is_pending_list() {
+        let (campaign, total_rows, prelude) = if campaign.is_pending_list() {
             let listed = materialise_list(
                 &campaign,
                 &cargs,
@@ -191,14 +191,14 @@ pub fn run_command(args: RunArgs) -> i32 {
             )
             .await;
             match listed {
-                Ok((c, n)) => (Arc::new(c), n),
+                Ok((c, n, p)) => (Arc::new(c), n, p),
                 Err(code) => {
                     link.close().await;
                     return code;
                 }
             }
         } else {
-            (campaign, total_rows)
+            (campaign, total_rows, Prelude::default())
         };
         let journal = match JournalWriter::open(&rundir.journal_path()) {
             Ok(j) => j,
@@ -219,7 +219,7 @@ pub fn run_command(args: RunArgs) -> i32 {
             wait_for_quota,
             total_rows,
             RunState::default(),
-            Prelude::default(),
+            prelude,
         )
         .await;
         link.close().await;
@@ -597,7 +597,11 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
             )
             .await;
             match listed {
-                Ok((c, n)) => (Arc::new(c), n),
+                Ok((c, n, p)) => {
+                    prelude.records.extend(p.records);
+                    prelude.seeds.extend(p.seeds);
+                    (Arc::new(c), n)
+                }
                 Err(code) => {
                     link.close().await;
                     return code;
@@ -775,23 +779,38 @@ async fn materialise_list(
     client: &SdkClient,
     rates: &RateConfig,
     rundir: &mut RunDir,
-) -> Result<(Campaign, u64), i32> {
+) -> Result<(Campaign, u64, Prelude), i32> {
     let path = rundir.path().join(crate::input::listed::LISTED_FILE);
     let action = campaign
         .list_input()
         .map(|l| l.action.clone())
         .unwrap_or_default();
     let limits = Limits::new(rates.clone());
+    let mut prelude = Prelude::default();
     match super::listing::list_rows(client, &limits, campaign, &path).await {
-        Ok(Some(l)) => eprintln!(
-            "listed {} row{} with {action} ({} page{}, {} item{} read)",
-            l.kept,
-            if l.kept == 1 { "" } else { "s" },
-            l.pages,
-            if l.pages == 1 { "" } else { "s" },
-            l.items,
-            if l.items == 1 { "" } else { "s" },
-        ),
+        Ok(Some(l)) => {
+            let class = QuotaClass::of(&action);
+            for (i, (left, took, code)) in l.attempts.iter().enumerate() {
+                prelude.seeds.push((class, *left));
+                prelude.records.push(Record::Call {
+                    op: action.clone(),
+                    at: chrono::DateTime::<chrono::Utc>::from(*left)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    ms: took.as_millis() as u64,
+                    attempt: i as u32 + 1,
+                    code: code.clone(),
+                });
+            }
+            eprintln!(
+                "listed {} row{} with {action} ({} page{}, {} item{} read)",
+                l.kept,
+                if l.kept == 1 { "" } else { "s" },
+                l.pages,
+                if l.pages == 1 { "" } else { "s" },
+                l.items,
+                if l.items == 1 { "" } else { "s" },
+            );
+        }
         Ok(None) => eprintln!(
             "the rows listed when the run started are in {}",
             path.display()
@@ -847,7 +866,7 @@ async fn materialise_list(
         err(format!("cannot update {}: {e}", rundir.path().display()));
         return Err(exit::ENVIRONMENT);
     }
-    Ok((listed, rows))
+    Ok((listed, rows, prelude))
 }
 
 fn apply_overrides(

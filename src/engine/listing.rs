@@ -43,11 +43,14 @@ impl std::fmt::Display for ListFailure {
 }
 
 /// What a listing did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listed {
     pub pages: u64,
     pub items: u64,
     pub kept: u64,
+    /// Every request sent (retries included): when it left, how long its answer took, its
+    /// error code; journaled as `Call` records, so the daily budgets and the report count them.
+    pub attempts: Vec<(std::time::SystemTime, Duration, Option<String>)>,
 }
 
 const MAX_ATTEMPTS: u32 = 8;
@@ -57,13 +60,21 @@ async fn call<C: ApiClient>(
     limits: &Limits,
     op: &str,
     request: &Value,
+    attempts: &mut Vec<(std::time::SystemTime, Duration, Option<String>)>,
 ) -> Result<Value, ListFailure> {
     let mut attempt = 0;
     loop {
         limits.acquire(op).await.map_err(|d| {
             ListFailure::Daily(format!("the {} quota's rolling window is used up", d.class))
         })?;
-        match client.call(op, request.clone()).await {
+        let (left, t0) = (std::time::SystemTime::now(), std::time::Instant::now());
+        let answer = client.call(op, request.clone()).await;
+        attempts.push((
+            left,
+            t0.elapsed(),
+            answer.as_ref().err().map(|e| e.code.clone()),
+        ));
+        match answer {
             Ok(v) => {
                 limits.succeeded(op);
                 return Ok(v);
@@ -107,7 +118,7 @@ pub async fn list_rows<C: ApiClient>(
     let mut kept = Vec::new();
     let mut done = Listed::default();
     loop {
-        let page = call(client, limits, &l.action, &request).await?;
+        let page = call(client, limits, &l.action, &request, &mut done.attempts).await?;
         done.pages += 1;
         let items = page
             .get(&pg.result_key)
