@@ -66,6 +66,7 @@ fn child(playbook: &str, input: &str) {
     let args = cosell::cli::CampaignArgs {
         playbook: playbook.into(),
         input: Some(input.into()),
+        sheet: None,
         vars: vec![],
     };
     let t = Instant::now();

@@ -103,6 +103,7 @@ pub fn run_command(args: RunArgs) -> i32 {
         playbook_name: campaign.name().to_string(),
         playbook_path: absolute(campaign.playbook_path()),
         input_path: absolute(campaign.input_path()),
+        input_sheet: campaign.input_sheet().map(str::to_string),
         vars: args.campaign.vars.clone(),
         catalog: campaign.catalog().to_string(),
         digests,
@@ -409,6 +410,7 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
     let cargs = CampaignArgs {
         playbook: m.playbook_path.clone(),
         input: Some(m.input_path.clone()),
+        sheet: m.input_sheet.clone(),
         vars: m.vars.clone(),
     };
     let mut campaign = match Campaign::load(&cargs) {
@@ -491,7 +493,7 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
     let total_rows = if drift.is_empty() && m.total_rows > 0 {
         m.total_rows
     } else if drift.is_empty() {
-        match count_rows(campaign.input_path()) {
+        match count_rows(campaign.input()) {
             Ok(n) => n,
             Err(e) => {
                 err(e);
@@ -672,8 +674,12 @@ fn current_digests(campaign: &Campaign, vars: &[String]) -> Result<Digests, Stri
     })
 }
 
-/// Data records in a CSV (header excluded).
-fn count_rows(path: &Path) -> Result<u64, String> {
+/// Data records in the input (header excluded).
+fn count_rows(input: &crate::input::Source) -> Result<u64, String> {
+    if input.is_workbook() {
+        return input.record_lines().map(|l| l.len() as u64);
+    }
+    let path = input.path.as_path();
     let mut r = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(path)

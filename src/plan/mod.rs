@@ -20,7 +20,7 @@ pub mod template;
 
 pub use crate::playbook::{Diagnostic, Diagnostics, Location, MaxFailures, RateTarget, Severity};
 
-use crate::input::CsvReader;
+use crate::input::{Input, Source};
 use crate::model::{self, QuotaClass, ShapeId, ShapeKind};
 use crate::playbook::{self, Playbook, Pos, StepSpec};
 use minijinja::value::Value as MjValue;
@@ -288,7 +288,9 @@ impl KeyRenderer {
 /// Streams the CSV's rows with their keys rendered. Duplicate keys are found by
 /// [`Campaign::validate`], not here.
 pub struct Rows {
-    reader: CsvReader,
+    reader: Input,
+    /// Where the rows come from (for locations).
+    source: Source,
     keys: Arc<KeyRenderer>,
     playbook_file: String,
 }
@@ -355,11 +357,7 @@ impl Rows {
                     "INVALID_ROW_KEY",
                     format!("input.key: {e}"),
                 )
-                .with_origin(Some(Location::Csv {
-                    file: self.reader.file().to_string(),
-                    line: row.line,
-                    column: None,
-                }))
+                .with_origin(Some(self.source.at(self.reader.sheet(), row.line, None)))
                 .with_row(row.index)))
             }
         }
@@ -412,8 +410,9 @@ struct Rehearsal {
 pub struct Campaign {
     playbook: Playbook,
     playbook_path: PathBuf,
-    input_path: PathBuf,
-    input_display: String,
+    input: Source,
+    /// The sheet read, once the input was opened (workbooks only).
+    sheet: std::sync::OnceLock<String>,
     vars: BTreeMap<String, J>,
     vars_mj: MjValue,
     run_mj: MjValue,
@@ -795,7 +794,7 @@ impl Campaign {
             }
         }
         // input
-        let (input_path, input_display) = match (&args.input, &pb.csv) {
+        let (input_path, input_display) = match (&args.input, &pb.input_file) {
             (Some(p), _) => (p.clone(), p.to_string_lossy().into_owned()),
             (None, Some(c)) => {
                 let base = args.playbook.parent().unwrap_or(Path::new(""));
@@ -809,10 +808,52 @@ impl Campaign {
                         file: file.to_string(),
                     },
                     "NO_INPUT",
-                    "no input CSV: set input.csv in the playbook or pass --input FILE",
+                    "no input: set input.file in the playbook or pass --input FILE",
                 ));
                 (PathBuf::new(), String::new())
             }
+        };
+        // the sheet: --sheet, else the playbook's (for a workbook), else the first
+        let is_workbook = crate::input::workbook::is_workbook(&input_path);
+        let sheet = match (&args.sheet, &pb.sheet) {
+            (Some(s), _) if !is_workbook && !input_path.as_os_str().is_empty() => {
+                diags.push(Diagnostic::error(
+                    Location::File {
+                        file: "--sheet".into(),
+                    },
+                    "UNKNOWN_SHEET",
+                    format!(
+                        "--sheet {s:?}: the input {input_display} is not a workbook (.xlsx, \
+                         .xlsm, .xls, .ods), so it has no sheets"
+                    ),
+                ));
+                None
+            }
+            (Some(s), _) => Some(s.clone()),
+            (None, Some(s)) if !is_workbook && args.input.is_none() => {
+                diags.push(Diagnostic::error(
+                    Location::Playbook {
+                        file: file.to_string(),
+                        line: s.pos.line,
+                        col: s.pos.col,
+                    },
+                    "UNKNOWN_SHEET",
+                    format!(
+                        "input.sheet {:?}: the input {input_display} is not a workbook (.xlsx, \
+                         .xlsm, .xls, .ods), so it has no sheets",
+                        s.value
+                    ),
+                ));
+                None
+            }
+            // the playbook's sheet is for its workbook; a CSV given with --input has none
+            (None, Some(s)) if is_workbook => Some(s.value.clone()),
+            _ => None,
+        };
+        let input = Source {
+            path: input_path,
+            display: input_display,
+            sheet,
         };
 
         let mut c = Compiler {
@@ -1136,8 +1177,8 @@ impl Campaign {
         });
         Ok(Campaign {
             playbook_path: args.playbook.clone(),
-            input_path,
-            input_display,
+            input,
+            sheet: std::sync::OnceLock::new(),
             vars,
             vars_mj,
             run_mj,
@@ -1284,7 +1325,20 @@ impl Campaign {
         &self.playbook_path
     }
     pub fn input_path(&self) -> &Path {
-        &self.input_path
+        &self.input.path
+    }
+    /// Where the rows come from.
+    pub fn input(&self) -> &Source {
+        &self.input
+    }
+    /// The sheet read, for a workbook input that was opened (by [`Self::rows`] or
+    /// [`Self::validate`]).
+    pub fn input_sheet(&self) -> Option<&str> {
+        self.sheet.get().map(String::as_str)
+    }
+    /// The place of a row of the input (CSV line or sheet row), optionally one column.
+    pub(crate) fn input_at(&self, line: u64, column: Option<&str>) -> Location {
+        self.input.at(self.input_sheet(), line, column)
     }
     pub fn vars(&self) -> &BTreeMap<String, J> {
         &self.vars
@@ -1317,7 +1371,10 @@ impl Campaign {
 
     /// Open the CSV and check its header against the columns the templates read.
     fn open_rows(&self) -> Result<Rows, Diagnostics> {
-        let reader = CsvReader::open(&self.input_path, &self.input_display)?;
+        let reader = self.input.open()?;
+        if let Some(s) = reader.sheet() {
+            let _ = self.sheet.set(s.to_string());
+        }
         let mut diags = Diagnostics::new();
         let cols = reader.columns().clone();
         let mut missing = 0;
@@ -1329,8 +1386,9 @@ impl Campaign {
             missing += 1;
             let sug = model::nearest(col, cols.iter().map(|c| &**c));
             let msg = format!(
-                "row.{col}: the CSV {} has no column {col:?} (columns: {})",
-                self.input_display,
+                "row.{col}: the {} {} has no column {col:?} (columns: {})",
+                if self.input.is_workbook() { "sheet of" } else { "CSV" },
+                self.input.display,
                 cols.iter().map(|c| &**c).collect::<Vec<_>>().join(", ")
             );
             let d = if *guarded {
@@ -1352,12 +1410,14 @@ impl Campaign {
             // one finding says it all: the per-column ones would only repeat it
             diags = Diagnostics::new();
             diags.push(Diagnostic::error(
-                Location::Csv { file: self.input_display.clone(), line: 1, column: None },
+                self.input_at(1, None),
                 "CSV_NO_HEADER",
                 format!(
-                    "the first line ({}) names none of the columns the playbook reads ({}); the CSV needs a header line naming its columns",
+                    "the {} ({}) names none of the columns the playbook reads ({}); {}",
+                    if self.input.is_workbook() { "header row" } else { "first line" },
                     cols.iter().map(|c| &**c).collect::<Vec<_>>().join(", "),
-                    { let mut v: Vec<&str> = distinct.into_iter().collect(); v.sort(); v.join(", ") }
+                    { let mut v: Vec<&str> = distinct.into_iter().collect(); v.sort(); v.join(", ") },
+                    if self.input.is_workbook() { "the sheet's first non-empty row must name its columns" } else { "the CSV needs a header line naming its columns" }
                 ),
             ));
         }
@@ -1366,6 +1426,7 @@ impl Campaign {
         }
         Ok(Rows {
             reader,
+            source: self.input.clone(),
             keys: self.keys.clone(),
             playbook_file: self.playbook.file.clone(),
         })
@@ -1499,16 +1560,8 @@ impl Campaign {
         let row = row?;
         match o {
             Origin::Fixed => None,
-            Origin::Column(c) => Some(Location::Csv {
-                file: self.input_display.clone(),
-                line: row.line,
-                column: Some(c.clone()),
-            }),
-            Origin::Row => Some(Location::Csv {
-                file: self.input_display.clone(),
-                line: row.line,
-                column: None,
-            }),
+            Origin::Column(c) => Some(self.input_at(row.line, Some(c))),
+            Origin::Row => Some(self.input_at(row.line, None)),
         }
     }
 
@@ -1528,11 +1581,8 @@ impl Campaign {
             .with_step(step.qualified())
             .with_member(path)
             .with_origin(self.csv_origin(&o, row).or_else(|| {
-                row.filter(|_| runtime).map(|r| Location::Csv {
-                    file: self.input_display.clone(),
-                    line: r.line,
-                    column: None,
-                })
+                row.filter(|_| runtime)
+                    .map(|r| self.input_at(r.line, None))
             }));
         if let Some(r) = row {
             d = d.with_row(r.index);
@@ -1562,11 +1612,9 @@ impl Campaign {
             let mut d = Diagnostic::error(self.loc(w.pos), template_code(&e), format!("when: {e}"))
                 .with_step(step.qualified());
             if let Some(r) = ctx.row {
-                d = d.with_row(r.index).with_origin(Some(Location::Csv {
-                    file: self.input_display.clone(),
-                    line: r.line,
-                    column: None,
-                }));
+                d = d
+                    .with_row(r.index)
+                    .with_origin(Some(self.input_at(r.line, None)));
             }
             d
         })
@@ -1690,8 +1738,8 @@ impl Campaign {
             match errs.into_iter().next() {
                 Some((path, msg)) => Err(match row {
                     Some(r) => format!(
-                        "emulate.each_row {path}: {msg} (at {}:{})",
-                        self.input_display, r.line
+                        "emulate.each_row {path}: {msg} (at {})",
+                        self.input_at(r.line, None)
                     ),
                     None => format!("emulate.fixture {path}: {msg}"),
                 }),
@@ -1855,6 +1903,7 @@ mod tests {
         Campaign::load(&crate::cli::CampaignArgs {
             playbook: root.join(playbook),
             input: None,
+            sheet: None,
             vars: vec![],
         })
         .unwrap()

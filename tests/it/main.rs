@@ -16,3 +16,4 @@ mod rundir;
 mod sdk;
 mod support;
 mod validate;
+mod workbook;
