@@ -451,3 +451,130 @@ fn write_example_workbook() {
     ws.autofit();
     wb.save(repo().join("examples/partners.xlsx")).unwrap();
 }
+
+/// An OpenDocument cell, as LibreOffice writes it.
+enum Od<'a> {
+    S(&'a str),
+    F(f64),
+    Date(&'a str),
+    Bool(bool),
+    /// A formula and its cached number.
+    Formula(&'a str, f64),
+}
+
+/// A minimal `.ods` (mimetype, manifest, content) with one sheet of `rows` (`None`: an empty
+/// row). rust_xlsxwriter writes only `.xlsx`.
+fn write_ods(path: &Path, sheet: &str, rows: &[Option<Vec<Od>>]) {
+    let mut content = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet>"#,
+    );
+    content.push_str(&format!(r#"<table:table table:name="{sheet}">"#));
+    for row in rows {
+        content.push_str("<table:table-row>");
+        match row {
+            None => content.push_str("<table:table-cell/>"),
+            Some(cells) => {
+                for c in cells {
+                    content.push_str(&match c {
+                        Od::S(s) => format!(r#"<table:table-cell office:value-type="string"><text:p>{s}</text:p></table:table-cell>"#),
+                        Od::F(f) => format!(r#"<table:table-cell office:value-type="float" office:value="{f}"><text:p>{f}</text:p></table:table-cell>"#),
+                        Od::Date(d) => format!(r#"<table:table-cell office:value-type="date" office:date-value="{d}"><text:p>{d}</text:p></table:table-cell>"#),
+                        Od::Bool(b) => format!(r#"<table:table-cell office:value-type="boolean" office:boolean-value="{b}"><text:p>{b}</text:p></table:table-cell>"#),
+                        Od::Formula(f, v) => format!(r#"<table:table-cell table:formula="of:={f}" office:value-type="float" office:value="{v}"><text:p>{v}</text:p></table:table-cell>"#),
+                    });
+                }
+            }
+        }
+        content.push_str("</table:table-row>");
+    }
+    content.push_str("</table:table></office:spreadsheet></office:body></office:document-content>");
+    let manifest = r#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#;
+    let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let stored = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored);
+    z.start_file("mimetype", stored).unwrap();
+    z.write_all(b"application/vnd.oasis.opendocument.spreadsheet")
+        .unwrap();
+    z.start_file("META-INF/manifest.xml", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    z.write_all(manifest.as_bytes()).unwrap();
+    z.start_file("content.xml", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    z.write_all(content.as_bytes()).unwrap();
+    z.finish().unwrap();
+}
+
+#[test]
+fn an_ods_workbook_validates_plans_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut header: Vec<Od> = HEADER.iter().map(|h| Od::S(h)).collect();
+    header.push(Od::S("ratio"));
+    let row = |id: Od<'static>, company: &'static str, active: bool| {
+        vec![
+            id,
+            Od::S(company),
+            Od::S("us"),
+            Od::S("Retail"),
+            Od::S("https://example.com"),
+            Od::S("Reseller"),
+            Od::F(12000.0),
+            Od::Date("2027-03-31"),
+            Od::Date("2027-03-31T14:05:00"),
+            Od::Bool(active),
+            Od::Formula("[.G2]*2", 24000.0),
+            Od::F(0.25),
+        ]
+    };
+    write_ods(
+        &dir.path().join("partners.ods"),
+        "Liste",
+        &[
+            Some(header),
+            Some(row(Od::F(210987654321.0), "Northwind", false)),
+            None,
+            Some(row(Od::S("012345678901"), "Contoso", true)),
+        ],
+    );
+    std::fs::write(dir.path().join("pb.yaml"), playbook("partners.ods", None)).unwrap();
+    Cosell::in_dir(dir.path())
+        .args(["validate", "pb.yaml"])
+        .run()
+        .code(0);
+    let v = plan_json(dir.path(), &[]);
+    let got = invitations(&v);
+    assert_eq!(
+        got.iter()
+            .map(|g| (g.1, g.3.as_str(), g.4.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (
+                2,
+                "210987654321",
+                "signed=2027-03-31 met=2027-03-31T14:05:00 active=false total=24000 ratio=0.25"
+            ),
+            (
+                4,
+                "012345678901",
+                "signed=2027-03-31 met=2027-03-31T14:05:00 active=true total=24000 ratio=0.25"
+            ),
+        ]
+    );
+    Cosell::in_dir(dir.path())
+        .args(["run", "pb.yaml", "--emulate"])
+        .run()
+        .code(0);
+    let ledger = read_ledger(&only_run(dir.path()).join("ledger.csv"));
+    let lines: Vec<&str> = ledger.iter().map(|r| r["line"].as_str()).collect();
+    assert_eq!(lines, ["2", "4"]);
+    // an unknown sheet lists the ods's sheets too
+    let out = Cosell::in_dir(dir.path())
+        .args(["validate", "pb.yaml", "--sheet", "Partners"])
+        .run();
+    out.code(2);
+    assert!(
+        out.stderr
+            .contains("the workbook has no sheet \"Partners\" (its sheets: \"Liste\")"),
+        "{}",
+        out.stderr
+    );
+}
