@@ -60,7 +60,11 @@ pub struct WorkbookReader {
 impl WorkbookReader {
     /// Open `sheet` (default: the first) of the workbook at `path`. `file` is the path shown in
     /// locations.
-    pub fn open(path: &Path, file: &str, sheet: Option<&str>) -> Result<WorkbookReader, Diagnostic> {
+    pub fn open(
+        path: &Path,
+        file: &str,
+        sheet: Option<&str>,
+    ) -> Result<WorkbookReader, Diagnostic> {
         let (tx, rx) = sync_channel(IN_FLIGHT);
         let ctx = Producer {
             path: path.to_path_buf(),
@@ -186,12 +190,7 @@ fn datetime_text(dt: &calamine::ExcelDateTime) -> String {
     if dt.is_duration() {
         let total_ms = (dt.as_f64() * 86_400_000.0).round() as i64;
         let (neg, ms) = (total_ms < 0, total_ms.unsigned_abs());
-        let (h, m, s, milli) = (
-            ms / 3_600_000,
-            ms / 60_000 % 60,
-            ms / 1000 % 60,
-            ms % 1000,
-        );
+        let (h, m, s, milli) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
         let sign = if neg { "-" } else { "" };
         return if milli > 0 {
             format!("{sign}PT{h}H{m}M{s}.{milli:03}S")
@@ -395,10 +394,7 @@ impl Builder<'_> {
         let mut values = vec![String::new(); names.len()];
         let cell_ref = |col: u32| format!("{}{}", column_letters(col), row + 1);
         for (col, v, formula) in cells {
-            let Some(name) = col
-                .checked_sub(*first)
-                .and_then(|i| names.get(i as usize))
-            else {
+            let Some(name) = col.checked_sub(*first).and_then(|i| names.get(i as usize)) else {
                 return Err(Diagnostic::error(
                     self.at(row, None),
                     "CELL_OUTSIDE_HEADER",
@@ -623,7 +619,10 @@ mod tests {
         assert_eq!(cell_text(&dur), Cell::Value("PT36H0M0S".into()));
         assert_eq!(cell_text(&Data::Bool(true)), Cell::Value("true".into()));
         assert_eq!(cell_text(&Data::Int(42)), Cell::Value("42".into()));
-        assert_eq!(cell_text(&Data::String("  x ".into())), Cell::Value("x".into()));
+        assert_eq!(
+            cell_text(&Data::String("  x ".into())),
+            Cell::Value("x".into())
+        );
         assert_eq!(cell_text(&Data::String("   ".into())), Cell::Empty);
         assert_eq!(
             cell_text(&Data::Error(CellErrorType::NA)),

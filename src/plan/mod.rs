@@ -1387,7 +1387,11 @@ impl Campaign {
             let sug = model::nearest(col, cols.iter().map(|c| &**c));
             let msg = format!(
                 "row.{col}: the {} {} has no column {col:?} (columns: {})",
-                if self.input.is_workbook() { "sheet of" } else { "CSV" },
+                if self.input.is_workbook() {
+                    "sheet of"
+                } else {
+                    "CSV"
+                },
                 self.input.display,
                 cols.iter().map(|c| &**c).collect::<Vec<_>>().join(", ")
             );
@@ -1414,10 +1418,22 @@ impl Campaign {
                 "CSV_NO_HEADER",
                 format!(
                     "the {} ({}) names none of the columns the playbook reads ({}); {}",
-                    if self.input.is_workbook() { "header row" } else { "first line" },
+                    if self.input.is_workbook() {
+                        "header row"
+                    } else {
+                        "first line"
+                    },
                     cols.iter().map(|c| &**c).collect::<Vec<_>>().join(", "),
-                    { let mut v: Vec<&str> = distinct.into_iter().collect(); v.sort(); v.join(", ") },
-                    if self.input.is_workbook() { "the sheet's first non-empty row must name its columns" } else { "the CSV needs a header line naming its columns" }
+                    {
+                        let mut v: Vec<&str> = distinct.into_iter().collect();
+                        v.sort();
+                        v.join(", ")
+                    },
+                    if self.input.is_workbook() {
+                        "the sheet's first non-empty row must name its columns"
+                    } else {
+                        "the CSV needs a header line naming its columns"
+                    }
                 ),
             ));
         }
@@ -1580,10 +1596,10 @@ impl Campaign {
         let mut d = Diagnostic::error(self.loc(pos), template_code(&msg), msg)
             .with_step(step.qualified())
             .with_member(path)
-            .with_origin(self.csv_origin(&o, row).or_else(|| {
-                row.filter(|_| runtime)
-                    .map(|r| self.input_at(r.line, None))
-            }));
+            .with_origin(
+                self.csv_origin(&o, row)
+                    .or_else(|| row.filter(|_| runtime).map(|r| self.input_at(r.line, None))),
+            );
         if let Some(r) = row {
             d = d.with_row(r.index);
         }

@@ -887,7 +887,12 @@ fn csv_lines(
             display: path.display().to_string(),
             sheet: m.input_sheet.clone(),
         };
-        for (i, line) in source.record_lines().unwrap_or_default().into_iter().enumerate() {
+        for (i, line) in source
+            .record_lines()
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
             if wanted.contains(&(i as u64)) {
                 found.insert(i as u64, (Some(line), None));
             }

@@ -234,10 +234,16 @@ fn sheets_are_chosen_by_the_playbook_or_the_flag_and_unknown_ones_are_listed() {
     // a sheet for a CSV is refused
     let out = Cosell::in_dir(dir.path())
         .file("p.csv", "aws_account_id\n111122223333\n")
-        .args(["validate", "pb.yaml", "--input", "p.csv", "--sheet", "Partners"])
+        .args([
+            "validate", "pb.yaml", "--input", "p.csv", "--sheet", "Partners",
+        ])
         .run();
     out.code(2);
-    assert!(out.stderr.contains("error[UNKNOWN_SHEET]"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("error[UNKNOWN_SHEET]"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -384,9 +390,7 @@ fn a_rehearsal_on_a_workbook_records_sheet_rows_and_refuses_a_changed_one_on_res
     header(ws, 0);
     partner(ws, 1, 210987654321, false, "Northwind", 12001.0);
     wb.save(&book).unwrap();
-    let out = Cosell::in_dir(dir.path())
-        .args(["resume", &run_arg])
-        .run();
+    let out = Cosell::in_dir(dir.path()).args(["resume", &run_arg]).run();
     out.code(2)
         .stderr_has("input changed")
         .stderr_has("--force");
@@ -490,13 +494,16 @@ fn write_ods(path: &Path, sheet: &str, rows: &[Option<Vec<Od>>]) {
     content.push_str("</table:table></office:spreadsheet></office:body></office:document-content>");
     let manifest = r#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#;
     let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    let stored = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     z.start_file("mimetype", stored).unwrap();
     z.write_all(b"application/vnd.oasis.opendocument.spreadsheet")
         .unwrap();
-    z.start_file("META-INF/manifest.xml", zip::write::SimpleFileOptions::default())
-        .unwrap();
+    z.start_file(
+        "META-INF/manifest.xml",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
     z.write_all(manifest.as_bytes()).unwrap();
     z.start_file("content.xml", zip::write::SimpleFileOptions::default())
         .unwrap();
