@@ -43,7 +43,7 @@ enum Msg {
     },
     Rows(Vec<RowResult>),
     /// A failure that ends the reading (a header problem, a broken file).
-    Fatal(Diagnostic),
+    Fatal(Box<Diagnostic>),
 }
 
 /// One sheet of a workbook opened for reading.
@@ -92,7 +92,7 @@ impl WorkbookReader {
                 next_index: 0,
                 done: false,
             }),
-            Ok(Msg::Fatal(d)) => Err(d),
+            Ok(Msg::Fatal(d)) => Err(*d),
             Ok(Msg::Rows(_)) | Err(_) => Err(Diagnostic::error(
                 whole(file),
                 "WORKBOOK_UNREADABLE",
@@ -117,7 +117,7 @@ impl WorkbookReader {
             match self.rx.recv() {
                 Ok(Msg::Rows(rows)) => self.pending.extend(rows),
                 Ok(Msg::Fatal(d)) => {
-                    self.pending.push_back(Err(d));
+                    self.pending.push_back(Err(*d));
                     self.done = true;
                 }
                 Ok(Msg::Header { .. }) | Err(_) => self.done = true,
@@ -293,7 +293,7 @@ impl Builder<'_> {
         match &self.header {
             None => {
                 let h = self.header_from(row, cells).map_err(|d| {
-                    let _ = self.tx.send(Msg::Fatal(d));
+                    let _ = self.tx.send(Msg::Fatal(Box::new(d)));
                 })?;
                 let columns = h.1.clone();
                 self.header = Some(h);
@@ -447,7 +447,7 @@ impl Builder<'_> {
             return;
         }
         if self.header.is_none() {
-            let _ = self.tx.send(Msg::Fatal(Diagnostic::error(
+            let _ = self.tx.send(Msg::Fatal(Box::new(Diagnostic::error(
                 whole(self.file),
                 "CSV_EMPTY",
                 format!(
@@ -455,7 +455,7 @@ impl Builder<'_> {
                      one row per item",
                     self.sheet
                 ),
-            )));
+            ))));
             return;
         }
         let _ = self.send();
@@ -464,9 +464,11 @@ impl Builder<'_> {
 
 impl Producer {
     fn fatal(&self, code: &str, msg: String) {
-        let _ = self
-            .tx
-            .send(Msg::Fatal(Diagnostic::error(whole(&self.file), code, msg)));
+        let _ = self.tx.send(Msg::Fatal(Box::new(Diagnostic::error(
+            whole(&self.file),
+            code,
+            msg,
+        ))));
     }
 
     fn run(self) {
@@ -498,7 +500,7 @@ impl Producer {
                         ),
                     )
                     .with_suggestion(sug);
-                    let _ = self.tx.send(Msg::Fatal(d));
+                    let _ = self.tx.send(Msg::Fatal(Box::new(d)));
                     return;
                 }
                 s.clone()
@@ -532,7 +534,7 @@ impl Producer {
                 let mut cells = match x.worksheet_cells_reader(&sheet) {
                     Ok(c) => c,
                     Err(e) => {
-                        let _ = self.tx.send(Msg::Fatal(bad(e.to_string())));
+                        let _ = self.tx.send(Msg::Fatal(Box::new(bad(e.to_string()))));
                         return;
                     }
                 };
@@ -549,7 +551,7 @@ impl Producer {
                             let _ = b.flush();
                             let _ = b.send();
                             if !b.closed {
-                                let _ = self.tx.send(Msg::Fatal(bad(e.to_string())));
+                                let _ = self.tx.send(Msg::Fatal(Box::new(bad(e.to_string()))));
                             }
                             return;
                         }
@@ -560,7 +562,7 @@ impl Producer {
                 let range = match other.worksheet_range(&sheet) {
                     Ok(r) => r,
                     Err(e) => {
-                        let _ = self.tx.send(Msg::Fatal(bad(e.to_string())));
+                        let _ = self.tx.send(Msg::Fatal(Box::new(bad(e.to_string()))));
                         return;
                     }
                 };
