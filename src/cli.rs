@@ -106,9 +106,13 @@ pub enum Format {
 pub struct CampaignArgs {
     /// The playbook (YAML).
     pub playbook: PathBuf,
-    /// The CSV input; overrides the playbook's `input.csv`.
-    #[arg(long, value_name = "CSV")]
+    /// The input, a CSV or a workbook (.xlsx, .xlsm, .xls, .ods); overrides the playbook's
+    /// `input.file`/`input.csv`.
+    #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
+    /// The workbook's sheet to read (default: the playbook's `input.sheet`, else the first).
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Option<String>,
     /// Set a playbook variable (repeatable); overrides `vars` in the playbook.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,

@@ -62,6 +62,9 @@ pub struct Manifest {
     pub playbook_path: PathBuf,
     /// Absolute.
     pub input_path: PathBuf,
+    /// The sheet read, when the input is a workbook (`resume` reads the same one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_sheet: Option<String>,
     /// The raw `--var NAME=VALUE` arguments, in command-line order.
     pub vars: Vec<String>,
     pub catalog: String,
@@ -133,7 +136,7 @@ impl Manifest {
 pub struct Digests {
     /// Of the playbook file's bytes.
     pub playbook: String,
-    /// Of the input CSV file's bytes.
+    /// Of the input file's bytes (a CSV or a workbook: saving a workbook again changes them).
     pub input: String,
     /// Of the canonical vars list, see [`digest_vars`].
     pub vars: String,

@@ -107,6 +107,7 @@ pub fn run_command(args: RunArgs) -> i32 {
         } else {
             absolute(campaign.input_path())
         },
+        input_sheet: campaign.input_sheet().map(str::to_string),
         vars: args.campaign.vars.clone(),
         catalog: campaign.catalog().to_string(),
         digests,
@@ -437,6 +438,7 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
         // an input.list run killed before its rows were recorded: they are listed (or the
         // file it wrote is taken) again below
         input: (!m.input_path.as_os_str().is_empty()).then(|| m.input_path.clone()),
+        sheet: m.input_sheet.clone(),
         vars: m.vars.clone(),
     };
     let mut campaign = match Campaign::load(&cargs) {
@@ -521,7 +523,7 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
     } else if campaign.is_pending_list() {
         0
     } else if drift.is_empty() {
-        match count_rows(campaign.input_path()) {
+        match count_rows(campaign.input()) {
             Ok(n) => n,
             Err(e) => {
                 err(e);
@@ -733,8 +735,12 @@ fn current_digests(campaign: &Campaign, vars: &[String]) -> Result<Digests, Stri
     })
 }
 
-/// Data records in a CSV (header excluded).
-fn count_rows(path: &Path) -> Result<u64, String> {
+/// Data records in the input (header excluded).
+fn count_rows(input: &crate::input::Source) -> Result<u64, String> {
+    if input.is_workbook() {
+        return input.record_lines().map(|l| l.len() as u64);
+    }
+    let path = input.path.as_path();
     if crate::input::listed::is_listed(path) {
         return crate::input::listed::count(path)
             .ok_or_else(|| format!("cannot read {}", path.display()));
@@ -829,6 +835,7 @@ async fn materialise_list(
     let args = CampaignArgs {
         playbook: cargs.playbook.clone(),
         input: Some(path.clone()),
+        sheet: None,
         vars: cargs.vars.clone(),
     };
     let mut listed = match Campaign::load(&args) {

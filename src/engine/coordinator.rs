@@ -1388,6 +1388,7 @@ steps:
         let campaign = Campaign::load(&crate::cli::CampaignArgs {
             playbook: dir.path().join("pb.yaml"),
             input: None,
+            sheet: None,
             vars: vec![],
         })
         .unwrap();

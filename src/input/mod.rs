@@ -4,6 +4,9 @@
 //! newlines, trailing empty columns, cells with spaces around them) and the located errors for
 //! what they get wrong (no header, duplicate header names, too many fields, not UTF-8, empty
 //! file). Must not touch: templates, row keys, the playbook (see `plan`).
+//!
+//! [`Input`] is what `plan` reads: a CSV ([`CsvReader`]) or a sheet of a workbook
+//! ([`workbook::WorkbookReader`]), chosen by the file's extension ([`Source`]).
 
 // A Diagnostic is large, but it is the error of the agreed runtime API and only built on the
 // cold path; boxing it would complicate every caller for no measurable gain.
@@ -18,12 +21,133 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
+pub mod workbook;
+
+/// Where the rows come from: a file (CSV or workbook, by its extension) and, for a workbook,
+/// the sheet asked for (`None`: the first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub path: std::path::PathBuf,
+    /// The path as shown in locations.
+    pub display: String,
+    pub sheet: Option<String>,
+}
+
+impl Source {
+    pub fn is_workbook(&self) -> bool {
+        workbook::is_workbook(&self.path)
+    }
+
+    /// Open the input and read its header.
+    pub fn open(&self) -> Result<Input, Diagnostic> {
+        if self.is_workbook() {
+            workbook::WorkbookReader::open(&self.path, &self.display, self.sheet.as_deref())
+                .map(Input::Workbook)
+        } else {
+            CsvReader::open(&self.path, &self.display).map(Input::Csv)
+        }
+    }
+
+    /// The place of a row (its line in a CSV, its row in a sheet), optionally one column.
+    /// `sheet` is the sheet read (see [`Input::sheet`]).
+    pub fn at(&self, sheet: Option<&str>, line: u64, column: Option<&str>) -> Location {
+        if self.is_workbook() {
+            Location::Workbook {
+                file: self.display.clone(),
+                sheet: sheet
+                    .or(self.sheet.as_deref())
+                    .unwrap_or_default()
+                    .to_string(),
+                row: line,
+                column: column.map(str::to_string),
+            }
+        } else {
+            at(&self.display, line, column)
+        }
+    }
+
+    /// What a record's number is called in messages: `line` (CSV) or `row` (sheet).
+    pub fn line_word(&self) -> &'static str {
+        if self.is_workbook() {
+            "row"
+        } else {
+            "line"
+        }
+    }
+
+    /// The line (CSV) or row (sheet) of every data record, for counting and naming rows
+    /// without the playbook. A record that fails to read still counts.
+    pub fn record_lines(&self) -> Result<Vec<u64>, String> {
+        let mut input = self.open().map_err(|d| d.render_text())?;
+        let mut lines = Vec::new();
+        while let Some(r) = input.next_record() {
+            lines.push(match r {
+                Ok(rec) => rec.line,
+                Err(d) => match d.location {
+                    Location::Csv { line, .. } => line,
+                    Location::Workbook { row, .. } => row,
+                    _ => 0,
+                },
+            });
+        }
+        Ok(lines)
+    }
+}
+
+/// An opened input: the header read, the records streaming.
+pub enum Input {
+    Csv(CsvReader),
+    Workbook(workbook::WorkbookReader),
+}
+
+impl Input {
+    pub fn file(&self) -> &str {
+        match self {
+            Input::Csv(r) => r.file(),
+            Input::Workbook(r) => r.file(),
+        }
+    }
+    /// The sheet read, for a workbook.
+    pub fn sheet(&self) -> Option<&str> {
+        match self {
+            Input::Csv(_) => None,
+            Input::Workbook(r) => Some(r.sheet()),
+        }
+    }
+    pub fn columns(&self) -> &Arc<[Arc<str>]> {
+        match self {
+            Input::Csv(r) => r.columns(),
+            Input::Workbook(r) => r.columns(),
+        }
+    }
+    /// The index the next record will have (`None` at the end).
+    pub fn peek_index(&mut self) -> Option<u64> {
+        match self {
+            Input::Csv(r) => r.peek_index(),
+            Input::Workbook(r) => r.peek_index(),
+        }
+    }
+    pub fn next_record(&mut self) -> Option<Result<Record, Diagnostic>> {
+        match self {
+            Input::Csv(r) => r.next_record(),
+            Input::Workbook(r) => r.next_record(),
+        }
+    }
+}
+
+impl Iterator for Input {
+    type Item = Result<Record, Diagnostic>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_record()
+    }
+}
+
 /// One data row as read: values trimmed, aligned with the header.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     /// 0-based index among the data rows (skipped blank rows are not counted).
     pub index: u64,
-    /// The physical line (1-based) where the record starts.
+    /// The physical line (1-based) where the record starts; in a sheet, its row number.
     pub line: u64,
     /// One value per header column (missing trailing fields are empty).
     pub values: Vec<String>,

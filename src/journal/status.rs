@@ -106,7 +106,7 @@ pub fn status(dir: &Path) -> Result<Status, StatusError> {
     let rd = RunDir::open_readonly(dir)?;
     let m = rd.manifest();
     let (state, torn) = super::read_and_replay(&rd.journal_path())?;
-    let (lines, input_error) = match count_rows(&m.input_path) {
+    let (lines, input_error) = match count_rows(&m.input_path, m.input_sheet.as_deref()) {
         Ok(l) => (Some(l), None),
         Err(e) => (None, Some(format!("{}: {e}", m.input_path.display()))),
     };
@@ -136,8 +136,20 @@ pub fn status(dir: &Path) -> Result<Status, StatusError> {
     Ok(s)
 }
 
-/// The line of each data record of a CSV (header excluded).
-fn count_rows(path: &Path) -> Result<Vec<u64>, csv::Error> {
+/// The line of each data record of a CSV (header excluded), or the row of each of a sheet.
+fn count_rows(path: &Path, sheet: Option<&str>) -> Result<Vec<u64>, String> {
+    if crate::input::workbook::is_workbook(path) {
+        let source = crate::input::Source {
+            path: path.to_path_buf(),
+            display: path.display().to_string(),
+            sheet: sheet.map(str::to_string),
+        };
+        return source.record_lines();
+    }
+    count_csv_rows(path).map_err(|e| e.to_string())
+}
+
+fn count_csv_rows(path: &Path) -> Result<Vec<u64>, csv::Error> {
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_path(path)?;
     let mut rec = csv::ByteRecord::new();
     let mut lines = Vec::new();

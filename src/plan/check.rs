@@ -131,11 +131,7 @@ fn check_step(
             if let Some(r) = row {
                 d = d.with_row(r.index);
                 if reads_row(node) {
-                    d = d.with_origin(Some(Location::Csv {
-                        file: c.input_display.clone(),
-                        line: r.line,
-                        column: None,
-                    }));
+                    d = d.with_origin(Some(c.input_at(r.line, None)));
                 }
             }
             b.diags.push(d);
@@ -397,16 +393,12 @@ impl<'c> Checker<'c> {
                 }
                 Some((line, k)) if *k == row.key => {
                     let pos = c.keys.key.as_ref().map(|t| t.pos);
-                    let loc = Location::Csv {
-                        file: c.input_display.clone(),
-                        line: row.line,
-                        column: None,
-                    };
+                    let loc = c.input_at(row.line, None);
                     let how = match pos {
                         Some(p) => format!("input.key (line {} of the playbook)", p.line),
                         None => "the row key (the line number)".into(),
                     };
-                    let d = Diagnostic::error(loc, "DUPLICATE_ROW_KEY", format!("duplicate row key {}: line {} and line {} have the same {how}; row keys must be unique (they name rows in the journal and the idempotency tokens)", crate::model::quote(k), line, row.line)).with_row(row.index);
+                    let d = Diagnostic::error(loc, "DUPLICATE_ROW_KEY", format!("duplicate row key {}: {w} {} and {w} {} have the same {how}; row keys must be unique (they name rows in the journal and the idempotency tokens)", crate::model::quote(k), line, row.line, w = c.input().line_word())).with_row(row.index);
                     self.push(d);
                 }
                 Some(_) => {}

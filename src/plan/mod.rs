@@ -21,7 +21,7 @@ pub mod template;
 pub use crate::playbook::{Diagnostic, Diagnostics, Location, MaxFailures, RateTarget, Severity};
 
 use crate::input::listed::ListedReader;
-use crate::input::CsvReader;
+use crate::input::{Input, Source};
 use crate::model::{self, QuotaClass, ShapeId, ShapeKind};
 use crate::playbook::{self, Playbook, Pos, StepSpec};
 use minijinja::value::Value as MjValue;
@@ -294,44 +294,46 @@ impl KeyRenderer {
 /// Streams the CSV's rows with their keys rendered. Duplicate keys are found by
 /// [`Campaign::validate`], not here.
 pub struct Rows {
-    reader: Source,
+    reader: RowReader,
+    /// Where the rows come from (for locations).
+    source: Source,
     keys: Arc<KeyRenderer>,
     playbook_file: String,
 }
 
-/// Where rows are read from.
-enum Source {
-    Csv(CsvReader),
+/// Where rows are read from: a CSV or a sheet ([`Input`]), or the rows `input.list` listed.
+enum RowReader {
+    Input(Input),
     Listed(ListedReader),
 }
 
-impl Source {
-    fn file(&self) -> &str {
+impl RowReader {
+    fn sheet(&self) -> Option<&str> {
         match self {
-            Source::Csv(r) => r.file(),
-            Source::Listed(r) => r.file(),
+            RowReader::Input(r) => r.sheet(),
+            RowReader::Listed(_) => None,
         }
     }
-    fn peek_index(&self) -> Option<u64> {
+    fn peek_index(&mut self) -> Option<u64> {
         match self {
-            Source::Csv(r) => r.peek_index(),
-            Source::Listed(r) => r.peek_index(),
+            RowReader::Input(r) => r.peek_index(),
+            RowReader::Listed(r) => r.peek_index(),
         }
     }
     /// The next row (key not rendered yet).
     fn next_row(&mut self) -> Option<Result<Row, Diagnostic>> {
         Some(match self {
-            Source::Csv(r) => r.next_record()?.map(|rec| {
-                let cols = r.columns().clone();
-                Row {
+            RowReader::Input(r) => {
+                let rec = r.next_record()?;
+                rec.map(|rec| Row {
                     index: rec.index,
                     line: rec.line,
                     key: String::new(),
-                    values: cols.iter().cloned().zip(rec.values).collect(),
+                    values: r.columns().iter().cloned().zip(rec.values).collect(),
                     item: None,
-                }
-            }),
-            Source::Listed(r) => r.next_row()?.map(|lr| Row {
+                })
+            }
+            RowReader::Listed(r) => r.next_row()?.map(|lr| Row {
                 index: lr.index,
                 line: lr.line,
                 key: String::new(),
@@ -343,11 +345,11 @@ impl Source {
 }
 
 impl Rows {
-    /// The CSV's header; for listed rows, none.
+    /// The input's header; for listed rows, none.
     pub fn columns(&self) -> Vec<String> {
         match &self.reader {
-            Source::Csv(r) => r.columns().iter().map(|c| c.to_string()).collect(),
-            Source::Listed(_) => Vec::new(),
+            RowReader::Input(r) => r.columns().iter().map(|c| c.to_string()).collect(),
+            RowReader::Listed(_) => Vec::new(),
         }
     }
 }
@@ -396,11 +398,7 @@ impl Rows {
                     "INVALID_ROW_KEY",
                     format!("input.key: {e}"),
                 )
-                .with_origin(Some(Location::Csv {
-                    file: self.reader.file().to_string(),
-                    line: row.line,
-                    column: None,
-                }))
+                .with_origin(Some(self.source.at(self.reader.sheet(), row.line, None)))
                 .with_row(row.index)))
             }
         }
@@ -453,8 +451,9 @@ struct Rehearsal {
 pub struct Campaign {
     playbook: Playbook,
     playbook_path: PathBuf,
-    input_path: PathBuf,
-    input_display: String,
+    input: Source,
+    /// The sheet read, once the input was opened (workbooks only).
+    sheet: std::sync::OnceLock<String>,
     vars: BTreeMap<String, J>,
     vars_mj: MjValue,
     run_mj: MjValue,
@@ -1069,7 +1068,7 @@ impl Campaign {
             }
         }
         // input
-        let (input_path, input_display) = match (&args.input, &pb.csv) {
+        let (input_path, input_display) = match (&args.input, &pb.input_file) {
             (Some(p), _) => (p.clone(), p.to_string_lossy().into_owned()),
             (None, Some(c)) => {
                 let base = args.playbook.parent().unwrap_or(Path::new(""));
@@ -1085,10 +1084,52 @@ impl Campaign {
                         file: file.to_string(),
                     },
                     "NO_INPUT",
-                    "no input: set input.csv (or input.list) in the playbook or pass --input FILE",
+                    "no input: set input.file (or input.list) in the playbook or pass --input FILE",
                 ));
                 (PathBuf::new(), String::new())
             }
+        };
+        // the sheet: --sheet, else the playbook's (for a workbook), else the first
+        let is_workbook = crate::input::workbook::is_workbook(&input_path);
+        let sheet = match (&args.sheet, &pb.sheet) {
+            (Some(s), _) if !is_workbook && !input_path.as_os_str().is_empty() => {
+                diags.push(Diagnostic::error(
+                    Location::File {
+                        file: "--sheet".into(),
+                    },
+                    "UNKNOWN_SHEET",
+                    format!(
+                        "--sheet {s:?}: the input {input_display} is not a workbook (.xlsx, \
+                         .xlsm, .xls, .ods), so it has no sheets"
+                    ),
+                ));
+                None
+            }
+            (Some(s), _) => Some(s.clone()),
+            (None, Some(s)) if !is_workbook && args.input.is_none() => {
+                diags.push(Diagnostic::error(
+                    Location::Playbook {
+                        file: file.to_string(),
+                        line: s.pos.line,
+                        col: s.pos.col,
+                    },
+                    "UNKNOWN_SHEET",
+                    format!(
+                        "input.sheet {:?}: the input {input_display} is not a workbook (.xlsx, \
+                         .xlsm, .xls, .ods), so it has no sheets",
+                        s.value
+                    ),
+                ));
+                None
+            }
+            // the playbook's sheet is for its workbook; a CSV given with --input has none
+            (None, Some(s)) if is_workbook => Some(s.value.clone()),
+            _ => None,
+        };
+        let input = Source {
+            path: input_path,
+            display: input_display,
+            sheet,
         };
 
         let mut c = Compiler {
@@ -1434,8 +1475,8 @@ impl Campaign {
         };
         Ok(Campaign {
             playbook_path: args.playbook.clone(),
-            input_path,
-            input_display,
+            input,
+            sheet: std::sync::OnceLock::new(),
             vars,
             vars_mj,
             run_mj,
@@ -1583,7 +1624,20 @@ impl Campaign {
         &self.playbook_path
     }
     pub fn input_path(&self) -> &Path {
-        &self.input_path
+        &self.input.path
+    }
+    /// Where the rows come from.
+    pub fn input(&self) -> &Source {
+        &self.input
+    }
+    /// The sheet read, for a workbook input that was opened (by [`Self::rows`] or
+    /// [`Self::validate`]).
+    pub fn input_sheet(&self) -> Option<&str> {
+        self.sheet.get().map(String::as_str)
+    }
+    /// The place of a row of the input (CSV line or sheet row), optionally one column.
+    pub(crate) fn input_at(&self, line: u64, column: Option<&str>) -> Location {
+        self.input.at(self.input_sheet(), line, column)
     }
     pub fn vars(&self) -> &BTreeMap<String, J> {
         &self.vars
@@ -1626,12 +1680,12 @@ impl Campaign {
                 )
                 .into());
             }
-            let reader = ListedReader::open(&self.input_path, &self.input_display)?;
+            let reader = ListedReader::open(&self.input.path, &self.input.display)?;
             if let Some(l) = &self.list {
                 if reader.header().action != l.action {
                     return Err(Diagnostic::error(
                         Location::File {
-                            file: self.input_display.clone(),
+                            file: self.input.display.clone(),
                         },
                         "LISTED_ROWS_MISMATCH",
                         format!(
@@ -1644,12 +1698,16 @@ impl Campaign {
                 }
             }
             return Ok(Rows {
-                reader: Source::Listed(reader),
+                reader: RowReader::Listed(reader),
+                source: self.input.clone(),
                 keys: self.keys.clone(),
                 playbook_file: self.playbook.file.clone(),
             });
         }
-        let reader = CsvReader::open(&self.input_path, &self.input_display)?;
+        let reader = self.input.open()?;
+        if let Some(s) = reader.sheet() {
+            let _ = self.sheet.set(s.to_string());
+        }
         let mut diags = Diagnostics::new();
         let cols = reader.columns().clone();
         let mut missing = 0;
@@ -1661,8 +1719,13 @@ impl Campaign {
             missing += 1;
             let sug = model::nearest(col, cols.iter().map(|c| &**c));
             let msg = format!(
-                "row.{col}: the CSV {} has no column {col:?} (columns: {})",
-                self.input_display,
+                "row.{col}: the {} {} has no column {col:?} (columns: {})",
+                if self.input.is_workbook() {
+                    "sheet of"
+                } else {
+                    "CSV"
+                },
+                self.input.display,
                 cols.iter().map(|c| &**c).collect::<Vec<_>>().join(", ")
             );
             let d = if *guarded {
@@ -1684,12 +1747,26 @@ impl Campaign {
             // one finding says it all: the per-column ones would only repeat it
             diags = Diagnostics::new();
             diags.push(Diagnostic::error(
-                Location::Csv { file: self.input_display.clone(), line: 1, column: None },
+                self.input_at(1, None),
                 "CSV_NO_HEADER",
                 format!(
-                    "the first line ({}) names none of the columns the playbook reads ({}); the CSV needs a header line naming its columns",
+                    "the {} ({}) names none of the columns the playbook reads ({}); {}",
+                    if self.input.is_workbook() {
+                        "header row"
+                    } else {
+                        "first line"
+                    },
                     cols.iter().map(|c| &**c).collect::<Vec<_>>().join(", "),
-                    { let mut v: Vec<&str> = distinct.into_iter().collect(); v.sort(); v.join(", ") }
+                    {
+                        let mut v: Vec<&str> = distinct.into_iter().collect();
+                        v.sort();
+                        v.join(", ")
+                    },
+                    if self.input.is_workbook() {
+                        "the sheet's first non-empty row must name its columns"
+                    } else {
+                        "the CSV needs a header line naming its columns"
+                    }
                 ),
             ));
         }
@@ -1697,7 +1774,8 @@ impl Campaign {
             return Err(diags);
         }
         Ok(Rows {
-            reader: Source::Csv(reader),
+            reader: RowReader::Input(reader),
+            source: self.input.clone(),
             keys: self.keys.clone(),
             playbook_file: self.playbook.file.clone(),
         })
@@ -1710,7 +1788,7 @@ impl Campaign {
 
     /// The rows come from `input.list` and have not been listed yet (no `rows.jsonl` given).
     pub fn is_pending_list(&self) -> bool {
-        self.list.is_some() && self.input_path.as_os_str().is_empty()
+        self.list.is_some() && self.input.path.as_os_str().is_empty()
     }
 
     /// Whether a listed item is a row (`input.where`; true without one).
@@ -1861,16 +1939,8 @@ impl Campaign {
         let row = row?;
         match o {
             Origin::Fixed => None,
-            Origin::Column(c) => Some(Location::Csv {
-                file: self.input_display.clone(),
-                line: row.line,
-                column: Some(c.clone()),
-            }),
-            Origin::Row => Some(Location::Csv {
-                file: self.input_display.clone(),
-                line: row.line,
-                column: None,
-            }),
+            Origin::Column(c) => Some(self.input_at(row.line, Some(c))),
+            Origin::Row => Some(self.input_at(row.line, None)),
         }
     }
 
@@ -1889,13 +1959,10 @@ impl Campaign {
         let mut d = Diagnostic::error(self.loc(pos), template_code(&msg), msg)
             .with_step(step.qualified())
             .with_member(path)
-            .with_origin(self.csv_origin(&o, row).or_else(|| {
-                row.filter(|_| runtime).map(|r| Location::Csv {
-                    file: self.input_display.clone(),
-                    line: r.line,
-                    column: None,
-                })
-            }));
+            .with_origin(
+                self.csv_origin(&o, row)
+                    .or_else(|| row.filter(|_| runtime).map(|r| self.input_at(r.line, None))),
+            );
         if let Some(r) = row {
             d = d.with_row(r.index);
         }
@@ -1924,11 +1991,9 @@ impl Campaign {
             let mut d = Diagnostic::error(self.loc(w.pos), template_code(&e), format!("when: {e}"))
                 .with_step(step.qualified());
             if let Some(r) = ctx.row {
-                d = d.with_row(r.index).with_origin(Some(Location::Csv {
-                    file: self.input_display.clone(),
-                    line: r.line,
-                    column: None,
-                }));
+                d = d
+                    .with_row(r.index)
+                    .with_origin(Some(self.input_at(r.line, None)));
             }
             d
         })
@@ -2052,8 +2117,8 @@ impl Campaign {
             match errs.into_iter().next() {
                 Some((path, msg)) => Err(match row {
                     Some(r) => format!(
-                        "emulate.each_row {path}: {msg} (at {}:{})",
-                        self.input_display, r.line
+                        "emulate.each_row {path}: {msg} (at {})",
+                        self.input_at(r.line, None)
                     ),
                     None => format!("emulate.fixture {path}: {msg}"),
                 }),
@@ -2217,6 +2282,7 @@ mod tests {
         Campaign::load(&crate::cli::CampaignArgs {
             playbook: root.join(playbook),
             input: None,
+            sheet: None,
             vars: vec![],
         })
         .unwrap()

@@ -57,6 +57,7 @@ fn run_playbook(bytes: &[u8], csv: Option<&[u8]>) {
     let args = CampaignArgs {
         playbook: p,
         input: Some(input.unwrap_or_else(|| root().join("examples/partners.csv"))),
+        sheet: None,
         vars: vec![],
     };
     if let Ok(c) = Campaign::load(&args) {

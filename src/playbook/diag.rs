@@ -17,6 +17,15 @@ pub enum Location {
         #[serde(skip_serializing_if = "Option::is_none")]
         column: Option<String>,
     },
+    /// A row of a sheet of a workbook (`row` as Excel numbers it), optionally one column
+    /// (by its header name).
+    Workbook {
+        file: String,
+        sheet: String,
+        row: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        column: Option<String>,
+    },
     /// A whole file.
     File { file: String },
 }
@@ -35,6 +44,18 @@ impl std::fmt::Display for Location {
                 line,
                 column: None,
             } => write!(f, "{file}:{line}"),
+            Location::Workbook {
+                file,
+                sheet,
+                row,
+                column,
+            } => {
+                write!(f, "{file} [{sheet}] row {row}")?;
+                match column {
+                    Some(c) => write!(f, " column {c}"),
+                    None => Ok(()),
+                }
+            }
             Location::File { file } => f.write_str(file),
         }
     }

@@ -41,7 +41,7 @@ pub const TOP_KEYS: &[(&str, &str)] = &[
     ),
     (
         "input",
-        "Where the rows come from (csv) and how each is named (key).",
+        "Where the rows come from (file or csv, sheet) and how each is named (key).",
     ),
     (
         "vars",
@@ -88,8 +88,17 @@ pub const EMULATE_KEYS: &[(&str, &str)] = &[
 ];
 pub const INPUT_KEYS: &[(&str, &str)] = &[
     (
+        "file",
+        "Path of the input, relative to the playbook: .csv, or a workbook (.xlsx, .xlsm, .xls, \
+         .ods); --input overrides.",
+    ),
+    (
         "csv",
-        "Path of the CSV, relative to the playbook; --input overrides.",
+        "Path of the CSV, relative to the playbook (as file); --input overrides.",
+    ),
+    (
+        "sheet",
+        "The workbook's sheet to read (default: the first); --sheet overrides.",
     ),
     (
         "list",
@@ -241,7 +250,10 @@ pub struct Playbook {
     pub name: Loc<String>,
     pub description: Option<String>,
     pub catalog: Loc<String>,
-    pub csv: Option<Loc<String>>,
+    /// `input.file` or `input.csv`.
+    pub input_file: Option<Loc<String>>,
+    /// `input.sheet`.
+    pub sheet: Option<Loc<String>>,
     /// `input.list`: rows from a List operation.
     pub list: Option<ListSpec>,
     /// `input.where`: the filter on listed rows (an expression string node).
@@ -595,13 +607,28 @@ pub fn parse(file: &str, text: &str) -> Result<(Playbook, Diagnostics), Diagnost
         }),
     };
 
-    let (mut csv, mut key, mut list, mut filter) = (None, None, None, None);
+    let (mut input_file, mut sheet, mut key, mut list, mut filter) = (None, None, None, None, None);
     if let Some((_, n)) = get("input") {
         if let Some(es) = r.map(n, "input", INPUT_KEYS) {
             for (k, v) in es {
                 match k.name.as_str() {
-                    "csv" => {
-                        csv = r.string(v, "input.csv").map(|s| Loc {
+                    "csv" | "file" => {
+                        let what = format!("input.{}", k.name);
+                        if input_file.is_some() {
+                            r.err(
+                                k.pos,
+                                "DUPLICATE_INPUT",
+                                "give the input once: input.file or input.csv, not both",
+                            );
+                            continue;
+                        }
+                        input_file = r.string(v, &what).map(|s| Loc {
+                            pos: v.pos,
+                            value: s,
+                        })
+                    }
+                    "sheet" => {
+                        sheet = r.string(v, "input.sheet").map(|s| Loc {
                             pos: v.pos,
                             value: s,
                         })
@@ -642,12 +669,13 @@ pub fn parse(file: &str, text: &str) -> Result<(Playbook, Diagnostics), Diagnost
         }
     }
 
-    if let (Some(c), Some(l)) = (&csv, &list) {
+    if let (Some(c), Some(l)) = (&input_file, &list) {
         r.err(
             l.pos,
             "INPUT_CONFLICT",
             format!(
-                "input has both csv (line {}) and list: the rows come from one of them; remove one",
+                "input has both a file (line {}) and list: the rows come from one of them; \
+                 remove one",
                 c.pos.line
             ),
         );
@@ -785,7 +813,8 @@ pub fn parse(file: &str, text: &str) -> Result<(Playbook, Diagnostics), Diagnost
             name,
             description,
             catalog,
-            csv,
+            input_file,
+            sheet,
             list,
             filter,
             key,

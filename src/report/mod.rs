@@ -394,6 +394,7 @@ pub fn load_campaign(rd: &RunDir) -> Result<Campaign, String> {
     let args = crate::cli::CampaignArgs {
         playbook: m.playbook_path.clone(),
         input: Some(m.input_path.clone()),
+        sheet: m.input_sheet.clone(),
         vars: m.vars.clone(),
     };
     let mut c = Campaign::load(&args).map_err(|d| first_line(&d.render_text()))?;
@@ -783,7 +784,7 @@ fn identify(rd: &RunDir, campaign: Option<&Campaign>, failures: &mut [FailureGro
         "ledger.jsonl".to_string()
     } else if campaign.is_some_and(|c| rows_from_campaign(c, &wanted, &mut found)) {
         "the playbook's keys (ledger.jsonl is missing)".to_string()
-    } else if csv_lines(&rd.manifest().input_path, &wanted, &mut found) {
+    } else if csv_lines(rd.manifest(), &wanted, &mut found) {
         "the input's lines; keys unknown (no ledger.jsonl, and the playbook cannot be loaded)"
             .to_string()
     } else {
@@ -873,12 +874,31 @@ fn rows_from_campaign(
     !found.is_empty()
 }
 
-/// The CSV line of the wanted records, no keys.
+/// The CSV line (or sheet row) of the wanted records, no keys.
 fn csv_lines(
-    path: &Path,
+    m: &crate::rundir::Manifest,
     wanted: &BTreeSet<u64>,
     found: &mut HashMap<u64, (Option<u64>, Option<String>)>,
 ) -> bool {
+    let path = m.input_path.as_path();
+    if crate::input::workbook::is_workbook(path) {
+        let source = crate::input::Source {
+            path: path.to_path_buf(),
+            display: path.display().to_string(),
+            sheet: m.input_sheet.clone(),
+        };
+        for (i, line) in source
+            .record_lines()
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            if wanted.contains(&(i as u64)) {
+                found.insert(i as u64, (Some(line), None));
+            }
+        }
+        return !found.is_empty();
+    }
     let Ok(mut rdr) = csv::ReaderBuilder::new().flexible(true).from_path(path) else {
         return false;
     };

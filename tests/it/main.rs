@@ -17,3 +17,4 @@ mod rundir;
 mod sdk;
 mod support;
 mod validate;
+mod workbook;

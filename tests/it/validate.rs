@@ -510,7 +510,7 @@ fn limits_ids_durations_and_keys_have_located_messages() {
         .run();
     o.code(2);
     assert_eq!(lines(&o), [
-        "b.yaml: error[NO_INPUT]: no input: set input.csv (or input.list) in the playbook or pass --input FILE",
+        "b.yaml: error[NO_INPUT]: no input: set input.file (or input.list) in the playbook or pass --input FILE",
         "b.yaml:4:15: error[INVALID_ROW_KEY]: input.key \"fixed\" is the same for every row; use a template such as \"{{ row.id }}\"",
         "2 errors; nothing was sent",
     ]);
