@@ -28,7 +28,8 @@
 //! as the text it is and nothing runs, so no `'` is needed (unlike `ledger.csv`). A text longer
 //! than a cell holds (32,767 UTF-16 units) is cut with a note pointing to `ledger.jsonl`.
 //!
-//! The header row is bold and frozen, with an autofilter over the whole table; column widths
+//! The header row is bold and frozen (and repeated on each printed page: landscape, one page
+//! wide), with an autofilter over the whole table; column widths
 //! come from the content (header included), capped at [`MAX_WIDTH`]. Failed rows have a light
 //! red fill, in-flight rows a light yellow one, pending rows grey text.
 //!
@@ -315,7 +316,7 @@ impl XlsxLedger {
         {
             let ws = wb.add_worksheet_with_constant_memory().map_err(xerr)?;
             ws.set_name("Ledger").map_err(xerr)?;
-            ws.set_freeze_panes(1, 0).map_err(xerr)?;
+            print_setup(ws).map_err(xerr)?;
             for (c, h) in header.iter().enumerate() {
                 ws.write_string_with_format(0, c as u16, h, &formats.header)
                     .map_err(xerr)?;
@@ -442,7 +443,7 @@ impl XlsxLedger {
         }
         let fm = &self.formats;
         let ws = self.wb.worksheet_from_index(1)?;
-        ws.set_freeze_panes(1, 0)?;
+        print_setup(ws)?;
         let mut widths = Widths(vec![0; header.len()]);
         for (c, h) in header.iter().enumerate() {
             ws.write_string_with_format(0, c as u16, *h, &fm.header)?;
@@ -493,6 +494,15 @@ impl XlsxLedger {
         ws.autofilter(0, 0, r.min(MAX_ROWS as u32), header.len() as u16 - 1)?;
         Ok(())
     }
+}
+
+/// A sheet's view and print settings: the header row frozen on screen and repeated on every
+/// printed page, landscape, as wide as one page.
+fn print_setup(ws: &mut Worksheet) -> Result<(), XlsxError> {
+    ws.set_freeze_panes(1, 0)?;
+    ws.set_repeat_rows(0, 0)?;
+    ws.set_landscape().set_print_fit_to_pages(1, 0);
+    Ok(())
 }
 
 /// Write `v` as a string cell (or a blank one carrying the row's shade), returning its width.

@@ -96,7 +96,8 @@ fn the_workbook_keeps_ids_as_text_types_numbers_and_dates_and_groups_failures() 
         .args(X50)
         .calling_as(emu.url(), SENDER)
         .run();
-    out.code(1);
+    out.code(1)
+        .stdout_has("ledger    r/ledger.csv\nworkbook  r/ledger.xlsx\n");
     let run = dir.path().join("r");
     let csv = read_ledger(&run.join("ledger.csv"));
     assert_eq!(csv.len(), 3);
