@@ -15,7 +15,7 @@
 //! | `journal.jsonl` | `run` (header, at creation), `run`/`resume` | append-only record of every state change: the truth |
 //! | `run.json` | `run`, once, after the journal header | the manifest: what ran, with which files, vars and digests |
 //! | `run.lock` | `run`/`resume` | who holds the lock: pid, host, since (the lock itself is a `flock` on the directory) |
-//! | `ledger.csv`, `ledger.jsonl` | end of `run`/`resume` | the results, rebuilt from the journal |
+//! | `ledger.csv`, `ledger.xlsx`, `ledger.jsonl` | end of `run`/`resume` | the results, rebuilt from the journal |
 //! | `*.tmp` | transiently | a ledger, manifest or `run.lock` being written; left behind only by a crash |
 //!
 //! Creation order is: directory (one `mkdir`, never reusing an existing run), lock, journal

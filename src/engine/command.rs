@@ -1274,6 +1274,11 @@ fn print_summary(
         fmt_duration(bound)
     );
     let _ = writeln!(out, "ledger    {}", ledger.csv.display());
+    let _ = writeln!(
+        out,
+        "workbook  {}",
+        ledger.csv.with_file_name(ledger::XLSX_FILE).display()
+    );
     if let Some(p) = report {
         let _ = writeln!(out, "report    {}", p.display());
     }

@@ -415,7 +415,11 @@ pub fn render_text(s: &Status) -> String {
             let _ = writeln!(o, "  {place:<22} {:<20} {}: {message}", f.step, f.code);
         }
         if s.failed_more > 0 {
-            let _ = writeln!(o, "  … and {} more (see ledger.csv)", s.failed_more);
+            let _ = writeln!(
+                o,
+                "  … and {} more (see ledger.xlsx, sheet Failures, or ledger.csv)",
+                s.failed_more
+            );
         }
     }
     let _ = writeln!(o);

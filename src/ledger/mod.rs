@@ -1,5 +1,7 @@
-//! The ledger: the results of a run as the user reads them, `ledger.csv` (for spreadsheets) and
-//! `ledger.jsonl` (full step outputs, for programs), one line per input row in input order.
+//! The ledger: the results of a run as the user reads them, `ledger.csv` (for spreadsheets),
+//! `ledger.xlsx` (the same table as a workbook with typed cells, and a `Failures` sheet: see
+//! [`xlsx`]) and `ledger.jsonl` (full step outputs, for programs), one line per input row in
+//! input order.
 //!
 //! Owns: the ledger's columns and encodings, formula neutralisation, and the pieces to build a
 //! ledger row from replayed journal state ([`LedgerRow::from_state`]). Must not touch: the
@@ -9,8 +11,9 @@
 //! `ledger.columns`: it replays the journal, builds the [`Layout`] (setup ids from the setup
 //! state, [`row_step_has_id_column`] for each row step, the column names), then for every input
 //! row in order calls `LedgerRow::from_state(line, key, state.rows.get(&index), row_step_ids,
-//! columns)` and [`LedgerWriter::write`], then [`LedgerWriter::finish`]. Both files are written
-//! to `*.tmp` (mode 0600) and renamed into place, so a reader never sees a half-written ledger.
+//! columns)` and [`LedgerWriter::write`], then [`LedgerWriter::finish`]. The three files are
+//! written to `*.tmp` (mode 0600) and renamed into place, so a reader never sees a half-written
+//! ledger.
 //!
 //! # `ledger.csv` (format 3, see [`LEDGER_FORMAT`])
 //!
@@ -67,6 +70,9 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+pub mod xlsx;
+pub use xlsx::XLSX_FILE;
 
 /// Version of the ledger's columns and of the `ledger.jsonl` objects (`format_version`).
 /// 2: `row` became `line`; `<step>_id` only for steps that create or start something;
@@ -240,16 +246,18 @@ pub fn neutralise(cell: &str) -> Cow<'_, str> {
     }
 }
 
-/// Writes `ledger.csv.tmp` and `ledger.jsonl.tmp`, renamed into place by [`finish`](Self::finish).
+/// Writes `ledger.csv.tmp`, `ledger.jsonl.tmp` and `ledger.xlsx.tmp`, renamed into place by
+/// [`finish`](Self::finish).
 pub struct LedgerWriter {
     dir: PathBuf,
     layout: Layout,
     csv: csv::Writer<BufWriter<File>>,
     jsonl: BufWriter<File>,
+    xlsx: xlsx::XlsxLedger,
 }
 
 impl LedgerWriter {
-    /// Start a ledger in `dir` with the columns of `layout`. Both files are created with mode
+    /// Start a ledger in `dir` with the columns of `layout`. The files are created with mode
     /// 0600: they hold customer data.
     pub fn create(dir: &Path, layout: Layout) -> io::Result<LedgerWriter> {
         let mut csv_file = BufWriter::new(crate::rundir::create_private(
@@ -259,7 +267,9 @@ impl LedgerWriter {
         let mut csv = csv::WriterBuilder::new()
             .terminator(csv::Terminator::CRLF)
             .from_writer(csv_file);
-        csv.write_record(layout.header().iter().map(|h| neutralise(h).into_owned()))?;
+        let header = layout.header();
+        csv.write_record(header.iter().map(|h| neutralise(h).into_owned()))?;
+        let xlsx = xlsx::XlsxLedger::create(dir, &header, &layout.columns)?;
         let jsonl = BufWriter::new(crate::rundir::create_private(&crate::rundir::tmp_path(
             &dir.join(JSONL_FILE),
         ))?);
@@ -268,10 +278,11 @@ impl LedgerWriter {
             layout,
             csv,
             jsonl,
+            xlsx,
         })
     }
 
-    /// Append one row to both files.
+    /// Append one row to the three files.
     pub fn write(&mut self, row: &LedgerRow) -> io::Result<()> {
         let lookup = |pairs: &[(String, String)], name: &str| -> String {
             pairs
@@ -295,6 +306,16 @@ impl LedgerWriter {
         ]);
         self.csv
             .write_record(rec.iter().map(|c| neutralise(c).into_owned()))?;
+        self.xlsx.write(row.line, &rec, &row.status)?;
+        if row.status == "failed" {
+            self.xlsx.failed(
+                row.line,
+                &row.key,
+                &row.error_step,
+                &row.error_code,
+                &row.error_message,
+            );
+        }
 
         let pairs = |p: &[(String, String)]| -> Value {
             Value::Object(
@@ -328,7 +349,8 @@ impl LedgerWriter {
         self.jsonl.write_all(b"\n")
     }
 
-    /// Flush and fsync both files, rename them into place, fsync the directory.
+    /// Flush and fsync the files (saving the workbook), rename them into place, fsync the
+    /// directory.
     pub fn finish(self) -> io::Result<()> {
         let csv = self
             .csv
@@ -338,7 +360,8 @@ impl LedgerWriter {
         csv.sync_all()?;
         let jsonl = self.jsonl.into_inner().map_err(|e| e.into_error())?;
         jsonl.sync_all()?;
-        for name in [CSV_FILE, JSONL_FILE] {
+        self.xlsx.finish()?;
+        for name in [CSV_FILE, JSONL_FILE, XLSX_FILE] {
             let dest = self.dir.join(name);
             std::fs::rename(crate::rundir::tmp_path(&dest), &dest)?;
         }
@@ -500,8 +523,18 @@ mod tests {
         }
         assert!(t.path().join("ledger.csv.tmp").exists());
         assert!(!t.path().join("ledger.csv").exists());
+        assert!(!t.path().join("ledger.xlsx").exists());
         w.finish().unwrap();
         assert!(!t.path().join("ledger.csv.tmp").exists());
+        assert!(!t.path().join("ledger.xlsx.tmp").exists());
+        // the workbook has the same rows, its text as written (no `'`)
+        use calamine::Reader;
+        let mut wb: calamine::Xlsx<_> =
+            calamine::open_workbook(t.path().join("ledger.xlsx")).unwrap();
+        let sheet = wb.worksheet_range("Ledger").unwrap();
+        assert_eq!(sheet.height(), 5);
+        assert_eq!(sheet.get_value((2, 1)).unwrap().to_string(), "-globex");
+        assert_eq!(sheet.get_value((1, 6)).unwrap().to_string(), "@x");
 
         let bytes = std::fs::read(t.path().join("ledger.csv")).unwrap();
         assert!(bytes.starts_with("\u{feff}".as_bytes()));

@@ -660,7 +660,7 @@ fn failures(o: &mut String, r: &Report) -> std::fmt::Result {
         if g.count > g.examples.len() as u64 {
             write!(
                 o,
-                "<tr><td></td><td colspan=\"3\" class=\"muted\">… and {} more (see ledger.csv)</td></tr>",
+                "<tr><td></td><td colspan=\"3\" class=\"muted\">… and {} more (see ledger.xlsx, sheet Failures, or ledger.csv)</td></tr>",
                 thousands(g.count - g.examples.len() as u64)
             )?;
         }

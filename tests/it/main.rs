@@ -7,6 +7,7 @@ mod emulator_opportunities;
 mod emulator_snapshots;
 mod engine;
 mod journal;
+mod ledger_xlsx;
 mod listed;
 mod quota;
 mod rehearsal;

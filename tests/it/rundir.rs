@@ -202,6 +202,7 @@ fn run_directory_files_are_readable_by_their_owner_only() {
         "run.lock",
         "ledger.csv",
         "ledger.jsonl",
+        "ledger.xlsx",
     ] {
         assert_eq!(mode(&run.join(f)), 0o600, "{f}");
     }
@@ -212,7 +213,7 @@ fn run_directory_files_are_readable_by_their_owner_only() {
         .calling_as(emu.url(), SENDER)
         .run()
         .code(0);
-    for f in ["ledger.csv", "ledger.jsonl", "run.lock"] {
+    for f in ["ledger.csv", "ledger.jsonl", "ledger.xlsx", "run.lock"] {
         assert_eq!(mode(&run.join(f)), 0o600, "{f}");
     }
 }
