@@ -67,7 +67,7 @@ fn validate_checks_listed_rows_against_the_item_shape_offline() {
         .args(["validate", "p.yaml"])
         .run();
     o.code(2)
-        .stderr_has("error[INPUT_CONFLICT]: input has both csv (line 5) and list");
+        .stderr_has("error[INPUT_CONFLICT]: input has both a file (line 5) and list");
     let o = Cosell::new()
         .file("p.yaml", "version: 1\nname: w\ncatalog: Sandbox\ninput: { csv: rows.csv, where: \"row.x == 1\" }\nsteps:\n  - id: g\n    action: GetEngagementInvitation\n    input: { Identifier: \"{{ row.x }}\" }\n")
         .file("rows.csv", "x\nengi-0123456789abc\n")
