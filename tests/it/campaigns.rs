@@ -12,8 +12,8 @@ use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 
 /// Rehearse an example playbook as a user would: `cosell run playbooks/X.yaml --emulate`, from
-/// an empty directory, with no AWS account. Returns its ledger.
-fn rehearse(playbook: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+/// an empty directory, with no AWS account; every row must succeed. Returns its ledger.
+pub(crate) fn rehearse(playbook: &str) -> Vec<std::collections::BTreeMap<String, String>> {
     let dir = tempfile::tempdir().unwrap();
     Cosell::in_dir(dir.path())
         .arg("run")

@@ -2,8 +2,9 @@
 //! directory, checked offline against the item shape; the examples that use it; kills during
 //! the listing and during the run.
 
-use crate::support::{read_ledger, repo, Cosell, Emu};
-use std::process::Stdio;
+use crate::campaigns::rehearse;
+use crate::resume::spawn;
+use crate::support::{read_ledger, Cosell, Emu};
 use std::time::{Duration, Instant};
 
 const PARTNER: &str = "111122223333";
@@ -140,15 +141,6 @@ fn a_listed_accept_run_accepts_exactly_the_pending_opportunity_invitations() {
     );
 }
 
-fn spawn(c: Cosell) -> std::process::Child {
-    c.command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 /// Killed while listing (no rows.jsonl yet: resume lists again), then killed while running
 /// (the list has changed: accepted invitations left the PENDING list, but resume works on the
 /// rows the run started with), then resumed to the end: every row accepted once.
@@ -227,20 +219,6 @@ fn kills_during_the_listing_and_the_run_resume_to_the_same_rows() {
         "{stats:#}"
     );
     assert_eq!(stats["tasks_started_per_invitation_max"], 1, "{stats:#}");
-}
-
-fn rehearse(playbook: &str) -> Vec<std::collections::BTreeMap<String, String>> {
-    let dir = tempfile::tempdir().unwrap();
-    Cosell::in_dir(dir.path())
-        .arg("run")
-        .arg(repo().join("playbooks").join(playbook))
-        .args(["--emulate", "--run-dir", "r"])
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .run()
-        .code(0)
-        .stdout_has("0 failed");
-    read_ledger(&dir.path().join("r/ledger.csv"))
 }
 
 #[test]

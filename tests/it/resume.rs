@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-fn spawn(c: Cosell) -> Child {
+pub(crate) fn spawn(c: Cosell) -> Child {
     c.command()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
