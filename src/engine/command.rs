@@ -1033,8 +1033,22 @@ async fn drive<C: ApiClient>(
         opts,
         progress,
     );
+    // the requests sent before the coordinator (listing the rows of input.list) are this
+    // process's calls too
+    let mut before: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &prelude.records {
+        if let Record::Call { op, .. } = r {
+            *before.entry(op.clone()).or_default() += 1;
+        }
+    }
     let summary = match coordinator.run(prior).await {
-        Ok(s) => s,
+        Ok(mut s) => {
+            for (op, n) in before {
+                *s.calls_per_class.entry(QuotaClass::of(&op)).or_default() += n;
+                *s.calls.entry(op).or_default() += n;
+            }
+            s
+        }
         Err(e) => {
             err(&e);
             return match e {

@@ -120,7 +120,8 @@ fn a_listed_accept_run_accepts_exactly_the_pending_opportunity_invitations() {
     run(&emu, dir.path(), &["write=50/s", "read=500/s"])
         .run()
         .code(0)
-        .stderr_has("listed 5 rows with ListEngagementInvitations (3 pages, 6 items read)");
+        .stderr_has("listed 5 rows with ListEngagementInvitations (3 pages, 6 items read)")
+        .stdout_has("ListEngagementInvitations                          3  (read)");
     let ledger = read_ledger(&dir.path().join("r/ledger.csv"));
     let mut keys: Vec<&str> = ledger.iter().map(|r| r["key"].as_str()).collect();
     keys.sort_unstable();
