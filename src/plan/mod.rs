@@ -518,6 +518,8 @@ struct Compiler<'a> {
     vars: &'a BTreeMap<String, J>,
     diags: Diagnostics,
     row_refs: Vec<(Pos, String, bool)>,
+    /// Every `row.a.b…` path read (for `input.list`, checked against the item shape).
+    row_paths: Vec<(Pos, Vec<String>, bool)>,
 }
 
 impl Compiler<'_> {
@@ -555,6 +557,11 @@ impl Compiler<'_> {
                             || t.source.contains("| d(")
                             || t.source.contains("|d(");
                         self.row_refs.push((t.pos, col.to_string(), guarded));
+                        self.row_paths.push((
+                            t.pos,
+                            segs[1..].iter().map(|s| s.to_string()).collect(),
+                            guarded,
+                        ));
                     }
                 }
                 "vars" => {
@@ -927,33 +934,50 @@ impl Compiler<'_> {
     /// a member of the item's shape.
     fn check_row_members(&mut self, l: &ListInput) {
         let m = model::model();
-        let shape = m.shape(l.item_shape);
-        let names: Vec<&str> = shape.members().iter().map(|mm| mm.name.as_str()).collect();
-        let refs = std::mem::take(&mut self.row_refs);
+        let paths = std::mem::take(&mut self.row_paths);
         let mut seen = HashSet::new();
-        for (pos, col, guarded) in &refs {
-            if shape.member(col).is_some()
-                || *guarded
-                || !seen.insert((pos.line, pos.col, col.clone()))
-            {
+        for (pos, path, guarded) in &paths {
+            if *guarded || !seen.insert((pos.line, pos.col, path.clone())) {
                 continue;
             }
-            let sug = model::nearest(col, names.iter().copied());
-            self.err(
-                *pos,
-                "UNKNOWN_ROW_MEMBER",
-                format!(
-                    "row.{col}: the rows are the items of {} ({}), which have no member {col:?}; \
-                     they have: {}",
-                    l.action,
-                    l.paginator.result_key,
-                    names.join(", ")
-                ),
-                sug,
-                None,
-            );
+            // walk the item's shape member by member, as far as structures go
+            let mut shape = l.item_shape;
+            let mut walked = String::from("row");
+            for seg in path {
+                let s = m.shape(shape);
+                let ShapeKind::Structure { members, .. } = &s.kind else {
+                    break;
+                };
+                match s.member(seg) {
+                    Some(mm) => {
+                        shape = mm.shape;
+                        walked.push('.');
+                        walked.push_str(seg);
+                    }
+                    None => {
+                        let names: Vec<&str> = members.iter().map(|mm| mm.name.as_str()).collect();
+                        let sug = model::nearest(seg, names.iter().copied());
+                        let msg = if walked == "row" {
+                            format!(
+                                "row.{seg}: the rows are the items of {} ({}), which have no \
+                                 member {seg:?}; they have: {}",
+                                l.action,
+                                l.paginator.result_key,
+                                names.join(", ")
+                            )
+                        } else {
+                            format!(
+                                "{walked}.{seg}: {walked} has no member {seg:?}; it has: {}",
+                                names.join(", ")
+                            )
+                        };
+                        self.err(*pos, "UNKNOWN_ROW_MEMBER", msg, sug, None);
+                        break;
+                    }
+                }
+            }
         }
-        self.row_refs = refs;
+        self.row_paths = paths;
     }
 }
 
@@ -1137,6 +1161,7 @@ impl Campaign {
             vars: &vars,
             diags,
             row_refs: Vec::new(),
+            row_paths: Vec::new(),
         };
         let mut templates = Templates::new();
         templates.set_file(file);

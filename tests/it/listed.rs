@@ -52,6 +52,20 @@ fn validate_checks_listed_rows_against_the_item_shape_offline() {
         "p.yaml:18:13: error[UNKNOWN_ROW_MEMBER]: row.SenderCompany: the rows are the items of ListEngagementInvitations (EngagementInvitationSummaries), which have no member \"SenderCompany\"",
     )
     .stderr_has("did you mean \"SenderCompanyName\"?");
+    // nested members too
+    let o = Cosell::new()
+        .file(
+            "p.yaml",
+            ACCEPT_LISTED.replace(
+                "sender: \"{{ row.SenderCompanyName }}\"",
+                "receiver: \"{{ row.Receiver.Acount.AwsAccountId }}\"",
+            ),
+        )
+        .args(["validate", "p.yaml"])
+        .run();
+    o.code(2).stderr_has(
+        "p.yaml:18:15: error[UNKNOWN_ROW_MEMBER]: row.Receiver.Acount: row.Receiver has no member \"Acount\"; it has: Account; did you mean \"Account\"?",
+    );
     let o = Cosell::new()
         .file(
             "p.yaml",
