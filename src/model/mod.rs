@@ -10,6 +10,7 @@
 pub mod effects;
 pub mod ops;
 mod quotas;
+pub mod update;
 mod validate;
 
 pub use ops::{OpSpec, Progress, Waiter};

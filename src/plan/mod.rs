@@ -12,6 +12,7 @@
 
 mod check;
 pub mod commands;
+pub mod patch;
 #[cfg(test)]
 mod proptests;
 pub mod schema;
