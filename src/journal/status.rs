@@ -106,9 +106,15 @@ pub fn status(dir: &Path) -> Result<Status, StatusError> {
     let rd = RunDir::open_readonly(dir)?;
     let m = rd.manifest();
     let (state, torn) = super::read_and_replay(&rd.journal_path())?;
-    let (lines, input_error) = match count_rows(&m.input_path, m.input_sheet.as_deref()) {
-        Ok(l) => (Some(l), None),
-        Err(e) => (None, Some(format!("{}: {e}", m.input_path.display()))),
+    // an input.list run stopped before its rows were listed has no input file yet
+    let unlisted = m.input_path.as_os_str().is_empty();
+    let (lines, input_error) = if unlisted {
+        (None, None)
+    } else {
+        match count_rows(&m.input_path, m.input_sheet.as_deref()) {
+            Ok(l) => (Some(l), None),
+            Err(e) => (None, Some(format!("{}: {e}", m.input_path.display()))),
+        }
     };
     let total = lines.as_ref().map(|l| l.len() as u64);
     let running = rd.holder();
@@ -124,7 +130,11 @@ pub fn status(dir: &Path) -> Result<Status, StatusError> {
         |p: &Path| crate::rundir::digest_file(p).unwrap_or_else(|e| format!("(unreadable: {e})"));
     s.drift = rd.drift(&crate::rundir::Digests {
         playbook: digest(&m.playbook_path),
-        input: digest(&m.input_path),
+        input: if unlisted {
+            String::new()
+        } else {
+            digest(&m.input_path)
+        },
         vars: m.digests.vars.clone(),
     });
     if let Some(h) = running {
@@ -345,6 +355,13 @@ pub fn render_text(s: &Status) -> String {
         }
         (None, Some(e)) => {
             let _ = writeln!(o, "input     cannot be read, pending rows unknown: {e}");
+        }
+        (None, None) if s.input.as_os_str().is_empty() => {
+            let _ = writeln!(
+                o,
+                "input     not listed yet: the run stopped while listing the rows of \
+                 input.list; resume lists them"
+            );
         }
         (None, None) => {}
     }

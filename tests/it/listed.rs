@@ -183,6 +183,15 @@ fn kills_during_the_listing_and_the_run_resume_to_the_same_rows() {
         emu.stats()["invitations_by_status"]["PENDING"],
         n as u64 + 1
     );
+    Cosell::in_dir(dir.path())
+        .args(["status", "r"])
+        .run()
+        .code(0)
+        .stdout_has(
+            "input     not listed yet: the run stopped while listing the rows of input.list; \
+             resume lists them",
+        )
+        .stdout_has("resume with:");
 
     let resume = || {
         Cosell::in_dir(dir.path())
