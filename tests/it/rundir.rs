@@ -156,7 +156,11 @@ fn deleting_run_lock_does_not_let_a_second_process_in_and_the_holder_is_named() 
         .unwrap();
     let lock = dir.path().join("l/run.lock");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&lock).is_ok_and(|t| t.contains("since ")) {
+    // the lock is taken before run.json is written: wait for both, or a loaded machine lets
+    // the resume below in between, where the directory is not a run directory yet
+    while !(std::fs::read_to_string(&lock).is_ok_and(|t| t.contains("since "))
+        && dir.path().join("l/run.json").exists())
+    {
         assert!(Instant::now() < deadline, "the run never took its lock");
         std::thread::sleep(Duration::from_millis(20));
     }
