@@ -4,7 +4,7 @@
 //! prospecting tasks' lifecycle; every new operation's raw answer against the model.
 
 use crate::emulator::{assert_conforms, call, code, config, emu, engagement, invite, A, B, C};
-use crate::emulator_opportunities::{create, get};
+use crate::emulator_opportunities::{create, get, start_engagement};
 use crate::support::sdk_client;
 use aws_sdk_partnercentralselling::types::*;
 use aws_sdk_partnercentralselling::Client;
@@ -588,19 +588,7 @@ async fn emulator_resource_associations_filter_and_page() {
     let mut opps = Vec::new();
     for (c, t) in [(&a, "o1"), (&a, "o2"), (&b, "o3")] {
         let opp = create(c, "Sandbox", t, "Acme").await;
-        c.start_engagement_from_opportunity_task()
-            .catalog("Sandbox")
-            .client_token(format!("s-{t}"))
-            .identifier(&opp)
-            .aws_submission(
-                AwsSubmission::builder()
-                    .involvement_type(SalesInvolvementType::CoSell)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        start_engagement(c, &opp, &format!("s-{t}")).await;
         opps.push(opp);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;

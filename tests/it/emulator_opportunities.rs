@@ -49,6 +49,28 @@ pub(crate) async fn create(c: &Client, catalog: &str, token: &str, company: &str
         .to_string()
 }
 
+/// Start the engagement of opportunity `opp` with AWS (Co-Sell), with ClientToken `token`.
+pub(crate) async fn start_engagement(
+    c: &Client,
+    opp: &str,
+    token: &str,
+) -> aws_sdk_partnercentralselling::operation::start_engagement_from_opportunity_task::StartEngagementFromOpportunityTaskOutput
+{
+    c.start_engagement_from_opportunity_task()
+        .catalog("Sandbox")
+        .client_token(token)
+        .identifier(opp)
+        .aws_submission(
+            AwsSubmission::builder()
+                .involvement_type(SalesInvolvementType::CoSell)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("start engagement from opportunity")
+}
+
 pub(crate) async fn get(c: &Client, catalog: &str, id: &str) -> GetOpportunityOutput {
     c.get_opportunity()
         .catalog(catalog)

@@ -4,7 +4,7 @@
 //! engagements, settings by role name and ARN, account isolation and the state file.
 
 use crate::emulator::{assert_conforms, call, code, config, emu, invite, A, B, C};
-use crate::emulator_opportunities::{create, get};
+use crate::emulator_opportunities::{create, get, start_engagement};
 use crate::support::sdk_client;
 use aws_sdk_partnercentralselling::types::*;
 use aws_sdk_partnercentralselling::Client;
@@ -26,20 +26,7 @@ fn cfg() -> EmulatorConfig {
 /// A new opportunity of `c` that started an engagement: (opportunity, engagement).
 async fn engaged(c: &Client, token: &str, company: &str) -> (String, String) {
     let opp = create(c, "Sandbox", token, company).await;
-    let t = c
-        .start_engagement_from_opportunity_task()
-        .catalog("Sandbox")
-        .client_token(format!("from-{token}"))
-        .identifier(&opp)
-        .aws_submission(
-            AwsSubmission::builder()
-                .involvement_type(SalesInvolvementType::CoSell)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("start engagement from opportunity");
+    let t = start_engagement(c, &opp, &format!("from-{token}")).await;
     assert_eq!(t.task_status(), Some(&TaskStatus::Complete));
     (opp, t.engagement_id().unwrap().to_string())
 }
