@@ -181,25 +181,22 @@ pub fn run_command(args: RunArgs) -> i32 {
             };
             (rundir, link)
         };
-        let (campaign, total_rows, prelude) = if campaign.is_pending_list() {
-            let listed = materialise_list(
-                &campaign,
-                &cargs,
-                (concurrency, &rate_flags),
-                &link.client,
-                &rates,
-                &mut rundir,
-            )
-            .await;
-            match listed {
-                Ok((c, n, p)) => (Arc::new(c), n, p),
-                Err(code) => {
-                    link.close().await;
-                    return code;
-                }
+        let listed = with_rows(
+            campaign,
+            total_rows,
+            &cargs,
+            (concurrency, &rate_flags),
+            &link.client,
+            &rates,
+            &mut rundir,
+        )
+        .await;
+        let (campaign, total_rows, prelude) = match listed {
+            Ok(x) => x,
+            Err(code) => {
+                link.close().await;
+                return code;
             }
-        } else {
-            (campaign, total_rows, Prelude::default())
         };
         let journal = match JournalWriter::open(&rundir.journal_path()) {
             Ok(j) => j,
@@ -588,29 +585,26 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
                 }
             }
         }
-        let (campaign, total_rows) = if campaign.is_pending_list() {
-            let listed = materialise_list(
-                &campaign,
-                &cargs,
-                (concurrency, &rate_flags),
-                &link.client,
-                &rates,
-                &mut rundir,
-            )
-            .await;
-            match listed {
-                Ok((c, n, p)) => {
-                    prelude.records.extend(p.records);
-                    prelude.seeds.extend(p.seeds);
-                    (Arc::new(c), n)
-                }
-                Err(code) => {
-                    link.close().await;
-                    return code;
-                }
+        let listed = with_rows(
+            campaign,
+            total_rows,
+            &cargs,
+            (concurrency, &rate_flags),
+            &link.client,
+            &rates,
+            &mut rundir,
+        )
+        .await;
+        let (campaign, total_rows) = match listed {
+            Ok((c, n, p)) => {
+                prelude.records.extend(p.records);
+                prelude.seeds.extend(p.seeds);
+                (c, n)
             }
-        } else {
-            (campaign, total_rows)
+            Err(code) => {
+                link.close().await;
+                return code;
+            }
         };
         let code = drive(
             campaign,
@@ -774,18 +768,23 @@ fn quota_window(flag: Option<&str>) -> Result<Duration, String> {
 
 /// `--concurrency` and `--rate`, checked like the playbook's limits (located at the flag)
 /// and made the campaign's limits: from here on the campaign is the one source of truth.
-/// `input.list`: list the rows into the run directory's `rows.jsonl` (unless an earlier
-/// process of the run did: then those rows stay), load the campaign on them, validate every
-/// row (nothing but the listing's reads is sent if a row is invalid), and record the rows'
-/// file, digest and count in `run.json`. Returns the campaign on its rows and their count.
-async fn materialise_list(
-    campaign: &Campaign,
+/// The campaign with its rows. For `input.list` rows not listed yet: list them into the run
+/// directory's `rows.jsonl` (unless an earlier process of the run did: then those rows stay),
+/// load the campaign on them, validate every row (nothing but the listing's reads is sent if
+/// a row is invalid), and record the rows' file, digest and count in `run.json`. Returns the
+/// campaign, its row count and the listing's calls to journal; any other campaign as it is.
+async fn with_rows(
+    campaign: Arc<Campaign>,
+    total_rows: u64,
     cargs: &CampaignArgs,
     overrides: (Option<usize>, &[String]),
     client: &SdkClient,
     rates: &RateConfig,
     rundir: &mut RunDir,
-) -> Result<(Campaign, u64, Prelude), i32> {
+) -> Result<(Arc<Campaign>, u64, Prelude), i32> {
+    if !campaign.is_pending_list() {
+        return Ok((campaign, total_rows, Prelude::default()));
+    }
     let path = rundir.path().join(crate::input::listed::LISTED_FILE);
     let action = campaign
         .list_input()
@@ -793,7 +792,7 @@ async fn materialise_list(
         .unwrap_or_default();
     let limits = Limits::new(rates.clone());
     let mut prelude = Prelude::default();
-    match super::listing::list_rows(client, &limits, campaign, &path).await {
+    match super::listing::list_rows(client, &limits, &campaign, &path).await {
         Ok(Some(l)) => {
             let class = QuotaClass::of(&action);
             for (i, (left, took, code)) in l.attempts.iter().enumerate() {
@@ -873,7 +872,7 @@ async fn materialise_list(
         err(format!("cannot update {}: {e}", rundir.path().display()));
         return Err(exit::ENVIRONMENT);
     }
-    Ok((listed, rows, prelude))
+    Ok((Arc::new(listed), rows, prelude))
 }
 
 fn apply_overrides(
