@@ -868,17 +868,17 @@ fn render_list_request(
         col: pos.col,
     };
     let mut diags = Diagnostics::new();
-    let mut req = match render_static(templates, &l.tree, ctx) {
-        Ok(v) => v,
-        Err(e) => {
-            diags.push(Diagnostic::error(
-                at(l.pos),
-                "TEMPLATE_ERROR",
-                format!("input.list: {e}"),
-            ));
-            return Err(diags);
-        }
-    };
+    let mut errs = Vec::new();
+    let mut req =
+        render_tree(templates, &l.tree, ctx, &mut String::new(), &mut errs).unwrap_or(J::Null);
+    if let Some((path, e)) = errs.into_iter().next() {
+        diags.push(Diagnostic::error(
+            at(l.pos),
+            template_code(&e),
+            format!("input.list.input.{path}: {e}"),
+        ));
+        return Err(diags);
+    }
     if !req.is_object() {
         req = J::Object(Map::new());
     }
@@ -903,31 +903,58 @@ fn render_list_request(
     Ok(())
 }
 
-/// A tree rendered with no row: templates evaluated, empty values dropped.
-fn render_static(templates: &Templates, n: &TNode, ctx: &MjValue) -> Result<J, String> {
-    Ok(match n {
-        TNode::Lit(v) => v.clone(),
-        TNode::Tpl(t) => template::finish(templates.eval(t, ctx)?, t),
-        TNode::Arr(items) => J::Array(
-            items
-                .iter()
-                .map(|i| render_static(templates, i, ctx))
-                .collect::<Result<Vec<_>, _>>()?
-                .into_iter()
-                .filter(|v| !v.is_null())
-                .collect(),
-        ),
-        TNode::Obj(es) => {
-            let mut m = Map::new();
-            for (k, v) in es {
-                let v = render_static(templates, v, ctx)?;
-                if !(v.is_null() || v.as_str() == Some("")) {
-                    m.insert(k.clone(), v);
+/// Render a tree; template failures are collected with their member path.
+fn render_tree(
+    templates: &Templates,
+    n: &TNode,
+    ctx: &MjValue,
+    path: &mut String,
+    errs: &mut Vec<(String, String)>,
+) -> Option<J> {
+    match n {
+        TNode::Lit(v) => Some(v.clone()),
+        TNode::Tpl(t) => match templates.eval(t, ctx) {
+            Ok(v) => {
+                let v = template::finish(v, t);
+                match &v {
+                    J::Null => None,
+                    J::String(s) if s.is_empty() => None,
+                    _ => Some(v),
                 }
             }
-            J::Object(m)
-        }
-    })
+            Err(e) => {
+                errs.push((path.clone(), e));
+                None
+            }
+        },
+        TNode::Arr(items) => Some(J::Array(
+            items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, it)| {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    let v = render_tree(templates, it, ctx, path, errs);
+                    path.truncate(len);
+                    v
+                })
+                .collect(),
+        )),
+        TNode::Obj(es) => Some(J::Object(
+            es.iter()
+                .filter_map(|(k, it)| {
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(k);
+                    let v = render_tree(templates, it, ctx, path, errs);
+                    path.truncate(len);
+                    v.map(|v| (k.clone(), v))
+                })
+                .collect(),
+        )),
+    }
 }
 
 impl Compiler<'_> {
@@ -1864,50 +1891,7 @@ impl Campaign {
         path: &mut String,
         errs: &mut Vec<(String, String)>,
     ) -> Option<J> {
-        match n {
-            TNode::Lit(v) => Some(v.clone()),
-            TNode::Tpl(t) => match self.templates.eval(t, ctx) {
-                Ok(v) => {
-                    let v = template::finish(v, t);
-                    match &v {
-                        J::Null => None,
-                        J::String(s) if s.is_empty() => None,
-                        _ => Some(v),
-                    }
-                }
-                Err(e) => {
-                    errs.push((path.clone(), e));
-                    None
-                }
-            },
-            TNode::Arr(items) => Some(J::Array(
-                items
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, it)| {
-                        let len = path.len();
-                        path.push_str(&format!("[{i}]"));
-                        let v = self.render_tree(it, ctx, path, errs);
-                        path.truncate(len);
-                        v
-                    })
-                    .collect(),
-            )),
-            TNode::Obj(es) => Some(J::Object(
-                es.iter()
-                    .filter_map(|(k, it)| {
-                        let len = path.len();
-                        if !path.is_empty() {
-                            path.push('.');
-                        }
-                        path.push_str(k);
-                        let v = self.render_tree(it, ctx, path, errs);
-                        path.truncate(len);
-                        v.map(|v| (k.clone(), v))
-                    })
-                    .collect(),
-            )),
-        }
+        render_tree(&self.templates, n, ctx, path, errs)
     }
 
     /// Fill `Catalog` and `ClientToken` where the operation has them and they are not given.
