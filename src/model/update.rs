@@ -146,6 +146,116 @@ pub fn base_request(
     Ok(Value::Object(out))
 }
 
+/// What may change while ReviewStatus is `Action Required` (developer guide, working with
+/// opportunity updates): the customer's address and website, the target close date and the
+/// expected spend.
+pub const ACTION_REQUIRED_EDITABLE: &[&str] = &[
+    "Customer.Account.Address",
+    "Customer.Account.WebsiteUrl",
+    "LifeCycle.TargetCloseDate",
+    "Project.ExpectedCustomerSpend",
+];
+
+/// The members of the AWS review itself (Sandbox review self-service may set them).
+pub const REVIEW_MEMBERS: &[&str] = &[
+    "LifeCycle.ReviewStatus",
+    "LifeCycle.ReviewComments",
+    "LifeCycle.ReviewStatusReason",
+];
+
+/// Whether the dotted `path` is `member` or inside it.
+fn within(path: &str, member: &str) -> bool {
+    path == member
+        || path
+            .strip_prefix(member)
+            .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+}
+
+/// Why the service would refuse an update that changes the members at `changed` (dotted
+/// paths) of the record `answer` because of the record's review status (`behaviours.md`,
+/// review-status locks), or None when nothing locks them. Only opportunities have a review.
+pub fn review_lock(spec: &UpdateSpec, answer: &Value, changed: &[&str]) -> Option<String> {
+    if spec.update != "UpdateOpportunity" {
+        return None;
+    }
+    let status = answer
+        .get("LifeCycle")
+        .and_then(|l| l.get("ReviewStatus"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let outside = |allowed: &[&str]| -> Vec<&str> {
+        changed
+            .iter()
+            .copied()
+            .filter(|c| !allowed.iter().any(|a| within(c, a)))
+            .collect()
+    };
+    match status {
+        "Submitted" | "In review" if !outside(REVIEW_MEMBERS).is_empty() => Some(format!(
+            "the opportunity's ReviewStatus is {status}: no update is accepted while AWS reviews \
+             it; run the row again once the review has ended"
+        )),
+        "Action Required" => {
+            let allowed: Vec<&str> = ACTION_REQUIRED_EDITABLE
+                .iter()
+                .chain(REVIEW_MEMBERS)
+                .copied()
+                .collect();
+            let bad = outside(&allowed);
+            (!bad.is_empty()).then(|| {
+                format!(
+                    "the opportunity's ReviewStatus is Action Required: only {} may change, not \
+                     {}; remove those members from the patch for this row",
+                    ACTION_REQUIRED_EDITABLE.join(", "),
+                    bad.join(", ")
+                )
+            })
+        }
+        "Approved"
+            if changed
+                .iter()
+                .any(|c| within(c, "Customer.Account.Address.CountryCode")) =>
+        {
+            Some(
+                "the opportunity is Approved: the customer's country is frozen; leave \
+                 Customer.Account.Address.CountryCode out of the patch"
+                    .into(),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// The output an update would have answered for a record it leaves as it is (a `patch` that
+/// changes nothing sends nothing): the update's output members, from the Get's `answer` and
+/// the update `request`.
+pub fn unchanged_output(spec: &UpdateSpec, request: &Value, answer: &Value) -> Value {
+    let m = model();
+    let output = m
+        .operation(spec.update)
+        .and_then(|o| o.output)
+        .expect("update operations have an output");
+    let mut out = match project(output, answer) {
+        Value::Object(o) => o,
+        _ => Map::new(),
+    };
+    if spec.update == "UpdateEngagementContext" {
+        for (to, from) in [
+            ("EngagementId", "Id"),
+            ("EngagementArn", "Arn"),
+            ("EngagementLastModifiedAt", "ModifiedAt"),
+        ] {
+            if let Some(v) = answer.get(from) {
+                out.insert(to.into(), v.clone());
+            }
+        }
+        if let Some(v) = request.get("ContextIdentifier") {
+            out.insert("ContextId".into(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

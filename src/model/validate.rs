@@ -76,6 +76,9 @@ struct Walker<'v, 'o> {
     strict: bool,
     /// Inside a list that takes account ids or aliases (`AwsAccountIdOrAliasList`).
     alias_ok: bool,
+    /// A patch ([`Model::check_patch`]): structures need not hold their required members
+    /// (the record has them) but may not remove one with `null`; lists are whole values.
+    partial: bool,
 }
 
 /// Most characters of a value a message quotes; the rest is counted, not shown.
@@ -116,6 +119,28 @@ impl Model {
         self.validate_input_with(operation, value, true)
     }
 
+    /// A `patch` (merged over the request's identifying members) checked as
+    /// [`Model::check_request`] does, except that it need not hold the members the update
+    /// requires (the record read at run time has them): every member it names must exist,
+    /// with the right type, enum and pattern; a list is a whole value (its items are checked
+    /// in full); `null` (remove) is refused on a required member. Unknown members are
+    /// reported even when `null`.
+    pub fn check_patch(&'static self, operation: &str, value: &Value) -> Vec<Violation> {
+        let mut out = Vec::new();
+        if let Some(input) = self.operation(operation).and_then(|o| o.input) {
+            let mut w = Walker {
+                model: self,
+                path: Vec::with_capacity(8),
+                out: &mut out,
+                strict: true,
+                alias_ok: false,
+                partial: true,
+            };
+            w.walk(input, value);
+        }
+        out
+    }
+
     fn validate_input_with(
         &'static self,
         operation: &str,
@@ -131,6 +156,7 @@ impl Model {
                     out: &mut out,
                     strict,
                     alias_ok: false,
+                    partial: false,
                 };
                 w.walk(input, value);
             }
@@ -161,6 +187,7 @@ impl Model {
             out,
             strict: false,
             alias_ok: false,
+            partial: false,
         };
         w.walk(shape, value);
     }
@@ -173,6 +200,7 @@ impl Model {
             out,
             strict: true,
             alias_ok: false,
+            partial: false,
         };
         w.walk(shape, value);
     }
@@ -246,6 +274,22 @@ impl<'v> Walker<'v, '_> {
                 let mut set = 0usize;
                 for m in members {
                     match obj.get(m.name.as_str()) {
+                        Some(Value::Null) if self.partial => {
+                            if m.required {
+                                self.path.push(Seg::Member(&m.name));
+                                self.report(
+                                    ErrorCode::RequiredFieldMissing,
+                                    format!(
+                                        "{} is required by the update: null would remove it; \
+                                         give a value or leave the member out of the patch",
+                                        m.name
+                                    ),
+                                    None,
+                                );
+                                self.path.pop();
+                            }
+                        }
+                        None if self.partial => {}
                         None | Some(Value::Null) => {
                             if m.required {
                                 self.path.push(Seg::Member(&m.name));
@@ -271,7 +315,7 @@ impl<'v> Walker<'v, '_> {
                 }
                 if set < obj.len() {
                     for (k, v) in obj {
-                        if v.is_null() || shape.member(k).is_some() {
+                        if (v.is_null() && !self.partial) || shape.member(k).is_some() {
                             continue;
                         }
                         let suggestion = nearest(k, members.iter().map(|m| m.name.as_str()));
@@ -289,7 +333,7 @@ impl<'v> Walker<'v, '_> {
                         self.path.pop();
                     }
                 }
-                if *union && set != 1 {
+                if *union && set != 1 && !(self.partial && set == 0) {
                     let names = members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>();
                     self.report(
                         ErrorCode::InvalidValue,
@@ -398,14 +442,16 @@ impl<'v> Walker<'v, '_> {
                         None,
                     );
                 }
-                let outer = self.alias_ok;
+                let outer = (self.alias_ok, self.partial);
                 self.alias_ok = shape.name == "AwsAccountIdOrAliasList";
+                // a list in a patch replaces the record's: its items are whole values
+                self.partial = false;
                 for (i, item) in items.iter().enumerate() {
                     self.path.push(Seg::Index(i));
                     self.walk(*member, item);
                     self.path.pop();
                 }
-                self.alias_ok = outer;
+                (self.alias_ok, self.partial) = outer;
             }
             ShapeKind::Map {
                 key,

@@ -79,7 +79,15 @@ fn check_step(
     b: &mut Batch,
 ) {
     b.requests += 1;
-    let (req, errs) = c.render_mj(step, key, ctx);
+    let (mut req, mut errs) = c.render_mj(step, key, ctx);
+    if let Some(p) = &step.patch {
+        // the identifiers and the patch: what the record must accept (its other members are
+        // read at run time, so only what the patch names is checked)
+        let patch = c.render_tree(&p.tree, ctx, &mut String::new(), &mut errs);
+        if let (Some(J::Object(patch)), Some(obj)) = (patch, req.as_object_mut()) {
+            obj.extend(patch);
+        }
+    }
     let failed: HashSet<String> = errs.iter().map(|(p, _)| p.clone()).collect();
     for (path, msg) in errs {
         b.diags.push(c.template_diag(step, &path, msg, row, false));
@@ -137,7 +145,11 @@ fn check_step(
             b.diags.push(d);
         }
     }
-    for v in model::model().check_request(&step.action, &req) {
+    let violations = match step.patch {
+        Some(_) => model::model().check_patch(&step.action, &req),
+        None => model::model().check_request(&step.action, &req),
+    };
+    for v in violations {
         if failed.contains(&v.path) {
             continue; // already reported: its template failed
         }

@@ -87,6 +87,14 @@ pub fn validate(args: &ValidateArgs) -> i32 {
 
 /// `cosell plan`.
 pub fn plan(args: &PlanArgs) -> i32 {
+    let e = &args.endpoint;
+    if e.emulate || e.endpoint_url.is_some() || e.profile.is_some() || e.region.is_some() {
+        eprintln!(
+            "error: --emulate, --endpoint-url, --profile and --region say where `plan --live` \
+             reads from; add --live, or leave them out for the offline plan"
+        );
+        return exit::INVALID;
+    }
     let mut c = match Campaign::load(&args.campaign) {
         Ok(c) => c,
         Err(d) => return print_load_failure(&d, args.format),

@@ -128,9 +128,19 @@ pub struct Step {
     pub pos: Pos,
     input: TNode,
     input_pos: Pos,
+    /// `patch:` on an update that replaces a whole record.
+    patch: Option<Patch>,
     at: HashMap<String, (Pos, Origin)>,
     when: Option<Tpl>,
     expect: Vec<Expect>,
+}
+
+/// A `patch` step's update and its compiled patch (rendered per row, merged over the record
+/// read at run time: [`patch::merge`]).
+#[derive(Debug, Clone)]
+pub struct Patch {
+    pub update: &'static model::update::UpdateSpec,
+    tree: TNode,
 }
 
 /// How a `paginate: true` step pages: the operation's paginator and the playbook's
@@ -166,6 +176,10 @@ impl Step {
     }
     pub fn has_expect(&self) -> bool {
         !self.expect.is_empty()
+    }
+    /// The update a `patch` step makes (None: not a patch step).
+    pub fn patch(&self) -> Option<&'static model::update::UpdateSpec> {
+        self.patch.as_ref().map(|p| p.update)
     }
 }
 
@@ -958,6 +972,79 @@ fn render_tree(
 }
 
 impl Compiler<'_> {
+    /// A patch step's `input` names the record and nothing else; the version is the one
+    /// read, never the playbook's.
+    fn check_patch_step(
+        &mut self,
+        spec: &StepSpec,
+        update: &model::update::UpdateSpec,
+        patch: &playbook::yaml::Node,
+        q: &str,
+    ) {
+        let ids: Vec<&str> = [update.identifier.0]
+            .into_iter()
+            .chain(update.nested.map(|(_, pick)| pick))
+            .collect();
+        let keys = |n: Option<&playbook::yaml::Node>| -> Vec<(Pos, String)> {
+            match n.map(|n| &n.value) {
+                Some(playbook::yaml::Value::Map(es)) => {
+                    es.iter().map(|(k, _)| (k.pos, k.name.clone())).collect()
+                }
+                _ => Vec::new(),
+            }
+        };
+        let input = keys(spec.input.as_ref());
+        for id in &ids {
+            if !input.iter().any(|(_, k)| k == id) {
+                self.err(
+                    spec.input.as_ref().map(|n| n.pos).unwrap_or(spec.pos),
+                    "PATCH_NEEDS_IDENTIFIER",
+                    format!(
+                        "a patch step names its record in input: add {id} to input (the patch \
+                         then changes that {})",
+                        if update.nested.is_some() {
+                            "context"
+                        } else {
+                            "record"
+                        }
+                    ),
+                    None,
+                    Some(q),
+                );
+            }
+        }
+        for (pos, k) in &input {
+            if k == update.version.0 {
+                self.err(*pos, "PATCH_VERSION", format!("{k} is the version cosell reads with {} just before the update; remove it from input", update.get), None, Some(q));
+            } else if !ids.contains(&k.as_str()) && k != "Catalog" {
+                self.err(
+                    *pos,
+                    "PATCH_INPUT_MEMBER",
+                    format!(
+                        "the input of a patch step holds only what names the record ({}, \
+                         Catalog); move {k} under patch",
+                        ids.join(", ")
+                    ),
+                    None,
+                    Some(q),
+                );
+            }
+        }
+        for (pos, k) in keys(Some(patch)) {
+            if k == update.version.0 {
+                self.err(pos, "PATCH_VERSION", format!("{k} is the version cosell reads with {} just before the update; remove it from patch", update.get), None, Some(q));
+            } else if ids.contains(&k.as_str()) || k == "Catalog" {
+                self.err(
+                    pos,
+                    "PATCH_IDENTIFIER",
+                    format!("{k} names the record and belongs in input, not patch"),
+                    None,
+                    Some(q),
+                );
+            }
+        }
+    }
+
     /// With `input.list`, a row is an item of the list: every `row.X` a template reads must be
     /// a member of the item's shape.
     fn check_row_members(&mut self, l: &ListInput) {
@@ -1221,13 +1308,36 @@ impl Campaign {
                     ),
                     None => TNode::Lit(J::Object(Map::new())),
                 };
+                let patch = spec.patch.as_ref().and_then(|n| {
+                    let update = model::update::spec(&spec.action.value)?;
+                    c.check_patch_step(spec, update, n, &q);
+                    let mut patch_at = HashMap::new();
+                    let tree = templates.compile_tree(
+                        n,
+                        input_shape,
+                        &mut String::new(),
+                        &mut patch_at,
+                        &mut errors,
+                    );
+                    // the patch's members are not the input's (check_patch_step), so one map
+                    // locates both; the root stays the input's
+                    patch_at.remove("");
+                    at_pos.extend(patch_at);
+                    Some(Patch { update, tree })
+                });
                 for (pos, e) in errors.drain(..) {
                     c.err(pos, "TEMPLATE_SYNTAX", e, None, Some(&q));
                 }
                 c.check_tree(&input, scope, Some(&q));
+                if let Some(p) = &patch {
+                    c.check_tree(&p.tree, scope, Some(&q));
+                }
                 // where each path's value comes from
                 let mut origins: HashMap<String, Origin> = HashMap::new();
                 collect_origins(&input, &mut String::new(), &mut origins);
+                if let Some(p) = &patch {
+                    collect_origins(&p.tree, &mut String::new(), &mut origins);
+                }
                 let at: HashMap<String, (Pos, Origin)> = at_pos
                     .into_iter()
                     .map(|(k, p)| {
@@ -1339,6 +1449,7 @@ impl Campaign {
                     pos: spec.pos,
                     input,
                     input_pos,
+                    patch,
                     at,
                     when,
                     expect,
@@ -1992,6 +2103,23 @@ impl Campaign {
             return Err(self.template_diag(step, &path, msg, ctx.row, true));
         }
         Ok(req)
+    }
+
+    /// A `patch` step's rendered patch (None for other steps). An empty cell leaves its
+    /// member out; a literal `null` stays (it removes the member).
+    pub fn render_patch(&self, step: &Step, ctx: &RenderContext) -> Result<Option<J>, Diagnostic> {
+        let Some(p) = &step.patch else {
+            return Ok(None);
+        };
+        let mj = self.mj_ctx(ctx);
+        let mut errs = Vec::new();
+        let v = self
+            .render_tree(&p.tree, &mj, &mut String::new(), &mut errs)
+            .unwrap_or(J::Object(Map::new()));
+        if let Some((path, msg)) = errs.into_iter().next() {
+            return Err(self.template_diag(step, &path, msg, ctx.row, true));
+        }
+        Ok(Some(v))
     }
 
     /// Whether a step runs (true when it has no `when`).

@@ -14,10 +14,11 @@
 //!   leaves members creates nothing and replaces nothing.
 //!
 //! Pure: JSON in, JSON out. [`changes`] lists what a merge changed, member by member (an empty
-//! list means the update would change nothing, so none need be sent). The `patch` step of
-//! issue 10 is built on this and [`crate::model::update`]; neither is wired into playbooks
-//! yet.
+//! list means the update would change nothing, so none need be sent). [`prepare`] is the whole
+//! decision a `patch` step makes on the record it read, shared by `cosell run` (the engine
+//! sends what it decides) and `cosell plan --live` (which only shows it).
 
+use crate::model::update::{self, UpdateSpec};
 use serde_json::{Map, Value};
 
 /// `patch` merged into `base` by the rules above.
@@ -55,10 +56,12 @@ pub fn merge(base: &Value, patch: &Value) -> Value {
 }
 
 /// One member a merge changed: its dotted path, the value before (None: absent) and after.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Change {
     pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Value>,
 }
 
@@ -99,6 +102,89 @@ fn diff(a: &Value, b: &Value, path: &mut String, out: &mut Vec<Change>) {
         }),
         _ => {}
     }
+}
+
+/// What a `patch` step does with the record its Get returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prepared {
+    /// The merged request equals the record: nothing is sent. `output` stands in for the
+    /// update's answer ([`update::unchanged_output`]).
+    Unchanged { output: Value },
+    /// Send `request` (the whole record, the patch merged in, the version read).
+    Write {
+        request: Value,
+        changes: Vec<Change>,
+    },
+    /// The record's review status refuses these changes: nothing is sent.
+    Locked {
+        changes: Vec<Change>,
+        reason: String,
+    },
+    /// The nested record (an engagement's context) is not in the answer.
+    NotFound(String),
+    /// The merged request breaks the model (a value from the record itself, or what the
+    /// patch made of it): `path: message` per violation, and the first violation's code.
+    Invalid { code: String, message: String },
+}
+
+/// The row error code of a record locked by its review status.
+pub const LOCKED: &str = "RECORD_LOCKED";
+
+/// Decide a patch step on the record read: `request` is the rendered input (the identifiers),
+/// `patch` the rendered patch and `answer` the Get's output.
+pub fn prepare(spec: &UpdateSpec, request: &Value, patch: &Value, answer: &Value) -> Prepared {
+    let base = match update::base_request(spec, request, answer) {
+        Ok(b) => b,
+        Err(update::BaseError::NotFound(why)) => return Prepared::NotFound(why),
+    };
+    let merged = merge(&base, patch);
+    let changes = changes(&base, &merged);
+    if changes.is_empty() {
+        return Prepared::Unchanged {
+            output: update::unchanged_output(spec, request, answer),
+        };
+    }
+    let record = match spec.nested {
+        None => answer.clone(),
+        Some(_) => Value::Null,
+    };
+    let paths: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
+    if let Some(reason) = update::review_lock(spec, &record, &paths) {
+        return Prepared::Locked { changes, reason };
+    }
+    let violations = crate::model::model().validate_input(spec.update, &merged);
+    if let Some(first) = violations.first() {
+        return Prepared::Invalid {
+            code: first.code.as_str().to_string(),
+            message: violations
+                .iter()
+                .map(|v| format!("{}: {}", v.path, v.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+    }
+    Prepared::Write {
+        request: merged,
+        changes,
+    }
+}
+
+/// A value as the ledger shows it: strings bare, absent as `(none)`, anything else as JSON.
+fn show(v: &Option<Value>) -> String {
+    match v {
+        None | Some(Value::Null) => "(none)".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// `LifeCycle.Stage: Qualified → Committed`, one per change, `; `-separated.
+pub fn describe(changes: &[Change]) -> String {
+    changes
+        .iter()
+        .map(|c| format!("{}: {} → {}", c.path, show(&c.before), show(&c.after)))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]

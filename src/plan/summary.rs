@@ -113,6 +113,9 @@ fn per_row(steps: &[Step], class: QuotaClass) -> f64 {
         if QuotaClass::of(&s.action) == class {
             n += 1.0;
         }
+        if s.patch().is_some_and(|u| QuotaClass::of(u.get) == class) {
+            n += 1.0;
+        }
         if let Some(p) = s.poll_action {
             if QuotaClass::of(p) == class {
                 n += POLL_ROUNDS_ESTIMATE as f64 / poll_batch(p) as f64;
@@ -135,7 +138,17 @@ pub fn summarize(c: &Campaign, rows: u64) -> Summary {
         }
     }
     for s in c.steps() {
-        add(&mut actions, &s.action, rows, false, s.has_when());
+        // a patch step reads the record first, and sends nothing when it is up to date
+        if let Some(u) = s.patch() {
+            add(&mut actions, u.get, rows, false, s.has_when());
+        }
+        add(
+            &mut actions,
+            &s.action,
+            rows,
+            false,
+            s.has_when() || s.patch().is_some(),
+        );
         if s.paginate.is_some() {
             paged(&mut actions, &s.action);
         }
@@ -310,7 +323,7 @@ impl Summary {
                     "  (estimate: task polling, 10 tasks per call)"
                 }
                 (true, _) => "  (estimate: polling, one id per call)",
-                (false, true) => "  (at most: the step has a `when`)",
+                (false, true) => "  (at most: a `when` or a `patch` may skip rows)",
                 _ if a.at_least => "  (at least: paginate makes one call per page)",
                 _ => "",
             };

@@ -160,6 +160,14 @@ pub const STEP_KEYS: &[(&str, &str)] = &[
         "The request exactly as the API's JSON; string values are templates.",
     ),
     (
+        "patch",
+        "Only on updates that replace a whole record (UpdateOpportunity, \
+         UpdateEngagementContext): the members to change. cosell reads the record, merges the \
+         patch (maps merge, lists are replaced, null removes, an empty cell leaves), sends the \
+         whole record with the version it read, and sends nothing when nothing changes; input \
+         then holds only the identifiers.",
+    ),
+    (
         "when",
         "A template expression; the step runs only when it is true.",
     ),
@@ -302,6 +310,8 @@ pub struct StepSpec {
     pub description: Option<String>,
     /// The request template (a mapping node), if given.
     pub input: Option<Node>,
+    /// `patch:` (a mapping node): the members an update changes on the record it reads.
+    pub patch: Option<Node>,
     pub when: Option<Loc<String>>,
     pub expect: Vec<(Key, Node)>,
     pub wait: Option<WaitSpec>,
@@ -1174,6 +1184,43 @@ fn read_steps(r: &mut Reader, n: &Node, setup: bool, ids: &mut Vec<Loc<String>>)
                 }
             },
         };
+        let patch = match get("patch") {
+            None => None,
+            Some(v) => match (&v.value, &action) {
+                (_, Some(a)) if model::update::spec(&a.value).is_none() => {
+                    r.err(
+                        v.pos,
+                        "PATCH_NOT_ALLOWED",
+                        format!(
+                            "patch is only allowed on updates that replace a whole record ({}); \
+                             {} is not one: put its request under input and remove patch",
+                            model::update::UPDATES
+                                .iter()
+                                .map(|u| u.update)
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            a.value
+                        ),
+                    );
+                    ok = false;
+                    None
+                }
+                (Value::Map(_), _) => Some(v.clone()),
+                (other, _) => {
+                    r.err(
+                        v.pos,
+                        "WRONG_TYPE",
+                        format!(
+                            "patch must be a mapping of the members to change, such as \
+                             {{LifeCycle: {{Stage: \"{{{{ row.stage }}}}\"}}}}, found {}",
+                            other.kind()
+                        ),
+                    );
+                    ok = false;
+                    None
+                }
+            },
+        };
         let when = match get("when") {
             None => None,
             Some(v) => match &v.value {
@@ -1360,6 +1407,7 @@ fn read_steps(r: &mut Reader, n: &Node, setup: bool, ids: &mut Vec<Loc<String>>)
                 action,
                 description,
                 input,
+                patch,
                 when,
                 expect,
                 wait,
