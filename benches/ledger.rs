@@ -36,6 +36,7 @@ fn child(rows: u64, fail_every: u64, dir: &Path) {
         setup_ids: vec![(s("engagement"), s("eng-t2m989d8v6txp5"))],
         id_steps: vec![s("invite")],
         columns: vec![s("partner_account"), s("spend"), s("due"), s("status_seen")],
+        patch_steps: vec![],
     };
     let t = Instant::now();
     let mut w = LedgerWriter::create(dir, layout).expect("create the ledger");

@@ -140,13 +140,21 @@ pub struct PlanArgs {
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
     /// Preview a run with this rate, per quota class or operation: `write=1/s` (repeatable).
+    /// With `--live`, the reads go at these rates.
     #[arg(long = "rate", value_name = "CLASS_OR_OPERATION=N/s")]
     pub rates: Vec<String>,
+    /// Read every record a `patch` step would update (at the read quota, never writing) and
+    /// print, per row, the member-level changes the run would make.
+    #[arg(long)]
+    pub live: bool,
+    /// With `--live`: where to read from (the same flags as `run`).
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
 }
 
-/// Where requests go and with which identity: shared by run and resume.
-#[derive(Debug, Clone, Args)]
-pub struct ConnectionArgs {
+/// Where requests go and with which identity: shared by run, resume and `plan --live`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct EndpointArgs {
     /// Run against an embedded emulator on an ephemeral loopback port (no AWS account needed).
     #[arg(long, conflicts_with_all = ["endpoint_url", "profile"])]
     pub emulate: bool,
@@ -159,6 +167,13 @@ pub struct ConnectionArgs {
     /// AWS region (default us-east-1, where the service answers; resume: the run's).
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
+}
+
+/// The endpoint and how a run sends to it: shared by run and resume.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
     /// At most N rows in flight (overrides `limits.concurrency`).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,

@@ -23,6 +23,7 @@ pub fn run(cli: cli::Cli) -> i32 {
     init_tracing();
     match cli.command {
         Command::Validate(a) => plan::commands::validate(&a),
+        Command::Plan(a) if a.live => engine::live::plan_live(&a),
         Command::Plan(a) => plan::commands::plan(&a),
         Command::Schema => plan::commands::schema(),
         Command::Run(a) => engine::command::run_command(a),

@@ -68,22 +68,7 @@ pub const LIMITS: &[(&str, usize)] = &[
     ("AwsMarketplaceOffers", 1),
 ];
 
-/// What may change while ReviewStatus is `Action Required` (developer guide, working with
-/// opportunity updates): the customer's address and website, the target close date and the
-/// expected spend.
-pub const ACTION_REQUIRED_EDITABLE: &[&str] = &[
-    "Customer.Account.Address",
-    "Customer.Account.WebsiteUrl",
-    "LifeCycle.TargetCloseDate",
-    "Project.ExpectedCustomerSpend",
-];
-
-/// The members of the AWS review itself.
-const REVIEW_MEMBERS: &[&str] = &[
-    "LifeCycle.ReviewStatus",
-    "LifeCycle.ReviewComments",
-    "LifeCycle.ReviewStatusReason",
-];
+use crate::model::update::{ACTION_REQUIRED_EDITABLE, REVIEW_MEMBERS};
 
 /// ReviewStatus values a partner may set in Sandbox (review self-service).
 const SELF_SERVICE: &[&str] = &["Approved", "Rejected", "Action Required"];

@@ -9,7 +9,7 @@ use super::coordinator::{Coordinator, Options, Stop, Summary};
 use super::limits::{Limits, RateConfig, DAY};
 use super::progress::{fmt_duration, Progress};
 use super::sdk::{ConnectOptions, SdkClient};
-use crate::cli::{CampaignArgs, ConnectionArgs, ResumeArgs, RunArgs};
+use crate::cli::{CampaignArgs, EndpointArgs, ResumeArgs, RunArgs};
 use crate::exit;
 use crate::journal::{self, JournalWriter, Record, RowStatus, RunState, StepState};
 use crate::ledger::{self, LedgerRow, LedgerWriter};
@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime};
 /// The partner account `--emulate` calls as.
 pub const EMULATED_ACCOUNT: &str = "123456789012";
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(super) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -76,7 +76,7 @@ pub fn run_command(args: RunArgs) -> i32 {
         }
     }
     let wait_for_quota = args.connection.wait_for_quota || campaign.limits().daily_wait;
-    let conn = match connection(&args.connection, None) {
+    let conn = match connection(&args.connection.endpoint, None) {
         Ok(c) => c,
         Err(e) => {
             err(e);
@@ -241,7 +241,10 @@ fn create_rundir(dir: Option<&Path>, manifest: &Manifest) -> Result<RunDir, i32>
 
 /// The connection of a run: the flags, or (on resume) what the run recorded, with flags that
 /// name a connection replacing it.
-fn connection(flags: &ConnectionArgs, recorded: Option<&Connection>) -> Result<Connection, String> {
+pub(super) fn connection(
+    flags: &EndpointArgs,
+    recorded: Option<&Connection>,
+) -> Result<Connection, String> {
     if let Some(url) = &flags.endpoint_url {
         check_endpoint_url(url)?;
     }
@@ -285,13 +288,13 @@ fn check_endpoint_url(url: &str) -> Result<(), String> {
 }
 
 /// A connected client, and the embedded emulator behind it (for `--emulate`).
-struct Link {
-    client: Arc<SdkClient>,
+pub(super) struct Link {
+    pub(super) client: Arc<SdkClient>,
     emulator: Option<crate::emulator::EmulatorHandle>,
 }
 
 impl Link {
-    async fn close(self) {
+    pub(super) async fn close(self) {
         if let Some(h) = self.emulator {
             let _ = h.shutdown().await;
         }
@@ -300,7 +303,7 @@ impl Link {
 
 /// Connect to Partner Central, or start the embedded emulator (its state kept in `rundir`)
 /// and connect to that.
-async fn connect(
+pub(super) async fn connect(
     conn: &Connection,
     rundir: Option<&RunDir>,
     campaign: &Campaign,
@@ -414,7 +417,7 @@ pub fn resume_command(args: ResumeArgs) -> i32 {
         }
     };
     let m = rundir.manifest().clone();
-    let conn = match connection(&args.connection, Some(&m.connection)) {
+    let conn = match connection(&args.connection.endpoint, Some(&m.connection)) {
         Ok(c) => c,
         Err(e) => {
             err(e);
@@ -894,7 +897,7 @@ fn apply_overrides(
 
 /// The campaign's limits (documented quotas, then `limits.rates`/`limits.daily`, then the
 /// flags) as the engine's limiter configuration.
-fn rate_config(campaign: &Campaign) -> RateConfig {
+pub(super) fn rate_config(campaign: &Campaign) -> RateConfig {
     let mut cfg = RateConfig::default();
     let limits = campaign.limits();
     for (target, rate) in &limits.rates {
@@ -910,10 +913,14 @@ fn rate_config(campaign: &Campaign) -> RateConfig {
 }
 
 /// Calls per row per class, for ETA and the lower bound.
-fn per_row_calls(campaign: &Campaign) -> BTreeMap<QuotaClass, f64> {
+pub(super) fn per_row_calls(campaign: &Campaign) -> BTreeMap<QuotaClass, f64> {
     let mut m = BTreeMap::new();
     for s in campaign.steps() {
         *m.entry(QuotaClass::of(&s.action)).or_insert(0.0) += 1.0;
+        if let Some(u) = s.patch() {
+            // the read before the update
+            *m.entry(QuotaClass::of(u.get)).or_insert(0.0) += 1.0;
+        }
         if let (Some(_), Some(w)) = (s.wait, crate::model::ops::waiter(&s.action)) {
             // at least one poll per batch (ten tasks for a List…Tasks, one for a Get)
             *m.entry(QuotaClass::of(w.poll)).or_insert(0.0) += 1.0 / w.batch as f64;
@@ -1138,6 +1145,12 @@ pub fn write_ledger(campaign: &Campaign, rundir: &RunDir) -> Result<LedgerCounts
             .map(|s| s.id.clone())
             .collect(),
         columns: campaign.ledger_column_names(),
+        patch_steps: campaign
+            .steps()
+            .iter()
+            .filter(|s| s.patch().is_some())
+            .map(|s| s.id.clone())
+            .collect(),
     };
     let mut writer = LedgerWriter::create(rundir.path(), layout).map_err(|e| e.to_string())?;
     let mut counts = LedgerCounts {
@@ -1248,6 +1261,14 @@ fn print_summary(
         let _ = writeln!(out, "  {op:<44} {n:>7}  ({})", QuotaClass::of(op));
     }
     let _ = writeln!(out, "throttled {}   retries {}", s.throttles, s.retries);
+    if s.patched + s.unchanged > 0 {
+        let _ = writeln!(
+            out,
+            "patched   {} updated, {} unchanged (nothing sent), {} conflicts re-read and \
+             re-applied",
+            s.patched, s.unchanged, s.conflicts
+        );
+    }
     if s.already_in_place > 0 {
         let _ = writeln!(
             out,

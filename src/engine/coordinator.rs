@@ -94,6 +94,12 @@ pub struct Summary {
     /// Steps whose write was refused after an attempt with an unknown outcome, and whose
     /// effect check found the effect already in place (so they succeeded).
     pub already_in_place: u64,
+    /// `patch` steps that sent an update, and those that found nothing to change (and sent
+    /// nothing).
+    pub patched: u64,
+    pub unchanged: u64,
+    /// Updates refused as stale and re-applied on a fresh read.
+    pub conflicts: u64,
     pub elapsed: Duration,
     pub stop: Option<Stop>,
     /// Waits for a rolling window, per class: (from, until) of each.
@@ -153,6 +159,8 @@ enum Done {
         /// A refusal met after an attempt whose outcome was unknown, and what the effect
         /// check found (`result` is already its verdict).
         effect: Option<EffectNote>,
+        /// A `patch` step's decision on the record it read (with `result` Ok).
+        patched: Option<PatchNote>,
     },
     Poll {
         waiter: Waiter,
@@ -170,6 +178,18 @@ struct EffectNote {
     in_place: bool,
     detail: String,
 }
+
+/// What a `patch` step changed (empty: unchanged, nothing sent) and how many stale updates it
+/// re-applied on the way.
+#[derive(Debug, Clone, PartialEq)]
+struct PatchNote {
+    changes: Vec<crate::plan::patch::Change>,
+    conflicts: u32,
+}
+
+/// Stale updates (someone else wrote between the read and the write) a `patch` step re-reads
+/// and re-applies before the row fails with the conflict.
+pub const MAX_CONFLICTS: u32 = 5;
 
 #[derive(Debug)]
 enum CallFailure {
@@ -275,6 +295,114 @@ async fn call_step<C: ApiClient>(
         detail,
     };
     (result, stats, Some(note))
+}
+
+/// A `patch` step: read the record with its Get (read class), decide with
+/// [`crate::plan::patch::prepare`] on the record read, and send the whole record with the
+/// version read, unless nothing changes (then nothing is sent) or the record's review status
+/// refuses the change. An update refused as stale (ConflictException: someone else wrote
+/// since the read) is read again and re-applied, at most [`MAX_CONFLICTS`] times: the other
+/// writer's changes are in the new read, so they survive. A write retried after an attempt
+/// that may have landed, or re-run by resume, meets its own effect on the read and ends
+/// unchanged.
+async fn patch_step<C: ApiClient>(
+    w: Worker<C>,
+    update: &'static crate::model::update::UpdateSpec,
+    request: Value,
+    patch: Value,
+) -> (
+    Result<Value, CallFailure>,
+    Vec<WorkerStats>,
+    Option<PatchNote>,
+) {
+    use crate::plan::patch::{prepare, Prepared, LOCKED};
+    let refused = |code: &str, message: String| {
+        Err(CallFailure::Api(ApiError {
+            kind: ErrorKind::Client,
+            code: code.to_string(),
+            message,
+        }))
+    };
+    let read = super::live::read_request(update, &request);
+    let mut stats = Vec::new();
+    let mut conflicts = 0u32;
+    loop {
+        let (answer, st, _) = call_with_retries(&w, update.get, &read).await;
+        stats.push(st);
+        let answer = match answer {
+            Ok(a) => a,
+            Err(f) => return (Err(f), stats, None),
+        };
+        let (merged, changes) = match prepare(update, &request, &patch, &answer) {
+            Prepared::Unchanged { output } => {
+                let note = PatchNote {
+                    changes: Vec::new(),
+                    conflicts,
+                };
+                return (Ok(output), stats, Some(note));
+            }
+            Prepared::Write { request, changes } => (request, changes),
+            Prepared::Locked { reason, .. } => return (refused(LOCKED, reason), stats, None),
+            Prepared::NotFound(why) => {
+                return (refused("ResourceNotFoundException", why), stats, None)
+            }
+            Prepared::Invalid { code, message } => {
+                let message = format!("the record with the patch merged in: {message}");
+                return (refused(&code, message), stats, None);
+            }
+        };
+        let (result, st, _) = call_with_retries(&w, update.update, &merged).await;
+        stats.push(st);
+        match result {
+            Err(CallFailure::Api(e))
+                if e.code == "ConflictException" && conflicts < MAX_CONFLICTS =>
+            {
+                conflicts += 1;
+                tracing::debug!(op = update.update, conflicts, "stale update: reading again");
+            }
+            Ok(output) => return (Ok(output), stats, Some(PatchNote { changes, conflicts })),
+            Err(f) => return (Err(f), stats, None),
+        }
+    }
+}
+
+/// One read outside a run (`plan --live`): through `limits`, retried like a step's call
+/// (throttling, 5xx, transport), never stopped early. Returns the answer and the attempts
+/// sent, and the throttled ones.
+pub(super) async fn read_once<C: ApiClient>(
+    client: Arc<C>,
+    limits: Arc<Limits>,
+    op: &str,
+    request: &Value,
+) -> (Result<Value, ApiError>, u64, u64) {
+    let o = Options::new(1, MaxFailures::Count(0), 0);
+    // the sender stays alive for the read: it never stops
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let w = Worker {
+        client,
+        limits,
+        opts: (o.max_attempts, o.backoff_base, o.backoff_cap),
+        stop,
+        quota_wait: None,
+    };
+    let (r, stats, _) = call_with_retries(&w, op, request).await;
+    let r = r.map_err(|f| match f {
+        CallFailure::Api(e) => e,
+        CallFailure::Daily(d) => ApiError {
+            kind: ErrorKind::Client,
+            code: "DailyQuotaExhausted".into(),
+            message: format!(
+                "the rolling 24-hour {} quota ({} calls) is spent",
+                d.class, d.limit
+            ),
+        },
+        CallFailure::Cancelled => ApiError {
+            kind: ErrorKind::Client,
+            code: "Cancelled".into(),
+            message: "the read was cancelled".into(),
+        },
+    });
+    (r, stats.sent, stats.throttles)
 }
 
 /// The read of an effect check, and its verdict on the write `request`.
@@ -394,8 +522,8 @@ pub struct Coordinator<C: ApiClient> {
     polls_in_flight: usize,
     workers: JoinSet<(Done, Vec<WorkerStats>)>,
     /// Calls to start after the next commit: (row, step, action, request, whether an earlier
-    /// process left this step in flight).
-    to_spawn: Vec<(RowRef, usize, String, Value, bool)>,
+    /// process left this step in flight, a `patch` step's rendered patch).
+    to_spawn: Vec<(RowRef, usize, String, Value, bool, Option<Value>)>,
     summary: Summary,
     stop: Option<Stop>,
     /// Tells workers the run is stopping (set with `stop`).
@@ -473,10 +601,23 @@ impl<C: ApiClient> Coordinator<C> {
             self.stop_tx.send_replace(true);
             self.to_spawn.clear();
         }
-        for (rref, step, op, request, uncertain) in std::mem::take(&mut self.to_spawn) {
+        for (rref, step, op, request, uncertain, patch) in std::mem::take(&mut self.to_spawn) {
             let w = self.worker();
+            let update = patch
+                .is_some()
+                .then(|| crate::model::update::spec(&op))
+                .flatten();
             self.workers.spawn(async move {
-                let (result, stats, effect) = call_step(w, op, request.clone(), uncertain).await;
+                let (result, stats, effect, patched) = match (update, patch) {
+                    (Some(u), Some(p)) => {
+                        let (r, s, n) = patch_step(w, u, request.clone(), p).await;
+                        (r, s, None, n)
+                    }
+                    _ => {
+                        let (r, s, e) = call_step(w, op, request.clone(), uncertain).await;
+                        (r, s, e, None)
+                    }
+                };
                 (
                     Done::Call {
                         rref,
@@ -484,6 +625,7 @@ impl<C: ApiClient> Coordinator<C> {
                         request,
                         result,
                         effect,
+                        patched,
                     },
                     stats,
                 )
@@ -590,13 +732,35 @@ impl<C: ApiClient> Coordinator<C> {
                     }
                 }
             }
+            let patch = match campaign.render_patch(step, &ctx) {
+                Ok(p) => p,
+                Err(d) => {
+                    let msg = d.to_string();
+                    return self.fail_step(rref, step_idx, "TemplateError", &msg);
+                }
+            };
             // The offline validation covered every row; run-time values (earlier outputs)
-            // are checked here, before anything is sent.
-            let violations = crate::model::model().validate_input(&step.action, &request);
+            // are checked here, before anything is sent (a patch step's whole request is
+            // checked once it is merged with the record it reads).
+            let model = crate::model::model();
+            let violations = match &patch {
+                Some(p) => {
+                    let mut both = request.clone();
+                    if let (Some(o), Some(p)) = (both.as_object_mut(), p.as_object()) {
+                        o.extend(p.clone());
+                    }
+                    model.check_patch(&step.action, &both)
+                }
+                None => model.validate_input(&step.action, &request),
+            };
             if let Some(v) = violations.first() {
                 let msg = format!("{}: {}", v.path, v.message);
                 return self.fail_step(rref, step_idx, v.code.as_str(), &msg);
             }
+            let digested = match &patch {
+                Some(p) => digest(&serde_json::json!({"input": request, "patch": p})),
+                None => digest(&request),
+            };
             let token = request
                 .get("ClientToken")
                 .and_then(Value::as_str)
@@ -605,14 +769,20 @@ impl<C: ApiClient> Coordinator<C> {
                 row: rref,
                 step: step.id.clone(),
                 token,
-                digest: digest(&request),
+                digest: digested,
                 at: now(),
             })?;
             let a = self.active.get_mut(&rref).unwrap();
             a.any_ran = true;
             let uncertain = a.resumed_in_flight.take() == Some(step_idx);
-            self.to_spawn
-                .push((rref, step_idx, step.action.clone(), request, uncertain));
+            self.to_spawn.push((
+                rref,
+                step_idx,
+                step.action.clone(),
+                request,
+                uncertain,
+                patch,
+            ));
             return Ok(());
         }
     }
@@ -815,7 +985,8 @@ impl<C: ApiClient> Coordinator<C> {
             let mut next = request;
             next[pg.input_token.as_str()] = Value::String(token);
             let action = self.steps_of(rref)[step_idx].action.clone();
-            self.to_spawn.push((rref, step_idx, action, next, false));
+            self.to_spawn
+                .push((rref, step_idx, action, next, false, None));
             return Ok(());
         }
         let mut items = std::mem::take(&mut a.paged);
@@ -1235,7 +1406,24 @@ impl<C: ApiClient> Coordinator<C> {
                 request,
                 result,
                 effect,
+                patched,
             } => {
+                if let Some(n) = patched {
+                    let step_id = self.steps_of(rref)[step].id.clone();
+                    if n.changes.is_empty() {
+                        self.summary.unchanged += 1;
+                    } else {
+                        self.summary.patched += 1;
+                    }
+                    self.summary.conflicts += n.conflicts as u64;
+                    self.record(Record::Patched {
+                        row: rref,
+                        step: step_id,
+                        changes: serde_json::to_value(&n.changes).unwrap_or_default(),
+                        conflicts: n.conflicts,
+                        at: now(),
+                    })?;
+                }
                 if let Some(n) = effect {
                     let step_id = self.steps_of(rref)[step].id.clone();
                     if n.in_place {

@@ -9,6 +9,7 @@ pub mod command;
 pub mod coordinator;
 pub mod limits;
 pub mod listing;
+pub mod live;
 pub mod progress;
 pub mod sdk;
 mod sdk_gen;

@@ -70,7 +70,8 @@ use std::path::{Path, PathBuf};
 /// The version of the journal encoding and record set. Bump it when an older cosell could
 /// misread a journal written by a newer one; older cosells then refuse it.
 /// 3: [`Record::EffectChecked`].
-pub const JOURNAL_FORMAT: u32 = 3;
+/// 4: [`Record::Patched`].
+pub const JOURNAL_FORMAT: u32 = 4;
 
 /// Now, as the journal writes timestamps: RFC 3339, UTC, milliseconds.
 pub fn timestamp() -> String {
@@ -219,6 +220,20 @@ pub enum Record {
         detail: String,
         at: String,
     },
+    /// (Format 4.) A `patch` step read its record and decided: `changes` (a JSON list of
+    /// `{path, before, after}`, `before`/`after` absent for a member that was or becomes
+    /// absent) is what its update changed, or empty when the record already held the patch
+    /// and nothing was sent (the step is `unchanged`). `conflicts`: how many updates were
+    /// refused as stale (`ConflictException`: someone else wrote between the read and the
+    /// write) and re-read and re-applied first. Written before the step's `StepSucceeded` (or
+    /// `StepFailed`, when the record is locked), in the same commit.
+    Patched {
+        row: RowRef,
+        step: String,
+        changes: serde_json::Value,
+        conflicts: u32,
+        at: String,
+    },
     /// (Format 2.) The run waited for room in a quota class's rolling 24-hour window
     /// (`--wait-for-quota`), from `at` until `until`. Replay ignores it.
     QuotaWait {
@@ -238,6 +253,7 @@ impl Record {
             | Record::StepSkipped { row, .. }
             | Record::StepFailed { row, .. }
             | Record::EffectChecked { row, .. }
+            | Record::Patched { row, .. }
             | Record::RowFinished { row, .. } => Some(*row),
             Record::Header { .. }
             | Record::RetryFailedRows { .. }
@@ -254,6 +270,7 @@ impl Record {
             | Record::StepSucceeded { step, .. }
             | Record::StepSkipped { step, .. }
             | Record::EffectChecked { step, .. }
+            | Record::Patched { step, .. }
             | Record::StepFailed { step, .. } => Some(step),
             _ => None,
         }
@@ -277,6 +294,7 @@ enum Kind {
     Call,
     QuotaWait,
     EffectChecked,
+    Patched,
 }
 
 #[derive(Deserialize)]
@@ -305,6 +323,8 @@ struct Raw {
     read: Option<String>,
     in_place: Option<bool>,
     detail: Option<String>,
+    changes: Option<serde_json::Value>,
+    conflicts: Option<u32>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
@@ -375,6 +395,13 @@ fn parse_record(json: &[u8]) -> Result<Record, String> {
             read: need(r.read, "read")?,
             in_place: need(r.in_place, "in_place")?,
             detail: need(r.detail, "detail")?,
+            at: need(r.at, "at")?,
+        },
+        Kind::Patched => Record::Patched {
+            row: need(r.row, "row")?,
+            step: need(r.step, "step")?,
+            changes: need(r.changes, "changes")?,
+            conflicts: need(r.conflicts, "conflicts")?,
             at: need(r.at, "at")?,
         },
         Kind::QuotaWait => Record::QuotaWait {
@@ -1224,8 +1251,8 @@ mod tests {
             matches!(
                 e,
                 JournalError::NewerFormat {
-                    found: 4,
-                    supported: 3,
+                    found: 5,
+                    supported: 4,
                     ..
                 }
             ),
@@ -1233,7 +1260,7 @@ mod tests {
         );
         let msg = e.to_string();
         assert!(
-            msg.contains("format 4") && msg.contains("format 3"),
+            msg.contains("format 5") && msg.contains("format 4"),
             "{msg}"
         );
     }
@@ -1301,6 +1328,15 @@ mod tests {
                 class,
                 at: "t".into(),
                 until: "u".into(),
+            }),
+            (row.clone(), text, 0u32..5).prop_map(|(row, path, conflicts)| {
+                Record::Patched {
+                    row,
+                    step: "s".into(),
+                    changes: serde_json::json!([{"path": path, "before": "a", "after": 1}]),
+                    conflicts,
+                    at: "t".into(),
+                }
             }),
             (row.clone(), text, text, proptest::bool::ANY).prop_map(
                 |(row, code, detail, in_place)| {

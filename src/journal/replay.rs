@@ -73,6 +73,9 @@ pub struct RowState {
     /// Step id → what an effect check found ([`Record::EffectChecked`]): kept when the step
     /// state is forgotten, so the ledger can say a step was already in place.
     pub notes: BTreeMap<String, String>,
+    /// Step id → what a `patch` step changed ([`Record::Patched`]: its `changes`, empty when
+    /// unchanged, and its conflicts), kept like `notes`.
+    pub patches: BTreeMap<String, (serde_json::Value, u32)>,
 }
 
 impl RowState {
@@ -158,6 +161,7 @@ impl RunState {
             | Record::StepSkipped { row, at, .. }
             | Record::StepFailed { row, at, .. }
             | Record::EffectChecked { row, at, .. }
+            | Record::Patched { row, at, .. }
             | Record::RowFinished { row, at, .. } => (*row, at),
         };
         let state = match row {
@@ -205,6 +209,15 @@ impl RunState {
                     format!("not in place ({read}: {detail})")
                 };
                 state.notes.insert(step, note);
+                return;
+            }
+            Record::Patched {
+                step,
+                changes,
+                conflicts,
+                ..
+            } => {
+                state.patches.insert(step, (changes, conflicts));
                 return;
             }
             Record::RowFinished { status, at, .. } => {

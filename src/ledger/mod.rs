@@ -78,7 +78,8 @@ pub use xlsx::XLSX_FILE;
 /// 2: `row` became `line`; `<step>_id` only for steps that create or start something;
 /// `setup_<step>_id` columns.
 /// 3: the `notes` column (what an effect check found, per step).
-pub const LEDGER_FORMAT: u32 = 3;
+/// 4: the `changes` column and `ledger.jsonl` `changes` (what `patch` steps changed).
+pub const LEDGER_FORMAT: u32 = 4;
 pub const CSV_FILE: &str = "ledger.csv";
 pub const JSONL_FILE: &str = "ledger.jsonl";
 
@@ -143,6 +144,8 @@ pub struct Layout {
     pub id_steps: Vec<String>,
     /// The playbook's `ledger.columns` names.
     pub columns: Vec<String>,
+    /// The row steps that `patch` a record: with any, a `changes` column.
+    pub patch_steps: Vec<String>,
 }
 
 impl Layout {
@@ -152,6 +155,9 @@ impl Layout {
         h.extend(self.setup_ids.iter().map(|(s, _)| format!("setup_{s}_id")));
         h.extend(self.id_steps.iter().map(|s| format!("{s}_id")));
         h.extend(self.columns.iter().cloned());
+        if !self.patch_steps.is_empty() {
+            h.push("changes".into());
+        }
         h.extend(
             [
                 "notes",
@@ -182,6 +188,11 @@ pub struct LedgerRow {
     /// What the run found beyond the outcome, per step (`step: note; …`): a write already in
     /// place after a retry or resume.
     pub notes: String,
+    /// What `patch` steps changed (`LifeCycle.Stage: Qualified → Committed; …`, `unchanged`
+    /// when a patch found nothing to change), and per step the changes with their before and
+    /// after values and the conflicts met, for `ledger.jsonl`.
+    pub changes: String,
+    pub patches: Map<String, Value>,
     pub error_step: String,
     pub error_code: String,
     pub error_message: String,
@@ -226,6 +237,28 @@ impl LedgerRow {
             .filter_map(|id| st.notes.get(id).map(|n| format!("{id}: {n}")))
             .collect::<Vec<_>>()
             .join("; ");
+        let patched: Vec<(&String, &(Value, u32))> = step_ids
+            .iter()
+            .filter_map(|id| st.patches.get_key_value(id))
+            .collect();
+        row.changes = patched
+            .iter()
+            .map(|(id, (changes, _))| {
+                let text = describe_changes(changes);
+                if patched.len() > 1 {
+                    format!("{id}: {text}")
+                } else {
+                    text
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        for (id, (changes, conflicts)) in patched {
+            row.patches.insert(
+                id.clone(),
+                serde_json::json!({"changes": changes, "conflicts": conflicts}),
+            );
+        }
         if let Some((step, code, message)) = st.failed_step(step_ids) {
             row.error_step = step.into();
             row.error_code = code.into();
@@ -235,6 +268,33 @@ impl LedgerRow {
         row.finished_at = st.finished_at.clone().unwrap_or_default();
         row
     }
+}
+
+/// What a `patch` step changed (its journaled list of `{path, before, after}`), as a cell:
+/// `LifeCycle.Stage: Qualified → Committed; LifeCycle.NextSteps: (none) → Call`, or
+/// `unchanged`.
+pub fn describe_changes(changes: &Value) -> String {
+    let show = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => "(none)".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    let items = changes.as_array().map(Vec::as_slice).unwrap_or_default();
+    if items.is_empty() {
+        return "unchanged".into();
+    }
+    items
+        .iter()
+        .map(|c| {
+            format!(
+                "{}: {} → {}",
+                c.get("path").and_then(Value::as_str).unwrap_or(""),
+                show(c.get("before")),
+                show(c.get("after"))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A cell as a spreadsheet must show it: a leading `=`, `+`, `-`, `@`, tab or carriage return
@@ -296,6 +356,9 @@ impl LedgerWriter {
         rec.extend(l.setup_ids.iter().map(|(_, v)| v.clone()));
         rec.extend(l.id_steps.iter().map(|s| lookup(&row.ids, s)));
         rec.extend(l.columns.iter().map(|c| lookup(&row.columns, c)));
+        if !l.patch_steps.is_empty() {
+            rec.push(row.changes.clone());
+        }
         rec.extend([
             row.notes.clone(),
             row.error_step.clone(),
@@ -339,6 +402,9 @@ impl LedgerWriter {
         obj.insert("ids".into(), pairs(&ids));
         obj.insert("columns".into(), pairs(&row.columns));
         obj.insert("notes".into(), row.notes.clone().into());
+        if !l.patch_steps.is_empty() {
+            obj.insert("changes".into(), Value::Object(row.patches.clone()));
+        }
         obj.insert("error_step".into(), row.error_step.clone().into());
         obj.insert("error_code".into(), row.error_code.clone().into());
         obj.insert("error_message".into(), row.error_message.clone().into());
@@ -510,6 +576,7 @@ mod tests {
             setup_ids: vec![(s("engagement"), s("eng-1"))],
             id_steps: vec![s("invite")],
             columns: vec![s("partner"), s("note")],
+            patch_steps: vec![],
         };
         let mut w = LedgerWriter::create(t.path(), layout).unwrap();
         for (i, key) in ["acme", "-globex", "initech", "umbrella"]

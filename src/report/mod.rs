@@ -304,6 +304,7 @@ impl Acc {
             | Record::StepSkipped { at, .. }
             | Record::StepFailed { at, .. }
             | Record::EffectChecked { at, .. }
+            | Record::Patched { at, .. }
             | Record::RowFinished { at, .. }
             | Record::RetryFailedRows { at }
             | Record::Call { at, .. }
