@@ -1628,6 +1628,114 @@ steps:
         json!({"TaskId": format!("oit-task-{id:013}"), "TaskStatus": status})
     }
 
+    const PATCH: &str = r#"
+version: 1
+name: patch-test
+catalog: Sandbox
+input: { csv: rows.csv, key: "{{ row.id }}" }
+steps:
+  - id: stage
+    action: UpdateOpportunity
+    input: { Identifier: "{{ row.id }}" }
+    patch: { LifeCycle: { Stage: Committed } }
+"#;
+
+    /// A GetOpportunity answer at `version`, with `title`.
+    fn record(version: u32, stage: &str, title: &str) -> Value {
+        json!({
+            "Id": "O1", "Catalog": "Sandbox",
+            "LastModifiedDate": format!("2026-12-01T00:00:0{version}Z"),
+            "Project": {"Title": title},
+            "LifeCycle": {"Stage": stage, "ReviewStatus": "Pending Submission"},
+        })
+    }
+
+    fn conflict() -> ApiError {
+        ApiError {
+            kind: ErrorKind::Client,
+            code: "ConflictException".into(),
+            message: "stale".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stale_update_is_read_again_and_reapplied_over_the_other_writers_change() {
+        // the first update meets another writer's change (a new title, a new version): the
+        // second read has it, and the second update carries both
+        let client = Scripted::new(|op, _, n| match (op, n) {
+            ("GetOpportunity", 1) => Ok(record(1, "Prospect", "Ours")),
+            ("UpdateOpportunity", 2) => Err(conflict()),
+            ("GetOpportunity", 3) => Ok(record(2, "Prospect", "Theirs")),
+            ("UpdateOpportunity", 4) => {
+                Ok(json!({"Id": "O1", "LastModifiedDate": "2026-12-01T00:00:03Z"}))
+            }
+            other => panic!("unexpected call {other:?}"),
+        });
+        let s = drive(
+            fixture_with(PATCH, "id\nO1\n"),
+            client.clone(),
+            1,
+            RunState::default(),
+        )
+        .await;
+        assert_eq!((s.succeeded, s.patched, s.conflicts), (1, 1, 1));
+        let calls = client.calls.lock().unwrap().clone();
+        assert_eq!(
+            calls[0].1,
+            json!({"Identifier": "O1", "Catalog": "Sandbox"})
+        );
+        let sent = &calls[3].1;
+        assert_eq!(
+            sent["LastModifiedDate"], "2026-12-01T00:00:02Z",
+            "the version read last"
+        );
+        assert_eq!(
+            sent["Project"]["Title"], "Theirs",
+            "the other writer's change survives"
+        );
+        assert_eq!(
+            sent["LifeCycle"]["Stage"], "Committed",
+            "the patch is re-applied"
+        );
+    }
+
+    #[tokio::test]
+    async fn conflicts_are_bounded_and_an_up_to_date_record_sends_nothing() {
+        // always stale: MAX_CONFLICTS re-reads, then the row fails with the conflict
+        let client = Scripted::new(|op, _, _| match op {
+            "GetOpportunity" => Ok(record(1, "Prospect", "T")),
+            _ => Err(conflict()),
+        });
+        let s = drive(
+            fixture_with(PATCH, "id\nO1\n"),
+            client.clone(),
+            1,
+            RunState::default(),
+        )
+        .await;
+        assert_eq!(s.failed, 1);
+        let updates = client
+            .ops()
+            .iter()
+            .filter(|o| *o == "UpdateOpportunity")
+            .count();
+        assert_eq!(updates as u32, MAX_CONFLICTS + 1);
+        // already Committed: one read, no write
+        let client = Scripted::new(|op, _, _| match op {
+            "GetOpportunity" => Ok(record(1, "Committed", "T")),
+            other => panic!("{other} sent for an up-to-date record"),
+        });
+        let s = drive(
+            fixture_with(PATCH, "id\nO1\n"),
+            client.clone(),
+            1,
+            RunState::default(),
+        )
+        .await;
+        assert_eq!((s.succeeded, s.patched, s.unchanged), (1, 0, 1));
+        assert_eq!(client.ops(), ["GetOpportunity"]);
+    }
+
     #[tokio::test]
     async fn a_start_that_answers_complete_is_not_polled() {
         let client = Scripted::new(|_, _, n| Ok(task(n, "COMPLETE")));

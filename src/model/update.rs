@@ -418,4 +418,63 @@ mod tests {
             Err(BaseError::NotFound(_))
         ));
     }
+
+    #[test]
+    fn review_locks_follow_the_documented_statuses() {
+        let u = spec("UpdateOpportunity").unwrap();
+        let at = |status: &str| json!({"LifeCycle": {"ReviewStatus": status}});
+        let stage = ["LifeCycle.Stage"];
+        for s in ["Submitted", "In review"] {
+            let why = review_lock(u, &at(s), &stage).expect(s);
+            assert!(why.contains(s), "{why}");
+            // review self-service members alone are not locked
+            assert_eq!(review_lock(u, &at(s), &["LifeCycle.ReviewStatus"]), None);
+        }
+        for s in ["Pending Submission", "Rejected", "Approved", ""] {
+            assert_eq!(review_lock(u, &at(s), &stage), None, "{s}");
+        }
+        // Action Required: only the listed members
+        let ar = at("Action Required");
+        assert_eq!(review_lock(u, &ar, &["LifeCycle.TargetCloseDate"]), None);
+        let why = review_lock(u, &ar, &["LifeCycle.TargetCloseDate", "Project.Title"]).unwrap();
+        assert!(why.contains("not Project.Title"), "{why}");
+        // Approved: the customer's country is frozen, the rest is not
+        let country = ["Customer.Account.Address.CountryCode"];
+        assert!(review_lock(u, &at("Approved"), &country).is_some());
+        assert_eq!(
+            review_lock(u, &at("Approved"), &["Customer.Account.Address.City"]),
+            None
+        );
+        // engagement contexts have no review
+        let c = spec("UpdateEngagementContext").unwrap();
+        assert_eq!(review_lock(c, &at("Submitted"), &stage), None);
+    }
+
+    #[test]
+    fn the_output_of_an_update_not_sent_fits_the_updates_output_shape() {
+        let m = model();
+        for u in UPDATES {
+            let op = m.operation(u.update).unwrap();
+            let get = m.operation(u.get).unwrap();
+            let answer = full(get.output.unwrap(), 3);
+            let request = match u.nested {
+                Some(_) => json!({"EngagementIdentifier": "eng-1", "ContextIdentifier": "1"}),
+                None => json!({"Identifier": "O1"}),
+            };
+            let out = unchanged_output(u, &request, &answer);
+            fits(op.output.unwrap(), &out, u.update).unwrap();
+            let out = out.as_object().unwrap();
+            // every required output member is there
+            for member in m.shape(op.output.unwrap()).members() {
+                if member.required {
+                    assert!(
+                        out.contains_key(&member.name),
+                        "{}: {} missing",
+                        u.update,
+                        member.name
+                    );
+                }
+            }
+        }
+    }
 }

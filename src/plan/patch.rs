@@ -238,6 +238,66 @@ mod tests {
         );
     }
 
+    #[test]
+    fn prepare_decides_write_unchanged_locked_invalid_and_not_found() {
+        let u = update::spec("UpdateOpportunity").unwrap();
+        let answer = |review: &str| {
+            json!({
+                "Id": "O1", "Catalog": "Sandbox", "Arn": "arn:x",
+                "LastModifiedDate": "2026-12-01T00:00:00.000Z", "CreatedDate": "2026-11-01T00:00:00.000Z",
+                "Project": {"Title": "T"},
+                "LifeCycle": {"Stage": "Prospect", "ReviewStatus": review},
+            })
+        };
+        let req = json!({"Identifier": "O1", "Catalog": "Sandbox"});
+        let to = |stage: &str| json!({"LifeCycle": {"Stage": stage}});
+        match prepare(u, &req, &to("Qualified"), &answer("Pending Submission")) {
+            Prepared::Write { request, changes } => {
+                // the whole record, the version read, read-only members dropped
+                assert_eq!(request["LastModifiedDate"], "2026-12-01T00:00:00.000Z");
+                assert_eq!(request["Project"]["Title"], "T");
+                assert_eq!(request["LifeCycle"]["Stage"], "Qualified");
+                assert!(request.get("Arn").is_none() && request.get("CreatedDate").is_none());
+                assert_eq!(describe(&changes), "LifeCycle.Stage: Prospect → Qualified");
+            }
+            other => panic!("{other:?}"),
+        }
+        match prepare(u, &req, &to("Prospect"), &answer("Pending Submission")) {
+            Prepared::Unchanged { output } => {
+                assert_eq!(output["Id"], "O1");
+                assert_eq!(output["LastModifiedDate"], "2026-12-01T00:00:00.000Z");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            prepare(u, &req, &to("Qualified"), &answer("Submitted")),
+            Prepared::Locked { .. }
+        ));
+        // an unchanged record under review is not a failure: nothing would be sent
+        assert!(matches!(
+            prepare(u, &req, &to("Prospect"), &answer("Submitted")),
+            Prepared::Unchanged { .. }
+        ));
+        match prepare(u, &req, &to("Someday"), &answer("Pending Submission")) {
+            Prepared::Invalid { code, message } => {
+                assert_eq!(code, "INVALID_ENUM_VALUE");
+                assert!(message.contains("LifeCycle.Stage"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = update::spec("UpdateEngagementContext").unwrap();
+        let ctx_req = json!({"EngagementIdentifier": "eng-1", "ContextIdentifier": "9"});
+        assert!(matches!(
+            prepare(
+                c,
+                &ctx_req,
+                &json!({}),
+                &json!({"Id": "eng-1", "Contexts": []})
+            ),
+            Prepared::NotFound(_)
+        ));
+    }
+
     /// The oracle: flatten to leaf paths, apply the patch's leaves, rebuild. Lists and
     /// scalars are leaves; a patch leaf of null deletes the path and everything under it; an
     /// empty string is no leaf at all.

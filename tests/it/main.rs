@@ -9,6 +9,7 @@ mod engine;
 mod journal;
 mod ledger_xlsx;
 mod listed;
+mod patch;
 mod quota;
 mod rehearsal;
 mod report;
