@@ -13,6 +13,12 @@
 //!    elapsed time against the write bound (1,199 intervals at 20/s: 59.95 s) and the
 //!    ThrottlingExceptions served.
 //!
+//! 4. Pipeline update: `playbooks/update-opportunity-stage.yaml` (a `patch` step) on 400
+//!    opportunities, 40 of them already at the target values, at `--quotas x20` with client
+//!    rates at the same x20 quotas. It must send exactly 360 UpdateOpportunity (the 40 cost a
+//!    read and no write); reports elapsed time against the write bound (359 intervals at
+//!    20/s: 17.95 s) and the ThrottlingExceptions served.
+//!
 //! All run the real release binary as a child process, so the CPU figure is the engine's
 //! alone (the emulator runs in this process).
 
@@ -172,6 +178,9 @@ fn main() {
     if wanted("opportunity-campaign") {
         opportunity_campaign(tmp);
     }
+    if wanted("pipeline-update") {
+        pipeline_update(tmp);
+    }
 }
 
 fn quota_bound(tmp: &Path) {
@@ -243,4 +252,67 @@ fn opportunity_campaign(tmp: &Path) {
         elapsed / bound,
         stats["throttled"]
     );
+}
+
+fn pipeline_update(tmp: &Path) {
+    // 4. patch 400 opportunities, 40 already up to date
+    let (rows, current) = (400usize, 40usize);
+    let (rt, h) = emulator("x20");
+    let target = |i: usize| {
+        (
+            [
+                "Qualified",
+                "Technical Validation",
+                "Business Validation",
+                "Committed",
+            ][i % 4],
+            format!("Next steps for {i}"),
+            format!("2027-0{}-15", 1 + i % 9),
+        )
+    };
+    let mut opps = Vec::new();
+    let csv = tmp.join("pipeline-400.csv");
+    let mut w = csv::Writer::from_path(&csv).unwrap();
+    w.write_record(["opportunity_id", "stage", "next_steps", "target_close_date"])
+        .unwrap();
+    for i in 0..rows {
+        let id = format!("O{}", 8_000_000 + i);
+        let (stage, next, close) = target(i);
+        // every tenth opportunity already holds the export's values
+        let life = if i % (rows / current) == 0 {
+            serde_json::json!({"Stage": stage, "NextSteps": next, "TargetCloseDate": close})
+        } else {
+            serde_json::json!({"Stage": "Prospect", "NextSteps": "call", "TargetCloseDate": "2027-12-31"})
+        };
+        opps.push(serde_json::json!({"Id": id, "LifeCycle": life}));
+        w.write_record([id.as_str(), stage, next.as_str(), close.as_str()])
+            .unwrap();
+    }
+    w.flush().unwrap();
+    let fixture: cosell::emulator::Fixture = serde_json::from_value(serde_json::json!({
+        "account": "111111111111",
+        "opportunities": opps,
+    }))
+    .unwrap();
+    h.load_fixture(&fixture).unwrap();
+    let (elapsed, _, code) = run_playbook(
+        "playbooks/update-opportunity-stage.yaml",
+        &h.url(),
+        &csv,
+        &tmp.join("pipeline"),
+        &["write=20/s", "read=200/s"],
+    );
+    let stats = h.stats();
+    let updates = stats["calls"]["UpdateOpportunity"].as_u64().unwrap();
+    assert_eq!(updates, (rows - current) as u64, "{stats:#}");
+    assert_eq!(stats["calls"]["GetOpportunity"], rows as u64, "{stats:#}");
+    let bound = (updates - 1) as f64 / 20.0;
+    println!(
+        "pipeline-update: {rows} opportunities patched, {current} already current: {updates} \
+         updates, quotas x20: {elapsed:.2} s vs write bound {bound:.2} s = {:.3}x; throttled {}; \
+         exit {code}",
+        elapsed / bound,
+        stats["throttled"]
+    );
+    drop(rt);
 }

@@ -1202,6 +1202,13 @@ impl<C: ApiClient> Coordinator<C> {
                 code: code.clone(),
             })?;
         }
+        // the progress line shows calls answered per second, per class of the operation
+        // sent (a patch step's read is a read); a call spawned waits for its turn in the
+        // limiter, so counting spawns would misreport the pace
+        let class = QuotaClass::of(&stats.op);
+        for _ in 0..stats.sent {
+            self.progress.call(class);
+        }
         if stats.sent > 0 {
             *self.summary.calls.entry(stats.op.clone()).or_default() += stats.sent;
             *self
@@ -1392,13 +1399,6 @@ impl<C: ApiClient> Coordinator<C> {
     }
 
     fn dispatch(&mut self, done: Done) -> Result<(), EngineError> {
-        // the progress line shows calls answered per second (a call spawned waits for its
-        // turn in the limiter, so counting spawns would misreport the pace)
-        let class = match &done {
-            Done::Call { rref, step, .. } => QuotaClass::of(&self.steps_of(*rref)[*step].action),
-            Done::Poll { waiter, .. } => QuotaClass::of(waiter.poll),
-        };
-        self.progress.call(class);
         match done {
             Done::Call {
                 rref,
