@@ -615,3 +615,64 @@ steps:
     o.code(2);
     insta::assert_snapshot!("patch_not_allowed", o.stderr);
 }
+
+#[test]
+fn an_engagement_context_is_patched_and_a_second_patch_of_the_same_finds_it_unchanged() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("rows.csv"), "key,title\nacme,Data lake v2\n").unwrap();
+    std::fs::write(
+        t.path().join("ctx.yaml"),
+        r#"version: 1
+name: retitle-contexts
+catalog: Sandbox
+input: { csv: rows.csv, key: "{{ row.key }}" }
+steps:
+  - id: eng
+    action: CreateEngagement
+    input: { Title: "Engagement {{ row.key }}", Description: "Co-sell engagement for {{ row.key }}" }
+  - id: ctx
+    action: CreateEngagementContext
+    input:
+      EngagementIdentifier: "{{ steps.eng.Id }}"
+      Type: CustomerProject
+      Payload:
+        CustomerProject:
+          Customer: { CompanyName: Acme, Industry: Other, WebsiteUrl: "https://acme.example.com", CountryCode: DE }
+          Project: { Title: Data lake, BusinessProblem: They need a much better data platform for analytics, TargetCompletionDate: "2027-03-31" }
+  - id: retitle
+    action: UpdateEngagementContext
+    input: { EngagementIdentifier: "{{ steps.eng.Id }}", ContextIdentifier: "{{ steps.ctx.ContextId }}" }
+    patch: { Payload: { CustomerProject: { Project: { Title: "{{ row.title }}" } } } }
+  - id: again
+    action: UpdateEngagementContext
+    input: { EngagementIdentifier: "{{ steps.eng.Id }}", ContextIdentifier: "{{ steps.ctx.ContextId }}" }
+    patch: { Payload: { CustomerProject: { Project: { Title: "{{ row.title }}" } } } }
+"#,
+    )
+    .unwrap();
+    let o = Cosell::in_dir(t.path())
+        .args(["run", "ctx.yaml", "--emulate", "--run-dir", "r"])
+        .run();
+    o.code(0)
+        .stdout_has("patched   1 updated, 1 unchanged (nothing sent)")
+        .stdout_has("UpdateEngagementContext                            1");
+    let ledger = read_ledger(&t.path().join("r/ledger.csv"));
+    assert_eq!(
+        ledger[0]["changes"],
+        "retitle: Payload.CustomerProject.Project.Title: Data lake → Data lake v2; again: unchanged"
+    );
+    // the context's other members are what CreateEngagementContext made
+    let jsonl = std::fs::read_to_string(t.path().join("r/ledger.jsonl")).unwrap();
+    let row: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        row["changes"]["retitle"]["changes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        row["outputs"]["again"]["EngagementId"].is_string(),
+        "{row:#}"
+    );
+}
