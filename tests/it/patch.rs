@@ -48,6 +48,26 @@ fn pipeline(rows: &[(String, &str, &str, &str)]) -> String {
     s
 }
 
+/// An emulator holding `n` opportunities at Prospect, and `pipeline.csv` in `dir` taking each
+/// to `stage` with these next steps and close date.
+fn prospects(dir: &Path, n: usize, stage: &str, next: &str, close: &str) -> Emu {
+    let opps = (0..n)
+        .map(|i| {
+            opportunity(
+                i,
+                "Prospect",
+                "Call back",
+                "2027-06-30",
+                "Pending Submission",
+            )
+        })
+        .collect();
+    let emu = emu_with(dir, "x50", opps);
+    let rows: Vec<_> = (0..n).map(|i| (opp_id(i), stage, next, close)).collect();
+    std::fs::write(dir.join("pipeline.csv"), pipeline(&rows)).unwrap();
+    emu
+}
+
 fn calls(emu: &Emu, op: &str) -> u64 {
     emu.stats()["calls"][op].as_u64().unwrap_or(0)
 }
@@ -214,22 +234,7 @@ fn a_record_under_review_fails_locked_and_nothing_is_sent() {
 fn a_concurrent_writers_changes_survive_the_campaign() {
     let t = tempfile::tempdir().unwrap();
     let n = 20;
-    let opps = (0..n)
-        .map(|i| {
-            opportunity(
-                i,
-                "Prospect",
-                "Call back",
-                "2027-06-30",
-                "Pending Submission",
-            )
-        })
-        .collect();
-    let emu = emu_with(t.path(), "x50", opps);
-    let rows: Vec<_> = (0..n)
-        .map(|i| (opp_id(i), "Technical Validation", "", "2027-02-28"))
-        .collect();
-    std::fs::write(t.path().join("pipeline.csv"), pipeline(&rows)).unwrap();
+    let emu = prospects(t.path(), n, "Technical Validation", "", "2027-02-28");
     // the campaign: 20 updates at 10/s, while another client retitles one opportunity in five,
     // three times each, reading before every write and retrying its own conflicts
     let child = Cosell::in_dir(t.path())
@@ -341,22 +346,7 @@ fn conflicts(stdout: &str) -> usize {
 fn killed_between_read_and_write_resumes_with_each_record_written_once() {
     let t = tempfile::tempdir().unwrap();
     let n = 30;
-    let opps = (0..n)
-        .map(|i| {
-            opportunity(
-                i,
-                "Prospect",
-                "Call back",
-                "2027-06-30",
-                "Pending Submission",
-            )
-        })
-        .collect();
-    let emu = emu_with(t.path(), "x50", opps);
-    let rows: Vec<_> = (0..n)
-        .map(|i| (opp_id(i), "Qualified", "Workshop", "2027-03-31"))
-        .collect();
-    std::fs::write(t.path().join("pipeline.csv"), pipeline(&rows)).unwrap();
+    let emu = prospects(t.path(), n, "Qualified", "Workshop", "2027-03-31");
     let first = || {
         Cosell::in_dir(t.path())
             .arg("run")
