@@ -415,11 +415,13 @@ impl<'v> Walker<'v, '_> {
                         } else {
                             quote(s)
                         };
-                        self.report(
-                            ErrorCode::InvalidStringFormat,
-                            format!("{shown} does not match the pattern {}", p.source),
-                            None,
-                        );
+                        let mut msg = format!("{shown} does not match the pattern {}", p.source);
+                        if p.source == ISO_DATE_PATTERN && !sensitive {
+                            if let Some(fix) = date_problem(s) {
+                                msg = format!("{shown} {fix}");
+                            }
+                        }
+                        self.report(ErrorCode::InvalidStringFormat, msg, None);
                     }
                 }
             }
@@ -650,6 +652,82 @@ fn grouped(int: &str, sep: char) -> bool {
         rest += 1;
     }
     rest > 0 && (1..=3).contains(&first.len()) && first.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The model's pattern of a calendar date (`Date`, a project's target completion date).
+pub const ISO_DATE_PATTERN: &str = "[1-9][0-9]{3}-(0[1-9]|1[012])-(0[1-9]|[12][0-9]|3[01])";
+
+/// What a spreadsheet made of a date the model wants as `YYYY-MM-DD`, with the template that
+/// turns it back (the `date` filter), or `None` when it looks like no date at all. Starts
+/// after the quoted value: `is … : write "{{ row.close | date }}"`.
+pub fn date_problem(s: &str) -> Option<String> {
+    use chrono::NaiveDate;
+    let t = s.trim();
+    let p = CELL_PLACEHOLDER;
+    let fix = |filter: &str, shown: NaiveDate| {
+        format!(
+            "; the API wants YYYY-MM-DD ({shown}): write \"{{{{ {p} | {filter} }}}}\" in the \
+             playbook, or format the column as text YYYY-MM-DD in the spreadsheet"
+        )
+    };
+    // a timestamp where a date is wanted
+    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Some(format!("is a timestamp{}", fix("date", d.date_naive())));
+    }
+    // a serial day number: how a spreadsheet stores a date cell
+    if let Ok(n) = t.parse::<f64>() {
+        if (20_000.0..=2_958_465.0).contains(&n)
+            && t.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        {
+            let d = NaiveDate::from_ymd_opt(1899, 12, 30)?
+                .checked_add_days(chrono::Days::new(n.floor() as u64))?;
+            return Some(format!(
+                "is a spreadsheet's serial day number for a date (the cell held a date and was \
+                 exported as a number){}",
+                fix("date", d)
+            ));
+        }
+        return None;
+    }
+    let sep = ['/', '.', '-'].into_iter().find(|c| t.contains(*c))?;
+    let parts: Vec<&str> = t.split(sep).collect();
+    if parts.len() != 3 || !parts.iter().all(|x| all_digits(x)) {
+        return None;
+    }
+    let n: Vec<u32> = parts.iter().map(|x| x.parse().unwrap_or(0)).collect();
+    let (lens, year4) = (
+        parts.iter().map(|x| x.len()).collect::<Vec<_>>(),
+        parts[2].len() == 4,
+    );
+    // (order shown, chrono format, the filter)
+    let (order, format) = if lens[0] == 4 {
+        ("year/month/day", format!("%Y{sep}%m{sep}%d"))
+    } else if year4 || lens[2] == 2 {
+        let y = if year4 { "%Y" } else { "%y" };
+        if n[0] > 12 || (sep == '.' && n[1] <= 12) {
+            ("day/month/year", format!("%d{sep}%m{sep}{y}"))
+        } else {
+            ("month/day/year", format!("%m{sep}%d{sep}{y}"))
+        }
+    } else {
+        return None;
+    };
+    let d = NaiveDate::parse_from_str(t, &format).ok()?;
+    // the filter reads MM/DD/YYYY, DD.MM.YYYY and YYYY/MM/DD by itself
+    let filter = match format.as_str() {
+        "%m/%d/%Y" | "%d.%m.%Y" | "%Y/%m/%d" => "date".to_string(),
+        f => format!("date('%Y-%m-%d', '{f}')"),
+    };
+    let ambiguous = n[0] <= 12 && n[1] <= 12 && lens[0] != 4 && n[0] != n[1];
+    Some(format!(
+        "is a date written {order}{}{}",
+        if ambiguous {
+            " (or day and month the other way round: check the sheet's locale)"
+        } else {
+            ""
+        },
+        fix(&filter, d)
+    ))
 }
 
 fn all_digits(s: &str) -> bool {
@@ -1542,6 +1620,36 @@ const COUNTRY_NAMES: &[(&str, &str)] = &[
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn dates_a_spreadsheet_rewrote_get_the_filter_that_reads_them() {
+        let fix = |s: &str| date_problem(s).unwrap_or_default();
+        let f = fix("31/03/2027");
+        assert!(
+            f.contains("day/month/year") && f.contains("(2027-03-31)"),
+            "{f}"
+        );
+        assert!(f.contains("date('%Y-%m-%d', '%d/%m/%Y')"), "{f}");
+        let f = fix("03/31/2027");
+        assert!(
+            f.contains("month/day/year") && f.contains("| date }}"),
+            "{f}"
+        );
+        let f = fix("04/03/2027");
+        assert!(f.contains("the other way round"), "{f}");
+        assert!(fix("31.03.2027").contains("| date }}"));
+        assert!(fix("2027/03/31").contains("| date }}"));
+        let f = fix("46477");
+        assert!(
+            f.contains("serial day number") && f.contains("(2027-03-31)"),
+            "{f}"
+        );
+        assert!(fix("2027-03-31T10:00:00Z").contains("timestamp"));
+        assert!(fix("31-03-27").contains("'%d-%m-%y'"));
+        for nothing in ["soon", "Q1 2027", "12", "2027-3", "32/13/2027"] {
+            assert_eq!(date_problem(nothing), None, "{nothing}");
+        }
+    }
     use super::*;
     use crate::model::model;
     use serde_json::json;

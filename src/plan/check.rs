@@ -80,11 +80,14 @@ fn check_step(
 ) {
     b.requests += 1;
     let (mut req, mut errs) = c.render_mj(step, key, ctx);
+    // the top-level members a patch sets (diagnostics name them as the patch's)
+    let mut patched: HashSet<String> = HashSet::new();
     if let Some(p) = &step.patch {
         // the identifiers and the patch: what the record must accept (its other members are
         // read at run time, so only what the patch names is checked)
         let patch = c.render_tree(&p.tree, ctx, &mut String::new(), &mut errs);
         if let (Some(J::Object(patch)), Some(obj)) = (patch, req.as_object_mut()) {
+            patched.extend(patch.keys().cloned());
             obj.extend(patch);
         }
     }
@@ -165,7 +168,9 @@ fn check_step(
                 " (turn a cell into a list with a filter: \"{{ row.column | split(';') }}\")",
             );
         }
+        let top = v.path.split(['.', '[']).next().unwrap_or("");
         let mut d = Diagnostic::error(c.loc(pos), v.code.as_str(), message)
+            .in_patch(patched.contains(top))
             .with_step(step.qualified())
             .with_member(v.path)
             .with_suggestion(v.suggestion)

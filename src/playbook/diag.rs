@@ -90,6 +90,9 @@ pub struct Diagnostic {
     /// The 0-based data row, for findings that belong to one row.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub row: Option<u64>,
+    /// The member is one a `patch` sets (not one of the step's `input`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub in_patch: bool,
 }
 
 impl Diagnostic {
@@ -104,6 +107,7 @@ impl Diagnostic {
             message: message.into(),
             suggestion: None,
             row: None,
+            in_patch: false,
         }
     }
     pub fn warning(location: Location, code: &str, message: impl Into<String>) -> Self {
@@ -129,6 +133,11 @@ impl Diagnostic {
         self.origin = origin;
         self
     }
+    /// Name the member as one of the step's `patch`.
+    pub fn in_patch(mut self, yes: bool) -> Self {
+        self.in_patch = yes;
+        self
+    }
     pub fn with_row(mut self, row: u64) -> Self {
         self.row = Some(row);
         self
@@ -150,7 +159,8 @@ impl Diagnostic {
             let _ = write!(s, "{step}");
             match &self.member {
                 Some(m) => {
-                    let _ = write!(s, " input {m}: ");
+                    let part = if self.in_patch { "patch" } else { "input" };
+                    let _ = write!(s, " {part} {m}: ");
                 }
                 None => s.push_str(": "),
             }

@@ -585,6 +585,32 @@ steps:
     let o = Cosell::in_dir(t.path()).args(["validate", "r.yaml"]).run();
     o.code(2);
     insta::assert_snapshot!("patch_value_diagnostics", o.stderr);
+    // the date's fix, pasted as it is written, validates
+    let fix = o
+        .stderr
+        .lines()
+        .find(|l| l.contains("LifeCycle.TargetCloseDate"))
+        .and_then(|l| l.split("write \"").nth(1))
+        .and_then(|l| l.split("\" in the playbook").next())
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        t.path().join("fixed.csv"),
+        "opportunity_id,stage,next_steps,target_close_date\nO1,Committed,x,31/03/2027\n",
+    )
+    .unwrap();
+    std::fs::write(
+        t.path().join("s.yaml"),
+        format!(
+            "version: 1\nname: fixed\ncatalog: Sandbox\ninput: {{ csv: fixed.csv, key: \"{{{{ row.opportunity_id }}}}\" }}\nsteps:\n  - id: stage\n    action: UpdateOpportunity\n    input: {{ Identifier: \"{{{{ row.opportunity_id }}}}\" }}\n    patch: {{ LifeCycle: {{ TargetCloseDate: \"{fix}\" }} }}\n"
+        ),
+    )
+    .unwrap();
+    Cosell::in_dir(t.path())
+        .args(["validate", "s.yaml"])
+        .run()
+        .code(0)
+        .stdout_has("valid; 1 row");
 
     // patch on an update that does not replace a whole record
     std::fs::write(
