@@ -326,6 +326,9 @@ async fn patch_step<C: ApiClient>(
     let read = super::live::read_request(update, &request);
     let mut stats = Vec::new();
     let mut conflicts = 0u32;
+    // the changes of an update refused as stale after an attempt that may have landed: when
+    // the next read shows the patch in place, that attempt made them
+    let mut own: Option<Vec<crate::plan::patch::Change>> = None;
     loop {
         let (answer, st, _) = call_with_retries(&w, update.get, &read).await;
         stats.push(st);
@@ -335,9 +338,16 @@ async fn patch_step<C: ApiClient>(
         };
         let (merged, changes) = match prepare(update, &request, &patch, &answer) {
             Prepared::Unchanged { output } => {
-                let note = PatchNote {
-                    changes: Vec::new(),
-                    conflicts,
+                let note = match own.take() {
+                    // the refusal was this step's own landed attempt, not another writer
+                    Some(changes) => PatchNote {
+                        changes,
+                        conflicts: conflicts - 1,
+                    },
+                    None => PatchNote {
+                        changes: Vec::new(),
+                        conflicts,
+                    },
                 };
                 return (Ok(output), stats, Some(note));
             }
@@ -351,13 +361,14 @@ async fn patch_step<C: ApiClient>(
                 return (refused(&code, message), stats, None);
             }
         };
-        let (result, st, _) = call_with_retries(&w, update.update, &merged).await;
+        let (result, st, landed) = call_with_retries(&w, update.update, &merged).await;
         stats.push(st);
         match result {
             Err(CallFailure::Api(e))
                 if e.code == "ConflictException" && conflicts < MAX_CONFLICTS =>
             {
                 conflicts += 1;
+                own = landed.then_some(changes);
                 tracing::debug!(op = update.update, conflicts, "stale update: reading again");
             }
             Ok(output) => return (Ok(output), stats, Some(PatchNote { changes, conflicts })),
@@ -1696,6 +1707,34 @@ steps:
         assert_eq!(
             sent["LifeCycle"]["Stage"], "Committed",
             "the patch is re-applied"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_update_whose_lost_answer_landed_reports_its_own_changes_not_a_conflict() {
+        // the first attempt's answer is lost (a 5xx after it landed), the retry is stale, and
+        // the re-read shows the patch in place: this step changed it
+        let client = Scripted::new(|op, _, n| match (op, n) {
+            ("GetOpportunity", 1) => Ok(record(1, "Prospect", "T")),
+            ("UpdateOpportunity", 2) => Err(ApiError {
+                kind: ErrorKind::Server,
+                code: "InternalServerException".into(),
+                message: "lost".into(),
+            }),
+            ("UpdateOpportunity", 3) => Err(conflict()),
+            ("GetOpportunity", 4) => Ok(record(2, "Committed", "T")),
+            other => panic!("unexpected call {other:?}"),
+        });
+        let s = drive(
+            fixture_with(PATCH, "id\nO1\n"),
+            client.clone(),
+            1,
+            RunState::default(),
+        )
+        .await;
+        assert_eq!(
+            (s.succeeded, s.patched, s.unchanged, s.conflicts),
+            (1, 1, 0, 0)
         );
     }
 
