@@ -1661,6 +1661,17 @@ steps:
         })
     }
 
+    /// The patch playbook on one row, O1, one row in flight.
+    async fn patch_one(client: Arc<Scripted>) -> Summary {
+        drive(
+            fixture_with(PATCH, "id\nO1\n"),
+            client,
+            1,
+            RunState::default(),
+        )
+        .await
+    }
+
     fn conflict() -> ApiError {
         ApiError {
             kind: ErrorKind::Client,
@@ -1682,13 +1693,7 @@ steps:
             }
             other => panic!("unexpected call {other:?}"),
         });
-        let s = drive(
-            fixture_with(PATCH, "id\nO1\n"),
-            client.clone(),
-            1,
-            RunState::default(),
-        )
-        .await;
+        let s = patch_one(client.clone()).await;
         assert_eq!((s.succeeded, s.patched, s.conflicts), (1, 1, 1));
         let calls = client.calls.lock().unwrap().clone();
         assert_eq!(
@@ -1725,13 +1730,7 @@ steps:
             ("GetOpportunity", 4) => Ok(record(2, "Committed", "T")),
             other => panic!("unexpected call {other:?}"),
         });
-        let s = drive(
-            fixture_with(PATCH, "id\nO1\n"),
-            client.clone(),
-            1,
-            RunState::default(),
-        )
-        .await;
+        let s = patch_one(client.clone()).await;
         assert_eq!(
             (s.succeeded, s.patched, s.unchanged, s.conflicts),
             (1, 1, 0, 0)
@@ -1745,13 +1744,7 @@ steps:
             "GetOpportunity" => Ok(record(1, "Prospect", "T")),
             _ => Err(conflict()),
         });
-        let s = drive(
-            fixture_with(PATCH, "id\nO1\n"),
-            client.clone(),
-            1,
-            RunState::default(),
-        )
-        .await;
+        let s = patch_one(client.clone()).await;
         assert_eq!(s.failed, 1);
         let updates = client
             .ops()
@@ -1764,13 +1757,7 @@ steps:
             "GetOpportunity" => Ok(record(1, "Committed", "T")),
             other => panic!("{other} sent for an up-to-date record"),
         });
-        let s = drive(
-            fixture_with(PATCH, "id\nO1\n"),
-            client.clone(),
-            1,
-            RunState::default(),
-        )
-        .await;
+        let s = patch_one(client.clone()).await;
         assert_eq!((s.succeeded, s.patched, s.unchanged), (1, 0, 1));
         assert_eq!(client.ops(), ["GetOpportunity"]);
     }

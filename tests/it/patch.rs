@@ -32,6 +32,17 @@ fn opportunity(i: usize, stage: &str, next: &str, close: &str, review: &str) -> 
     })
 }
 
+/// An opportunity at Prospect, before review: what a campaign starts from.
+fn prospect(i: usize) -> Value {
+    opportunity(
+        i,
+        "Prospect",
+        "Call back",
+        "2027-06-30",
+        "Pending Submission",
+    )
+}
+
 /// An emulator holding `opps`, with quotas `quotas`.
 fn emu_with(dir: &Path, quotas: &str, opps: Vec<Value>) -> Emu {
     let path = dir.join("fixture.json");
@@ -51,17 +62,7 @@ fn pipeline(rows: &[(String, &str, &str, &str)]) -> String {
 /// An emulator holding `n` opportunities at Prospect, and `pipeline.csv` in `dir` taking each
 /// to `stage` with these next steps and close date.
 fn prospects(dir: &Path, n: usize, stage: &str, next: &str, close: &str) -> Emu {
-    let opps = (0..n)
-        .map(|i| {
-            opportunity(
-                i,
-                "Prospect",
-                "Call back",
-                "2027-06-30",
-                "Pending Submission",
-            )
-        })
-        .collect();
+    let opps = (0..n).map(prospect).collect();
     let emu = emu_with(dir, "x50", opps);
     let rows: Vec<_> = (0..n).map(|i| (opp_id(i), stage, next, close)).collect();
     std::fs::write(dir.join("pipeline.csv"), pipeline(&rows)).unwrap();
@@ -114,19 +115,10 @@ fn patch_writes_only_what_changes_and_up_to_date_records_cost_no_write() {
             "Pending Submission",
         )
     };
-    let behind = |i| {
-        opportunity(
-            i,
-            "Prospect",
-            "Call back",
-            "2027-06-30",
-            "Pending Submission",
-        )
-    };
     let emu = emu_with(
         t.path(),
         "x50",
-        vec![behind(0), at(1), behind(2), at(3), behind(4)],
+        vec![prospect(0), at(1), prospect(2), at(3), prospect(4)],
     );
     let rows: Vec<_> = (0..5)
         .map(|i| {
@@ -381,17 +373,7 @@ fn a_landed_write_whose_journal_entry_was_lost_resumes_unchanged() {
     // the kill came after the update landed and before the journal said so: the journal
     // ends with the step started
     let t = tempfile::tempdir().unwrap();
-    let emu = emu_with(
-        t.path(),
-        "x50",
-        vec![opportunity(
-            0,
-            "Prospect",
-            "Call back",
-            "2027-06-30",
-            "Pending Submission",
-        )],
-    );
+    let emu = emu_with(t.path(), "x50", vec![prospect(0)]);
     std::fs::write(
         t.path().join("pipeline.csv"),
         pipeline(&[(opp_id(0), "Committed", "Signed", "2027-01-31")]),
@@ -432,13 +414,7 @@ fn plan_live_shows_each_rows_changes_and_only_reads() {
         t.path(),
         "x50",
         vec![
-            opportunity(
-                0,
-                "Prospect",
-                "Call back",
-                "2027-06-30",
-                "Pending Submission",
-            ),
+            prospect(0),
             opportunity(
                 1,
                 "Qualified",
