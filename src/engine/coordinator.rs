@@ -323,7 +323,7 @@ async fn patch_step<C: ApiClient>(
             message,
         }))
     };
-    let read = super::live::read_request(update, &request);
+    let read = crate::model::update::read_request(update, &request);
     let mut stats = Vec::new();
     let mut conflicts = 0u32;
     // the changes of an update refused as stale after an attempt that may have landed: when

@@ -19,7 +19,7 @@ use crate::model::QuotaClass;
 use crate::plan::patch::{prepare, Change, Prepared};
 use crate::plan::{Campaign, RenderContext, Row};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -312,7 +312,7 @@ async fn preview_row<C: ApiClient>(
                 continue;
             }
         };
-        let read = read_request(update, &request);
+        let read = crate::model::update::read_request(update, &request);
         let (answer, n, t) =
             super::coordinator::read_once(client.clone(), limits.clone(), update.get, &read).await;
         sent += n;
@@ -341,18 +341,6 @@ async fn preview_row<C: ApiClient>(
 fn unpreviewable(p: &mut Preview, why: String) {
     p.code = "NotPreviewable".into();
     p.message = format!("{why} (a value known only during a run cannot be previewed)");
-}
-
-/// The Get request of a patch step: the update's identifier under the Get's name, and the
-/// catalog (the same request a run reads with).
-pub(super) fn read_request(update: &crate::model::update::UpdateSpec, request: &Value) -> Value {
-    let mut read = Map::new();
-    for (from, to) in [update.identifier, ("Catalog", "Catalog")] {
-        if let Some(v) = request.get(from) {
-            read.insert(to.to_string(), v.clone());
-        }
-    }
-    Value::Object(read)
 }
 
 fn decide(p: &mut Preview, prepared: Prepared) {

@@ -163,6 +163,18 @@ pub const REVIEW_MEMBERS: &[&str] = &[
     "LifeCycle.ReviewStatusReason",
 ];
 
+/// The Get request that reads the record an update `request` names: the update's identifier
+/// under the Get's name, and the catalog (what a `patch` step and `plan --live` read with).
+pub fn read_request(update: &UpdateSpec, request: &Value) -> Value {
+    let mut read = Map::new();
+    for (from, to) in [update.identifier, ("Catalog", "Catalog")] {
+        if let Some(v) = request.get(from) {
+            read.insert(to.to_string(), v.clone());
+        }
+    }
+    Value::Object(read)
+}
+
 /// Whether the dotted `path` is `member` or inside it.
 fn within(path: &str, member: &str) -> bool {
     path == member
