@@ -11,7 +11,8 @@ macro_rules! exit_codes {
     () => {
         "Exit codes:
   0    success: every row succeeded (or was skipped by `when`)
-  1    the run finished but some rows failed (resume --retry-failed redrives them)
+  1    the run finished but some rows failed (resume --retry-failed redrives them);
+       plan --live: some row would fail
   2    invalid playbook, input, flags or usage; changed inputs on resume; not
        confirmed; not a run directory: nothing was sent
   3    stopped by limits.max_failures or a rolling 24-hour quota: resumable
@@ -59,9 +60,10 @@ pub enum Command {
         "  cosell validate playbooks/invite-partners.yaml\n  cosell validate invite.yaml --input partners.csv --var engagement_title='Q1 resellers'\n  cosell validate invite.yaml --format json > diagnostics.json"
     ))]
     Validate(ValidateArgs),
-    /// Validate, then show calls per action and quota class and the run's minimum duration.
+    /// Validate, then show calls per action and quota class and the run's minimum duration;
+    /// with --live, read each record a `patch` step updates and show what would change.
     #[command(after_help = help!(
-        "  cosell plan playbooks/invite-partners.yaml\n  cosell plan invite.yaml --show 3          # the first three rendered requests\n  cosell plan invite.yaml --rate write=2/s   # preview an override"
+        "  cosell plan playbooks/invite-partners.yaml\n  cosell plan invite.yaml --show 3          # the first three rendered requests\n  cosell plan invite.yaml --rate write=2/s   # preview an override\n  cosell plan playbooks/update-opportunity-stage.yaml --live --emulate   # what each row would change\n  cosell plan update.yaml --live --profile partner-prod --format json    # reads only"
     ))]
     Plan(PlanArgs),
     /// Print the JSON Schema of playbooks (for editors with the YAML language server).
