@@ -2,7 +2,7 @@
 
 /// Every row succeeded, or the command did what was asked.
 pub const OK: i32 = 0;
-/// The run finished, but some rows failed (see the ledger).
+/// The run finished, but some rows failed (see the ledger); `plan --live`: some row would fail.
 pub const ROWS_FAILED: i32 = 1;
 /// Invalid playbook, input or usage: nothing was sent.
 pub const INVALID: i32 = 2;
